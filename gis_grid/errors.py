@@ -1,0 +1,50 @@
+"""One error hierarchy for the library.
+
+The library never imports a web framework; ``api/errors.py`` maps these
+classes to HTTP status codes. Every message says what to fix.
+"""
+from __future__ import annotations
+
+
+class GisGridError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+    def __init__(self, message: str, *, detail: object | None = None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class InvalidInputError(GisGridError, ValueError):
+    """The caller sent something malformed: fix the input and retry."""
+
+
+class InvalidCoordinatesError(InvalidInputError):
+    """NaN/inf, out-of-range or apparently swapped coordinates.
+
+    ``detail`` holds ``[{"row": i, "reason": "..."}, ...]`` for batches.
+    """
+
+
+class UnknownCRSError(InvalidInputError):
+    """A CRS name the service does not accept."""
+
+
+class InvalidGeometryError(InvalidInputError):
+    """A geometry that is not valid; ``detail`` carries the validity reason."""
+
+
+class LimitExceededError(InvalidInputError):
+    """A batch, polygon or area larger than the published limit."""
+
+
+class NotFoundError(GisGridError, LookupError):
+    """No such grid, building, household, plan or incident (or not in scope)."""
+
+
+class ConflictError(GisGridError):
+    """The object changed under the caller (stale version, concurrent edit)."""
+
+
+class StoreError(GisGridError):
+    """The store is missing, corrupt, or of an unknown schema version."""
