@@ -1,0 +1,219 @@
+"""Exact point-in-polygon lookup through a precomputed cell table.
+
+The polygons' bounding box is cut into square cells of ``2**-k`` degrees.
+A cell whose closed box touches no polygon boundary lies wholly inside one
+polygon (or outside all), so a point there is answered by one array lookup.
+Only points in cells that a boundary crosses go to an exact shapely test
+against that cell's few candidate polygons.
+
+Exactness: the cell size is a power of two and the origin a multiple of it,
+so ``floor((x - x0) * 2**k)`` is computed without rounding (Sterbenz) and a
+point is always tested in the cell that really holds it.
+
+Tie rule: a point on a boundary shared by several polygons (edge or vertex)
+belongs to the one with the lowest index; callers sort polygons by code, so
+the lowest code wins. Points on the outer boundary count as inside.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import shapely
+
+OUTSIDE = -1
+BOUNDARY = -2
+
+
+class CellIndex:
+    def __init__(self, geoms, cell_exp: int = 14):
+        self.geoms = np.asarray(geoms, dtype=object)
+        shapely.prepare(self.geoms)
+        self.cell_exp = cell_exp
+        self.inv = float(2 ** cell_exp)
+        d = 1.0 / self.inv
+        minx, miny, maxx, maxy = shapely.total_bounds(self.geoms)
+        self.x0 = math.floor(minx * self.inv) * d
+        self.y0 = math.floor(miny * self.inv) * d
+        self.nx = int(math.floor((maxx - self.x0) * self.inv)) + 1
+        self.ny = int(math.floor((maxy - self.y0) * self.inv)) + 1
+        dtype = np.int16 if len(self.geoms) < 32000 else np.int32
+        label = np.full(self.nx * self.ny, OUTSIDE, dtype=dtype)
+        self._fill_centres(label)
+        self._mark_boundaries(label)
+        self.label = label
+
+    # -- build ---------------------------------------------------------------
+    def _edges(self):
+        """All ring edges as (x1, y1, x2, y2, polygon index)."""
+        rings, ring_owner = [], []
+        for i, g in enumerate(self.geoms):
+            for poly in shapely.get_parts(g):
+                for ring in [poly.exterior, *poly.interiors]:
+                    rings.append(ring)
+                    ring_owner.append(i)
+        coords, ring_idx = shapely.get_coordinates(rings, return_index=True)
+        same = ring_idx[1:] == ring_idx[:-1]
+        a, b = coords[:-1][same], coords[1:][same]
+        owner = np.asarray(ring_owner)[ring_idx[:-1][same]]
+        return a, b, owner
+
+    def _fill_centres(self, label):
+        """Even-odd scanline fill: label every cell by the polygon holding its centre."""
+        a, b, owner = self._edges()
+        d = 1.0 / self.inv
+        ylo, yhi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+        # rows whose centre y satisfies ylo <= yc < yhi (half-open: vertices counted once)
+        r0 = np.ceil((ylo - self.y0) * self.inv - 0.5).astype(np.int64)
+        r1 = np.ceil((yhi - self.y0) * self.inv - 0.5).astype(np.int64)
+        n = np.maximum(r1 - r0, 0)
+        e = _ranges_owner(n)
+        rows = np.repeat(r0, n) + _ranges_offset(n)
+        yc = self.y0 + (rows + 0.5) * d
+        t = (yc - a[e, 1]) / (b[e, 1] - a[e, 1])
+        xc = a[e, 0] + t * (b[e, 0] - a[e, 0])
+        poly = owner[e]
+        order = np.lexsort((xc, rows, poly))
+        poly, rows, xc = poly[order], rows[order], xc[order]
+        # crossings come in pairs per (polygon, row): fill between each pair
+        start, stop = xc[0::2], xc[1::2]
+        prow, ppoly = rows[0::2], poly[0::2]
+        c0 = np.clip(np.ceil((start - self.x0) * self.inv - 0.5), 0, self.nx).astype(np.int64)
+        c1 = np.clip(np.ceil((stop - self.x0) * self.inv - 0.5), 0, self.nx).astype(np.int64)
+        m = np.maximum(c1 - c0, 0)
+        flat = np.repeat(prow * self.nx + c0, m) + _ranges_offset(m)
+        label[flat] = np.repeat(ppoly, m)
+
+    def _mark_boundaries(self, label):
+        """Find cells whose closed box meets an edge; keep their candidates in CSR form."""
+        a, b, owner = self._edges()
+        # sample every edge at <= d/2 so consecutive samples fall in adjacent cells;
+        # their 3x3 neighbourhoods are a superset of the cells the edge crosses
+        steps = np.maximum(np.ceil(np.hypot(*(b - a).T) * self.inv * 2).astype(np.int64), 1)
+        e = _ranges_owner(steps + 1)
+        t = _ranges_offset(steps + 1) / np.repeat(steps, steps + 1)
+        px = a[e, 0] + t * (b[e, 0] - a[e, 0])
+        py = a[e, 1] + t * (b[e, 1] - a[e, 1])
+        ix = np.floor((px - self.x0) * self.inv).astype(np.int64)
+        iy = np.floor((py - self.y0) * self.inv).astype(np.int64)
+        ncell = self.nx * self.ny
+        key = _unique(e * ncell + iy * self.nx + ix)
+        e, cell = np.divmod(key, ncell)
+        iy, ix = np.divmod(cell, self.nx)
+        keys = []
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                cy, cx = iy + dy, ix + dx
+                ok = (cx >= 0) & (cx < self.nx) & (cy >= 0) & (cy < self.ny)
+                keys.append(e[ok] * ncell + cy[ok] * self.nx + cx[ok])
+        e, cell = np.divmod(_unique(np.concatenate(keys)), ncell)
+        hit = self._segment_meets_cell(a[e], b[e], cell)
+        e, cell = e[hit], cell[hit]
+        bcells = _unique(cell)
+        # candidates: owners of the edges in the cell plus the polygon holding its
+        # centre (which would contain the whole cell if no edge of its own passed)
+        centre = label[bcells].astype(np.int64)
+        pairs = np.concatenate([cell * len(self.geoms) + owner[e],
+                                (bcells * len(self.geoms) + centre)[centre >= 0]])
+        cell_of, poly = np.divmod(_unique(pairs), len(self.geoms))
+        self.bcells = bcells
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(np.searchsorted(bcells, cell_of),
+                                                                 minlength=len(bcells)))])
+        self.indices = poly.astype(np.int32)
+        label[bcells] = BOUNDARY
+
+    def _segment_meets_cell(self, a, b, cell):
+        """Conservative segment / closed cell box intersection (true if in doubt)."""
+        d = 1.0 / self.inv
+        cy, cx = np.divmod(cell, self.nx)
+        bx0, by0 = self.x0 + cx * d, self.y0 + cy * d
+        bx1, by1 = bx0 + d, by0 + d
+        overlap = ((np.minimum(a[:, 0], b[:, 0]) <= bx1) & (np.maximum(a[:, 0], b[:, 0]) >= bx0)
+                   & (np.minimum(a[:, 1], b[:, 1]) <= by1) & (np.maximum(a[:, 1], b[:, 1]) >= by0))
+        # the segment's line separates the box only if all four corners are strictly on one side
+        ux, uy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
+        tol = 1e-9 * (np.abs(ux) + np.abs(uy)) * d
+        sides = np.stack([ux * (py - a[:, 1]) - uy * (px - a[:, 0])
+                          for px, py in ((bx0, by0), (bx1, by0), (bx0, by1), (bx1, by1))])
+        separated = (sides > tol).all(0) | (sides < -tol).all(0)
+        return overlap & ~separated
+
+    # -- query ---------------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        return self.label.nbytes + self.bcells.nbytes + self.indptr.nbytes + self.indices.nbytes
+
+    def boundary_fraction(self) -> float:
+        inside = np.count_nonzero(self.label != OUTSIDE)
+        return len(self.bcells) / max(inside, 1)
+
+    def lookup_one(self, x: float, y: float) -> int:
+        """Index of the polygon covering (x, y), or -1."""
+        ix = math.floor((x - self.x0) * self.inv)
+        iy = math.floor((y - self.y0) * self.inv)
+        if not (0 <= ix < self.nx and 0 <= iy < self.ny):
+            return OUTSIDE
+        flat = iy * self.nx + ix
+        v = self.label.item(flat)
+        if v != BOUNDARY:
+            return v
+        pos = int(np.searchsorted(self.bcells, flat))
+        for p in self.indices[self.indptr[pos]:self.indptr[pos + 1]].tolist():
+            if shapely.intersects_xy(self.geoms[p], x, y):
+                return p
+        return OUTSIDE
+
+    def lookup(self, x, y, stats: dict | None = None) -> np.ndarray:
+        """Vectorised :meth:`lookup_one`: int array of polygon indices (-1 outside).
+
+        NaN coordinates answer -1; validate input before if that matters.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            fx = np.floor((x - self.x0) * self.inv)
+            fy = np.floor((y - self.y0) * self.inv)
+            ok = (fx >= 0) & (fx < self.nx) & (fy >= 0) & (fy < self.ny)
+        flat = np.where(ok, fy * self.nx + fx, 0).astype(np.int64)
+        out = np.where(ok, self.label[flat], OUTSIDE).astype(np.int32)
+        b = np.flatnonzero(out == BOUNDARY)
+        if stats is not None:
+            stats["boundary_points"] = len(b)
+        if len(b):
+            out[b] = self._exact(x[b], y[b], flat[b])
+        return out
+
+    def _exact(self, x, y, flat):
+        pos = np.searchsorted(self.bcells, flat)
+        start, stop = self.indptr[pos], self.indptr[pos + 1]
+        n = stop - start
+        pt = _ranges_owner(n)
+        cand = self.indices[np.repeat(start, n) + _ranges_offset(n)]
+        hit = np.zeros(len(cand), dtype=bool)
+        order = np.argsort(cand, kind="stable")
+        cs = cand[order]
+        splits = np.flatnonzero(np.diff(cs)) + 1
+        for idx in np.split(order, splits):
+            p = cand[idx[0]]
+            hit[idx] = shapely.intersects_xy(self.geoms[p], x[pt[idx]], y[pt[idx]])
+        res = np.full(len(x), np.iinfo(np.int32).max, dtype=np.int64)
+        np.minimum.at(res, pt[hit], cand[hit])
+        return np.where(res == np.iinfo(np.int32).max, OUTSIDE, res)
+
+
+def _ranges_owner(n: np.ndarray) -> np.ndarray:
+    """For runs of lengths ``n``: the run index of every element."""
+    return np.repeat(np.arange(len(n)), n)
+
+
+def _ranges_offset(n: np.ndarray) -> np.ndarray:
+    """For runs of lengths ``n``: each element's position within its run."""
+    return np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+
+
+def _unique(a: np.ndarray) -> np.ndarray:
+    """Sorted unique values; numpy's hash-based unique is several times slower here."""
+    a = np.sort(a, kind="stable" if a.dtype.kind == "O" else None)
+    if len(a) == 0:
+        return a
+    return a[np.concatenate([[True], a[1:] != a[:-1]])]

@@ -1,0 +1,81 @@
+"""Persistence behind one interface.
+
+Callers use :func:`open_store` and the :class:`Store` methods only, so the
+embedded GeoPackage store (default) and a PostGIS store are interchangeable.
+Tables, all geometry in EPSG:4490:
+
+- ``divisions``: every level (district, street, community, grid) with
+  ``version``, ``valid_from``, ``valid_to`` (NULL = current) for history;
+- ``buildings``: footprints with kind, floors, units, current ``grid_code``;
+- ``households``, ``residents``, ``workers``: attribute tables.
+"""
+from __future__ import annotations
+
+import abc
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from .reference import data_dir
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE_NAME = "shizhong.gpkg"
+
+
+def default_store_path() -> Path:
+    return data_dir() / DEFAULT_STORE_NAME
+
+
+class Store(abc.ABC):
+    """What the atlas, the CLI and the API need from persistence."""
+
+    url: str
+
+    @abc.abstractmethod
+    def meta(self) -> dict[str, str]: ...
+
+    def atlas_version(self) -> int:
+        return int(self.meta().get("atlas_version", "0"))
+
+    @abc.abstractmethod
+    def divisions(self, at: datetime | None = None) -> pd.DataFrame:
+        """Divisions valid at ``at`` (default: now) with a shapely ``geometry`` column."""
+
+    @abc.abstractmethod
+    def buildings(self) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def households(self, ids=None, building_ids=None) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def residents(self, household_ids=None) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def workers(self, grid_codes=None) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def grid_history(self, code: str) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
+        """Replace the whole content in one transaction (demo generation, import)."""
+
+    def close(self) -> None:  # pragma: no cover - trivial default
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_store(url: str | Path | None = None, *, create: bool = False) -> Store:
+    """Open a store by path or URL; ``postgresql://`` URLs select PostGIS."""
+    url = str(url or default_store_path())
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        from .store_postgis import PostGISStore  # optional dependency
+        return PostGISStore(url, create=create)
+    from .store_gpkg import GeoPackageStore
+    return GeoPackageStore(url.removeprefix("sqlite:///").removeprefix("gpkg://"), create=create)

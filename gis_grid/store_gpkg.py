@@ -1,0 +1,194 @@
+"""The embedded default store: one GeoPackage file that QGIS and GDAL open."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import gpkg
+from .crs import STORAGE_EPSG
+from .errors import NotFoundError, StoreError
+from .store import SCHEMA_VERSION, Store
+
+_SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE divisions (
+  fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL,
+  code TEXT NOT NULL, name TEXT NOT NULL, level TEXT NOT NULL, parent_code TEXT,
+  kind TEXT, version INTEGER NOT NULL DEFAULT 1, valid_from TEXT NOT NULL, valid_to TEXT,
+  area_m2 REAL);
+CREATE INDEX divisions_current ON divisions (level, code) WHERE valid_to IS NULL;
+CREATE INDEX divisions_code ON divisions (code, valid_from);
+CREATE TABLE buildings (
+  fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL,
+  id INTEGER NOT NULL UNIQUE, kind TEXT NOT NULL, name TEXT, floors INTEGER, units INTEGER,
+  grid_code TEXT NOT NULL);
+CREATE INDEX buildings_grid ON buildings (grid_code);
+CREATE TABLE households (
+  id TEXT PRIMARY KEY, building_id INTEGER NOT NULL, grid_code TEXT NOT NULL,
+  unit INTEGER, floor INTEGER, room TEXT, size INTEGER NOT NULL, head_name TEXT,
+  flags TEXT NOT NULL DEFAULT '');
+CREATE INDEX households_building ON households (building_id);
+CREATE INDEX households_grid ON households (grid_code);
+CREATE TABLE residents (
+  id TEXT PRIMARY KEY, household_id TEXT NOT NULL, name TEXT NOT NULL, gender TEXT,
+  birth_date TEXT, id_number TEXT, phone TEXT, relation TEXT,
+  disabled INTEGER, low_income INTEGER, elderly_alone INTEGER, extreme_poverty INTEGER,
+  left_behind_child INTEGER, veteran INTEGER, community_correction INTEGER);
+CREATE INDEX residents_household ON residents (household_id);
+CREATE TABLE workers (
+  id TEXT PRIMARY KEY, grid_code TEXT NOT NULL, name TEXT NOT NULL, role TEXT, phone TEXT);
+CREATE INDEX workers_grid ON workers (grid_code);
+"""
+_GEOM_TABLES = {"divisions": "MULTIPOLYGON", "buildings": "POLYGON"}
+_ATTR_TABLES = ("households", "residents", "workers")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class GeoPackageStore(Store):
+    def __init__(self, path: str | Path, *, create: bool = False):
+        self.path = Path(path)
+        self.url = str(self.path)
+        self._local = threading.local()
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"no store at {self.path}; run `gis-grid demo --out {self.path}` "
+                                 "or pass --db PATH to an existing store")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create()
+        self._check()
+
+    # one connection per thread: sqlite3 connections must not cross threads
+    @property
+    def conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            try:
+                c = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                c.execute("PRAGMA journal_mode=WAL")
+                c.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path} is not a readable GeoPackage/SQLite file: {exc}") from exc
+            self._local.conn = c
+        return c
+
+    def close(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+    def _create(self) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        gpkg.init(c, STORAGE_EPSG)
+        c.executescript(_SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS")
+                        .replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
+        for t, gtype in _GEOM_TABLES.items():
+            gpkg.register(c, t, geometry_column="geom", geometry_type=gtype, epsg=STORAGE_EPSG)
+        for t in _ATTR_TABLES:
+            gpkg.register(c, t, geometry_column=None)
+        c.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        c.execute("INSERT OR REPLACE INTO meta VALUES ('atlas_version', '0')")
+        c.execute("COMMIT")
+
+    def _check(self) -> None:
+        try:
+            names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            version = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is corrupt or not a gis_grid store: {exc}") from exc
+        missing = {"divisions", "buildings", "households", "residents", "workers"} - names
+        if missing:
+            raise StoreError(f"{self.path} is not a gis_grid store: missing tables {sorted(missing)}")
+        if version is None or int(version[0]) != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version and version[0]}, "
+                             f"this gis_grid reads version {SCHEMA_VERSION}")
+
+    def _query(self, sql: str, params=()) -> pd.DataFrame:
+        try:
+            cur = self.conn.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"reading {self.path} failed: {exc}") from exc
+        cols = [d[0] for d in cur.description]
+        df = pd.DataFrame(cur.fetchall(), columns=cols)
+        if "geom" in df.columns:
+            df["geometry"] = gpkg.decode(df.pop("geom").tolist())
+        return df
+
+    def meta(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def divisions(self, at: datetime | None = None) -> pd.DataFrame:
+        cols = "geom, code, name, level, parent_code, kind, version, valid_from, valid_to, area_m2"
+        if at is None:
+            return self._query(f"SELECT {cols} FROM divisions WHERE valid_to IS NULL ORDER BY length(code), code")
+        stamp = at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if at.tzinfo else at.isoformat()
+        return self._query(f"SELECT {cols} FROM divisions WHERE valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"
+                           " ORDER BY length(code), code", (stamp, stamp))
+
+    def grid_history(self, code: str) -> pd.DataFrame:
+        df = self._query("SELECT geom, code, name, level, parent_code, version, valid_from, valid_to, area_m2 "
+                         "FROM divisions WHERE code = ? ORDER BY version", (code,))
+        if df.empty:
+            raise NotFoundError(f"no division with code {code!r}")
+        return df
+
+    def buildings(self) -> pd.DataFrame:
+        return self._query("SELECT geom, id, kind, name, floors, units, grid_code FROM buildings ORDER BY id")
+
+    def households(self, ids=None, building_ids=None) -> pd.DataFrame:
+        sql = "SELECT id, building_id, grid_code, unit, floor, room, size, head_name, flags FROM households"
+        return self._filtered(sql, ids=ids, building_id=building_ids)
+
+    def residents(self, household_ids=None) -> pd.DataFrame:
+        return self._filtered("SELECT * FROM residents", household_id=household_ids)
+
+    def workers(self, grid_codes=None) -> pd.DataFrame:
+        return self._filtered("SELECT * FROM workers", grid_code=grid_codes)
+
+    def _filtered(self, sql: str, ids=None, **columns) -> pd.DataFrame:
+        filters = {"id": ids, **columns}
+        filters = {k: list(v) for k, v in filters.items() if v is not None}
+        if not filters:
+            return self._query(sql)
+        col, values = next(iter(filters.items()))
+        if not values:
+            return self._query(sql + " WHERE 0")
+        # a temp table keeps large IN lists off the SQL parser's variable limit
+        c = self.conn
+        c.execute("CREATE TEMP TABLE IF NOT EXISTS _keys (k)")
+        c.execute("DELETE FROM _keys")
+        c.executemany("INSERT INTO _keys VALUES (?)", [(v,) for v in values])
+        return self._query(f"{sql} WHERE {col} IN (SELECT k FROM _keys)")
+
+    def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for table, df in tables.items():
+                c.execute(f"DELETE FROM {table}")
+                df = df.copy()
+                if "geometry" in df.columns:
+                    df["geom"] = gpkg.encode(df.pop("geometry").to_numpy(), STORAGE_EPSG)
+                cols = list(df.columns)
+                rows = df.astype(object).where(df.notna(), None).itertuples(index=False, name=None)
+                c.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                              rows)
+            for table in _GEOM_TABLES:
+                if table in tables:
+                    gpkg.update_extent(c, table)
+            version = int(self.meta().get("atlas_version", "0")) + 1
+            for k, v in {**meta, "atlas_version": str(version), "updated_at": _now()}.items():
+                c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, str(v)))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
