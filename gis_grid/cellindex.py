@@ -16,7 +16,11 @@ the lowest code wins. Points on the outer boundary count as inside.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import shapely
@@ -26,9 +30,19 @@ BOUNDARY = -2
 
 
 class CellIndex:
-    def __init__(self, geoms, cell_exp: int = 14):
+    def __init__(self, geoms, cell_exp: int = 14, cache_dir=None):
         self.geoms = np.asarray(geoms, dtype=object)
         shapely.prepare(self.geoms)
+        path = None
+        if cache_dir is not None:
+            path = Path(cache_dir) / f"cells-{content_key(self.geoms, cell_exp)}.npz"
+            if self._load(path, cell_exp):
+                return
+        self._build(cell_exp)
+        if path is not None:
+            self._save(path)
+
+    def _build(self, cell_exp: int):
         self.cell_exp = cell_exp
         self.inv = float(2 ** cell_exp)
         d = 1.0 / self.inv
@@ -45,17 +59,13 @@ class CellIndex:
 
     # -- build ---------------------------------------------------------------
     def _edges(self):
-        """All ring edges as (x1, y1, x2, y2, polygon index)."""
-        rings, ring_owner = [], []
-        for i, g in enumerate(self.geoms):
-            for poly in shapely.get_parts(g):
-                for ring in [poly.exterior, *poly.interiors]:
-                    rings.append(ring)
-                    ring_owner.append(i)
+        """All ring edges as (start xy, end xy, polygon index), vectorised over rings."""
+        polys, poly_owner = shapely.get_parts(self.geoms, return_index=True)
+        rings, ring_poly = shapely.get_rings(polys, return_index=True)
         coords, ring_idx = shapely.get_coordinates(rings, return_index=True)
         same = ring_idx[1:] == ring_idx[:-1]
         a, b = coords[:-1][same], coords[1:][same]
-        owner = np.asarray(ring_owner)[ring_idx[:-1][same]]
+        owner = poly_owner[ring_poly[ring_idx[:-1][same]]]
         return a, b, owner
 
     def _fill_centres(self, label):
@@ -87,6 +97,27 @@ class CellIndex:
     def _mark_boundaries(self, label):
         """Find cells whose closed box meets an edge; keep their candidates in CSR form."""
         a, b, owner = self._edges()
+        # chunks of edges bound the memory of the 3x3 candidate pairs
+        bounds = np.searchsorted(np.cumsum(np.hypot(*(b - a).T) * self.inv + 2), np.arange(0, 1e12, 400_000))
+        bounds = np.unique(np.concatenate([[0], bounds[bounds < len(a)], [len(a)]]))
+        hits = [self._edge_cells(a[i:j], b[i:j]) for i, j in zip(bounds[:-1], bounds[1:])]
+        e = np.concatenate([h[0] + i for h, i in zip(hits, bounds[:-1])])
+        cell = np.concatenate([h[1] for h in hits])
+        bcells = _unique(cell)
+        # candidates: owners of the edges in the cell plus the polygon holding its
+        # centre (which would contain the whole cell if no edge of its own passed)
+        centre = label[bcells].astype(np.int64)
+        pairs = np.concatenate([cell * len(self.geoms) + owner[e],
+                                (bcells * len(self.geoms) + centre)[centre >= 0]])
+        cell_of, poly = np.divmod(_unique(pairs), len(self.geoms))
+        self.bcells = bcells
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(np.searchsorted(bcells, cell_of),
+                                                                 minlength=len(bcells)))])
+        self.indices = poly.astype(np.int32)
+        label[bcells] = BOUNDARY
+
+    def _edge_cells(self, a, b):
+        """(edge, cell) pairs where the closed cell box meets the edge."""
         # sample every edge at <= d/2 so consecutive samples fall in adjacent cells;
         # their 3x3 neighbourhoods are a superset of the cells the edge crosses
         steps = np.maximum(np.ceil(np.hypot(*(b - a).T) * self.inv * 2).astype(np.int64), 1)
@@ -108,19 +139,7 @@ class CellIndex:
                 keys.append(e[ok] * ncell + cy[ok] * self.nx + cx[ok])
         e, cell = np.divmod(_unique(np.concatenate(keys)), ncell)
         hit = self._segment_meets_cell(a[e], b[e], cell)
-        e, cell = e[hit], cell[hit]
-        bcells = _unique(cell)
-        # candidates: owners of the edges in the cell plus the polygon holding its
-        # centre (which would contain the whole cell if no edge of its own passed)
-        centre = label[bcells].astype(np.int64)
-        pairs = np.concatenate([cell * len(self.geoms) + owner[e],
-                                (bcells * len(self.geoms) + centre)[centre >= 0]])
-        cell_of, poly = np.divmod(_unique(pairs), len(self.geoms))
-        self.bcells = bcells
-        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(np.searchsorted(bcells, cell_of),
-                                                                 minlength=len(bcells)))])
-        self.indices = poly.astype(np.int32)
-        label[bcells] = BOUNDARY
+        return e[hit], cell[hit]
 
     def _segment_meets_cell(self, a, b, cell):
         """Conservative segment / closed cell box intersection (true if in doubt)."""
@@ -137,6 +156,30 @@ class CellIndex:
                           for px, py in ((bx0, by0), (bx1, by0), (bx0, by1), (bx1, by1))])
         separated = (sides > tol).all(0) | (sides < -tol).all(0)
         return overlap & ~separated
+
+    # -- cache ---------------------------------------------------------------
+    _ARRAYS = ("label", "bcells", "indptr", "indices")
+
+    def _save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, origin=np.array([self.x0, self.y0, self.nx, self.ny, self.cell_exp]),
+                     **{k: getattr(self, k) for k in self._ARRAYS})
+        os.replace(tmp, path)  # atomic: concurrent readers see the old file or the new one
+
+    def _load(self, path: Path, cell_exp: int) -> bool:
+        try:
+            with np.load(path) as z:
+                x0, y0, nx, ny, exp = z["origin"]
+                arrays = {k: z[k] for k in self._ARRAYS}
+        except (OSError, KeyError, ValueError):
+            return False
+        self.cell_exp, self.inv = int(exp), float(2 ** int(exp))
+        self.x0, self.y0, self.nx, self.ny = float(x0), float(y0), int(nx), int(ny)
+        for k, v in arrays.items():
+            setattr(self, k, v)
+        return True
 
     # -- query ---------------------------------------------------------------
     @property
@@ -217,3 +260,11 @@ def _unique(a: np.ndarray) -> np.ndarray:
     if len(a) == 0:
         return a
     return a[np.concatenate([[True], a[1:] != a[:-1]])]
+
+
+def content_key(geoms, cell_exp: int) -> str:
+    """A digest of the geometries and cell size: equal content, equal table."""
+    h = hashlib.sha1(f"v1:{cell_exp}:{len(geoms)}".encode())
+    for wkb in shapely.to_wkb(geoms):
+        h.update(wkb)
+    return h.hexdigest()[:20]

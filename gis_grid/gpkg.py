@@ -28,7 +28,7 @@ def init(conn: sqlite3.Connection, epsg: int) -> None:
     """Create the mandatory GeoPackage metadata tables."""
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute(f"PRAGMA user_version = {USER_VERSION}")
-    conn.executescript("""
+    for stmt in """
     CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (
       srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY, organization TEXT NOT NULL,
       organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL, description TEXT);
@@ -40,7 +40,9 @@ def init(conn: sqlite3.Connection, epsg: int) -> None:
       table_name TEXT NOT NULL, column_name TEXT NOT NULL, geometry_type_name TEXT NOT NULL,
       srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL,
       CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name));
-    """)
+    """.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
     rows = [("Undefined cartesian SRS", -1, "NONE", -1, "undefined", None),
             ("Undefined geographic SRS", 0, "NONE", 0, "undefined", None),
             ("WGS 84 geodetic", 4326, "EPSG", 4326, _wkt(4326), None)]

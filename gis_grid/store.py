@@ -49,7 +49,8 @@ class Store(abc.ABC):
     def households(self, ids=None, building_ids=None) -> pd.DataFrame: ...
 
     @abc.abstractmethod
-    def residents(self, household_ids=None) -> pd.DataFrame: ...
+    def residents(self, household_ids=None, columns=None) -> pd.DataFrame:
+        """Residents (all columns, or ``columns``), optionally of some households."""
 
     @abc.abstractmethod
     def workers(self, grid_codes=None) -> pd.DataFrame: ...
@@ -60,6 +61,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
         """Replace the whole content in one transaction (demo generation, import)."""
+
+    def cache_dir(self) -> str | None:
+        """Where derived, content-keyed lookup tables may be cached (None: no cache)."""
+        return None
 
     def close(self) -> None:  # pragma: no cover - trivial default
         pass

@@ -48,6 +48,13 @@ _GEOM_TABLES = {"divisions": "MULTIPOLYGON", "buildings": "POLYGON"}
 _ATTR_TABLES = ("households", "residents", "workers")
 
 
+def _safe_columns(columns) -> list[str]:
+    bad = [c for c in columns if not str(c).isidentifier()]
+    if bad:
+        raise ValueError(f"not column names: {bad}")
+    return list(columns)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -89,8 +96,8 @@ class GeoPackageStore(Store):
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         gpkg.init(c, STORAGE_EPSG)
-        c.executescript(_SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS")
-                        .replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
+        for stmt in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit early
+            c.execute(stmt)
         for t, gtype in _GEOM_TABLES.items():
             gpkg.register(c, t, geometry_column="geom", geometry_type=gtype, epsg=STORAGE_EPSG)
         for t in _ATTR_TABLES:
@@ -123,6 +130,9 @@ class GeoPackageStore(Store):
             df["geometry"] = gpkg.decode(df.pop("geom").tolist())
         return df
 
+    def cache_dir(self) -> str:
+        return str(self.path.with_name(self.path.stem + ".cache"))
+
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
 
@@ -148,8 +158,9 @@ class GeoPackageStore(Store):
         sql = "SELECT id, building_id, grid_code, unit, floor, room, size, head_name, flags FROM households"
         return self._filtered(sql, ids=ids, building_id=building_ids)
 
-    def residents(self, household_ids=None) -> pd.DataFrame:
-        return self._filtered("SELECT * FROM residents", household_id=household_ids)
+    def residents(self, household_ids=None, columns=None) -> pd.DataFrame:
+        cols = ", ".join(_safe_columns(columns)) if columns else "*"
+        return self._filtered(f"SELECT {cols} FROM residents", household_id=household_ids)
 
     def workers(self, grid_codes=None) -> pd.DataFrame:
         return self._filtered("SELECT * FROM workers", grid_code=grid_codes)

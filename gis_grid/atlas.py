@@ -1,0 +1,253 @@
+"""An immutable, versioned in-memory snapshot of the grids, buildings and households.
+
+It answers "which grid is this point in?" and "who lives here?" without
+touching the store. A boundary commit builds a new Atlas and swaps the
+reference in one assignment, so readers never see half an edit.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import crs as crs_mod
+from .cellindex import OUTSIDE, CellIndex
+from .errors import InvalidGeometryError, LimitExceededError, NotFoundError
+from .hierarchy import Level, is_within, level_of
+from .store import Store
+
+LEVELS = (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID)
+
+
+@dataclass(frozen=True)
+class LocateResult:
+    """The full hierarchy at a point; all None when ``outside``."""
+
+    outside: bool
+    district: tuple[str, str] | None = None
+    street: tuple[str, str] | None = None
+    community: tuple[str, str] | None = None
+    grid: tuple[str, str] | None = None
+    building: dict | None = None
+
+    def to_dict(self) -> dict:
+        out: dict = {"outside": self.outside}
+        for level in ("district", "street", "community", "grid"):
+            v = getattr(self, level)
+            out[level] = None if v is None else {"code": v[0], "name": v[1]}
+        out["building"] = self.building
+        return out
+
+
+@dataclass
+class Atlas:
+    version: int
+    at: datetime | None
+    divisions: pd.DataFrame          # every level, sorted by (level depth, code)
+    buildings: pd.DataFrame          # sorted by id
+    households: pd.DataFrame         # sorted by (grid, building)
+    grid_cell_exp: int = 14
+    cache_dir: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_store(cls, store: Store, at: datetime | None = None) -> "Atlas":
+        divisions = store.divisions(at=at)
+        if divisions.empty:
+            raise NotFoundError(f"the store {store.url} holds no grids"
+                                + (f" valid at {at.isoformat()}" if at else ""))
+        return cls(version=store.atlas_version(), at=at, divisions=divisions,
+                   buildings=store.buildings(), households=store.households(),
+                   cache_dir=store.cache_dir())
+
+    def __post_init__(self):
+        d = self.divisions.copy()
+        d["depth"] = d["level"].map({l.value: l.depth for l in LEVELS})
+        self.divisions = d.sort_values(["depth", "code"]).reset_index(drop=True)
+        self.by_code = {c: i for i, c in enumerate(self.divisions["code"])}
+        grids = self.divisions[self.divisions["level"] == Level.GRID.value]
+        self.grid_rows = grids.index.to_numpy()
+        self.grid_codes = grids["code"].to_numpy(dtype=object)
+        self.grid_index = CellIndex(grids["geometry"].to_numpy(), cell_exp=self.grid_cell_exp,
+                                    cache_dir=self.cache_dir)
+        self._hierarchy = self._build_hierarchy(grids)
+
+        b = self.buildings.sort_values("id").reset_index(drop=True)
+        self.buildings = b
+        self.building_ids = b["id"].to_numpy()
+        # where a building stands is decided by the atlas itself, so as-of atlases
+        # and boundary edits reassign buildings without rewriting them
+        rep = shapely.point_on_surface(b["geometry"].to_numpy())
+        rx, ry = shapely.get_x(rep), shapely.get_y(rep)
+        self.building_grid = self.grid_index.lookup(rx, ry)
+        self.building_index = (CellIndex(b["geometry"].to_numpy(), cell_exp=14, cache_dir=self.cache_dir)
+                               if len(b) else None)
+        self._building_points = shapely.STRtree(rep) if len(b) else None
+        self._building_rows = {int(v): i for i, v in enumerate(self.building_ids)}
+
+        h = self.households
+        hb = b.index.to_numpy()[np.searchsorted(self.building_ids, h["building_id"].to_numpy())] if len(h) else []
+        h = h.assign(_b=hb, _g=self.building_grid[hb] if len(h) else [])
+        h = h.sort_values(["_g", "_b"], kind="stable").reset_index(drop=True)
+        h["grid_code"] = np.where(h["_g"].to_numpy() >= 0, self.grid_codes[h["_g"].clip(lower=0)], "")
+        self.households = h
+        self.household_ids = h["id"].to_numpy(dtype=object)
+        self._hh_by_grid = np.searchsorted(h["_g"].to_numpy(), np.arange(len(self.grid_codes) + 1))
+        order = np.argsort(h["_b"].to_numpy(), kind="stable")
+        self._hh_by_building_order = order
+        self._hh_by_building = np.searchsorted(h["_b"].to_numpy()[order], np.arange(len(b) + 1))
+
+    def _build_hierarchy(self, grids):
+        names = dict(zip(self.divisions["code"], self.divisions["name"]))
+        levels = {}
+        for level in LEVELS:
+            codes = np.array([c[: level.code_length] for c in grids["code"]], dtype=object)
+            levels[level] = (codes, np.array([names.get(c, "") for c in codes], dtype=object))
+        self.level_codes = {lvl: np.append(v[0], "") for lvl, v in levels.items()}  # [-1] -> ''
+        return [tuple((levels[l][0][i], levels[l][1][i]) for l in LEVELS) for i in range(len(grids))]
+
+    # -- locate ----------------------------------------------------------------
+    def locate_one(self, lon: float, lat: float, *, with_building: bool = True) -> LocateResult:
+        """Hierarchy at one storage-CRS point (EPSG:4490 lon/lat)."""
+        g = self.grid_index.lookup_one(lon, lat)
+        if g == OUTSIDE:
+            return LocateResult(outside=True)
+        district, street, community, grid = self._hierarchy[g]
+        building = self.building_at(lon, lat) if with_building else None
+        return LocateResult(False, district, street, community, grid, building)
+
+    def building_at(self, lon: float, lat: float) -> dict | None:
+        if self.building_index is None:
+            return None
+        i = self.building_index.lookup_one(lon, lat)
+        return None if i == OUTSIDE else self.building_summary(i)
+
+    def building_summary(self, row: int) -> dict:
+        r = self.buildings.iloc[row]
+        return {"id": int(r["id"]), "name": r["name"], "kind": r["kind"]}
+
+    def locate_grid_indices(self, lon, lat) -> np.ndarray:
+        return self.grid_index.lookup(lon, lat)
+
+    def locate_many(self, lon, lat, *, with_building: bool = True) -> pd.DataFrame:
+        """Vectorised locate of storage-CRS points: code columns, '' outside."""
+        g = self.grid_index.lookup(lon, lat)
+        out = {lvl.value: self.level_codes[lvl][g] for lvl in LEVELS}
+        if with_building:
+            out["building"] = self.buildings_at(lon, lat)
+        return pd.DataFrame(out)
+
+    def buildings_at(self, lon, lat) -> np.ndarray:
+        """Building id at each point as strings ('' where none)."""
+        if self.building_index is None:
+            return np.full(len(np.atleast_1d(lon)), "", dtype=object)
+        bi = self.building_index.lookup(lon, lat)
+        ids = np.append(self.building_ids.astype(str), "").astype(object)
+        return ids[bi]
+
+    def locate_points(self, x, y, crs=None, *, with_building: bool = True) -> pd.DataFrame:
+        """Validate and convert input-CRS points, then :meth:`locate_many`."""
+        x, y = crs_mod.validate_coordinates(x, y, crs)
+        lon, lat = crs_mod.to_storage(x, y, crs)
+        return self.locate_many(np.atleast_1d(lon), np.atleast_1d(lat), with_building=with_building)
+
+    # -- divisions ---------------------------------------------------------------
+    def division(self, code: str) -> pd.Series:
+        level_of(code)  # raises a clear error for malformed codes
+        i = self.by_code.get(code)
+        if i is None:
+            raise NotFoundError(f"no grid or division with code {code!r}")
+        return self.divisions.iloc[i]
+
+    def children(self, code: str) -> pd.DataFrame:
+        self.division(code)
+        d = self.divisions
+        child_len = len(code) + 3
+        mask = d["code"].str.len().eq(child_len) & d["code"].str.startswith(code)
+        return d[mask]
+
+    def grid_positions(self, code: str) -> tuple[int, int]:
+        """[start, stop) of base grids under ``code`` in :attr:`grid_codes` (codes nest by prefix)."""
+        self.division(code)
+        lo = int(np.searchsorted(self.grid_codes, code, side="left"))
+        hi = int(np.searchsorted(self.grid_codes, code + "\uffff", side="left"))
+        return lo, hi
+
+    # -- who lives here ----------------------------------------------------------
+    def household_ids_in(self, code: str) -> np.ndarray:
+        """Ids of the households in a division of any level (a view, no copy)."""
+        lo, hi = self.grid_positions(code)
+        return self.household_ids[self._hh_by_grid[lo]:self._hh_by_grid[hi]]
+
+    def households_in(self, code: str) -> pd.DataFrame:
+        lo, hi = self.grid_positions(code)
+        return self._public(self.households.iloc[self._hh_by_grid[lo]:self._hh_by_grid[hi]])
+
+    def building_row(self, building_id: int) -> int:
+        try:
+            return self._building_rows[int(building_id)]
+        except (KeyError, ValueError, TypeError):
+            raise NotFoundError(f"no building with id {building_id!r}") from None
+
+    def households_in_building(self, building_id: int) -> pd.DataFrame:
+        row = self.building_row(building_id)
+        idx = self._hh_by_building_order[self._hh_by_building[row]:self._hh_by_building[row + 1]]
+        return self._public(self.households.iloc[idx])
+
+    def buildings_in_polygon(self, polygon, max_vertices: int = 10_000) -> np.ndarray:
+        """Building rows whose representative point the polygon covers (storage CRS)."""
+        polygon = check_polygon(polygon, max_vertices)
+        if self._building_points is None:
+            return np.empty(0, dtype=int)
+        return np.sort(self._building_points.query(polygon, predicate="covers"))
+
+    def household_rows_in_polygon(self, polygon, max_vertices: int = 10_000) -> np.ndarray:
+        rows = self.buildings_in_polygon(polygon, max_vertices)
+        starts, stops = self._hh_by_building[rows], self._hh_by_building[rows + 1]
+        n = stops - starts
+        flat = np.repeat(starts, n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+        return np.sort(self._hh_by_building_order[flat])
+
+    def households_in_polygon(self, polygon, max_vertices: int = 10_000) -> pd.DataFrame:
+        return self._public(self.households.iloc[self.household_rows_in_polygon(polygon, max_vertices)])
+
+    def _public(self, df: pd.DataFrame) -> pd.DataFrame:
+        return df.drop(columns=["_b", "_g"])
+
+    @cached_property
+    def grid_geometries(self) -> np.ndarray:
+        return self.divisions["geometry"].to_numpy()[self.grid_rows]
+
+
+def check_polygon(polygon, max_vertices: int = 10_000):
+    """A drawn area must be a valid, non-empty (Multi)Polygon in 2D."""
+    if not isinstance(polygon, (shapely.Polygon, shapely.MultiPolygon)):
+        raise InvalidGeometryError(
+            f"expected a Polygon or MultiPolygon, got {getattr(polygon, 'geom_type', type(polygon).__name__)}")
+    if polygon.is_empty:
+        raise InvalidGeometryError("the polygon is empty")
+    n = shapely.get_num_coordinates(polygon)
+    if n > max_vertices:
+        raise LimitExceededError(f"the polygon has {n} vertices; the limit is {max_vertices}")
+    if shapely.has_z(polygon):
+        raise InvalidGeometryError("3D coordinates are not accepted: send 2D lon/lat polygons")
+    coords = shapely.get_coordinates(polygon)
+    if not np.isfinite(coords).all():
+        raise InvalidGeometryError("the polygon has NaN or infinite coordinates")
+    if not polygon.is_valid:
+        raise InvalidGeometryError(f"invalid polygon: {shapely.is_valid_reason(polygon)}",
+                                   detail={"reason": shapely.is_valid_reason(polygon)})
+    return polygon
+
+
+def scoped(codes, scope: str | None) -> np.ndarray:
+    """Mask of codes inside ``scope`` (None = everything)."""
+    codes = np.asarray(codes, dtype=object)
+    if scope is None:
+        return np.ones(len(codes), dtype=bool)
+    return np.array([is_within(c, scope) for c in codes], dtype=bool)

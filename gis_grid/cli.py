@@ -1,0 +1,139 @@
+"""The `gis-grid` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import GisGridError
+from .store import default_store_path, open_store
+
+CRS_HELP = "input CRS: EPSG:4326 (= CRS84, default), EPSG:4490, EPSG:4548, gcj02, bd09"
+
+
+def _db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=None, help=f"store path or postgresql:// URL (default {default_store_path()})")
+
+
+def cmd_demo(args) -> int:
+    from .demo.generate import write_demo
+    out = Path(args.out or default_store_path())
+    if out.exists() and not args.force:
+        print(f"{out} exists; pass --force to overwrite it", file=sys.stderr)
+        return 2
+    if out.exists():
+        out.unlink()
+        for side in (out.with_name(out.name + "-wal"), out.with_name(out.name + "-shm")):
+            side.unlink(missing_ok=True)
+    with open_store(out, create=True) as store:
+        counts = write_demo(store, seed=args.seed, progress=not args.quiet)
+    print(json.dumps({"store": str(out), "seed": args.seed, **counts}, ensure_ascii=False))
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .coverage import check_store
+    with open_store(args.db) as store:
+        report = check_store(store)
+    print(report.to_text())
+    return 0 if report.ok else 1
+
+
+def cmd_locate(args) -> int:
+    from .atlas import Atlas
+    with open_store(args.db) as store:
+        atlas = Atlas.from_store(store)
+    if args.input:
+        if not args.output:
+            print("batch locate needs -o OUT", file=sys.stderr)
+            return 2
+        from tqdm import tqdm
+        from .batchio import locate_file
+        with tqdm(desc="locate", unit="pt", disable=args.quiet) as bar:
+            res = locate_file(args.input, args.output, atlas.locate_many, crs=args.crs,
+                              on_invalid=args.on_invalid, progress=bar)
+        print(json.dumps({"rows": res.rows, "located": res.located, "outside": res.outside,
+                          "invalid": len(res.invalid), "output": args.output}))
+        return 0
+    if args.lon is None or args.lat is None:
+        print("give --lon and --lat, or an input file", file=sys.stderr)
+        return 2
+    from . import crs as crs_mod
+    x, y = crs_mod.validate_coordinates(args.lon, args.lat, args.crs)
+    lon, lat = crs_mod.to_storage(x, y, args.crs)
+    result = atlas.locate_one(float(lon), float(lat))
+    print(json.dumps(result.to_dict(), ensure_ascii=False))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_layer
+    with open_store(args.db) as store:
+        n = export_layer(store, args.layer, args.format, args.output, args.crs)
+    print(json.dumps({"layer": args.layer, "features": n, "output": args.output}))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from api.server import serve  # the API lives outside the library
+    return serve(db=args.db, host=args.host, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gis-grid", description="grid-based social management GIS")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="generate the Shizhong demo district")
+    p.add_argument("--seed", type=int, default=370402)
+    p.add_argument("--out", default=None, help=f"store to write (default {default_store_path()})")
+    p.add_argument("--force", action="store_true", help="overwrite an existing store")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check", help="verify 区不漏地/地不漏房/房不漏户/户不漏人")
+    _db(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("locate", help="which grid is this point in? one point or a file")
+    _db(p)
+    p.add_argument("input", nargs="?", help="CSV (lon, lat columns), GeoJSON, GeoParquet or GeoPackage")
+    p.add_argument("-o", "--output", help="output file; the format follows the extension")
+    p.add_argument("--lon", type=float)
+    p.add_argument("--lat", type=float)
+    p.add_argument("--crs", default="EPSG:4326", help=CRS_HELP)
+    p.add_argument("--on-invalid", choices=["fail", "mark"], default="fail",
+                   help="fail (default): exit non-zero naming bad rows; mark: write them with an error column")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_locate)
+
+    p = sub.add_parser("export", help="export a layer")
+    _db(p)
+    p.add_argument("--layer", required=True, choices=["streets", "communities", "grids", "buildings"])
+    p.add_argument("--format", required=True, choices=["geojson", "gpkg", "parquet"])
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--crs", default="EPSG:4490", help="output CRS: EPSG:4326, EPSG:4490, EPSG:4548, gcj02, bd09")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="run the HTTP API and map viewer")
+    _db(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GisGridError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        detail = exc.detail if isinstance(exc.detail, list) else None
+        for d in (detail or [])[:20]:
+            print(f"  row {d.get('row')}: {d.get('reason')}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""`gis-grid check`: the four invariants of grid management.
+
+区不漏地  the divisions of each level partition their parent exactly;
+地不漏房  every building lies in exactly one base grid;
+房不漏户  every household is in an existing building;
+户不漏人  every resident is in an existing household, and no household is empty.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import crs
+from .cellindex import CellIndex, OUTSIDE
+from .hierarchy import Level
+
+AREA_TOLERANCE_M2 = 1.0  # gaps/overlaps below 1 m2 are rounding, not planning errors
+_PLURAL = {Level.DISTRICT: "districts", Level.STREET: "streets", Level.COMMUNITY: "communities", Level.GRID: "grids"}
+
+
+@dataclass
+class Report:
+    counts: dict[str, int] = field(default_factory=dict)
+    violations: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def add(self, rule: str, feature: str, problem: str, **extra):
+        self.violations.append({"rule": rule, "feature": feature, "problem": problem, **extra})
+
+    def to_text(self, max_violations: int = 50) -> str:
+        lines = ["gis_grid coverage check", ""]
+        width = max(len(k) for k in self.counts) if self.counts else 0
+        lines += [f"  {k:<{width}}  {v:>9,}" for k, v in self.counts.items()]
+        lines.append("")
+        if self.ok:
+            lines.append("OK: 区不漏地, 地不漏房, 房不漏户, 户不漏人 all hold")
+        else:
+            lines.append(f"FAILED: {len(self.violations)} violation(s)")
+            for v in self.violations[:max_violations]:
+                lines.append(f"  [{v['rule']}] {v['feature']}: {v['problem']}")
+            if len(self.violations) > max_violations:
+                lines.append(f"  ... and {len(self.violations) - max_violations} more")
+        return "\n".join(lines)
+
+
+def _metric(geoms):
+    def fn(xy):
+        x, y = crs.to_metric(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+    return shapely.transform(np.asarray(geoms, dtype=object), fn)
+
+
+def check_divisions(divisions: pd.DataFrame, report: Report) -> None:
+    d = divisions.reset_index(drop=True)
+    geoms_m = _metric(d["geometry"].to_numpy())
+    by_code = {c: i for i, c in enumerate(d["code"])}
+    for level in (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID):
+        mask = d["level"] == level.value
+        report.counts[_PLURAL[level]] = int(mask.sum())
+        if level is Level.COMMUNITY or level is Level.GRID:
+            for kind in ("urban", "rural"):
+                report.counts[f"{_PLURAL[level]} ({kind})"] = int((mask & (d["kind"] == kind)).sum())
+    for i, g in enumerate(geoms_m):
+        if not g.is_valid:
+            report.add("区不漏地", d["code"][i], f"invalid geometry: {shapely.is_valid_reason(g)}")
+    for level in (Level.STREET, Level.COMMUNITY, Level.GRID):
+        rows = np.flatnonzero(d["level"] == level.value)
+        parents = d["parent_code"].to_numpy()[rows]
+        for parent in sorted(set(parents)):
+            if parent not in by_code:
+                for r in rows[parents == parent]:
+                    report.add("区不漏地", d["code"][r], f"parent {parent} does not exist")
+                continue
+            kids = rows[parents == parent]
+            _check_partition(d["code"][by_code[parent]], geoms_m[by_code[parent]],
+                             d["code"].to_numpy()[kids], geoms_m[kids], report)
+        # a parent with no children leaves land without a lower-level grid
+        child_level_parents = set(parents)
+        for r in np.flatnonzero(d["level"] == level.parent.value):
+            if d["code"][r] not in child_level_parents:
+                report.add("区不漏地", d["code"][r], f"has no {level.value} inside it")
+
+
+def _check_partition(parent_code, parent, codes, geoms, report):
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
+    pairs = a < b
+    for i, j in zip(a[pairs], b[pairs]):
+        area = shapely.intersection(geoms[i], geoms[j]).area
+        if area > AREA_TOLERANCE_M2:
+            report.add("区不漏地", f"{codes[i]} / {codes[j]}", f"overlap of {area:,.1f} m2")
+    union = shapely.union_all(geoms)
+    gap = shapely.difference(parent, union).area
+    spill = shapely.difference(union, parent).area
+    if gap > AREA_TOLERANCE_M2:
+        report.add("区不漏地", parent_code, f"{gap:,.1f} m2 not covered by any child")
+    if spill > AREA_TOLERANCE_M2:
+        report.add("区不漏地", parent_code, f"children extend {spill:,.1f} m2 beyond it")
+
+
+def check_buildings(divisions, buildings, report):
+    grids = divisions[divisions["level"] == Level.GRID.value].sort_values("code")
+    report.counts["buildings"] = len(buildings)
+    if buildings.empty:
+        return
+    index = CellIndex(grids["geometry"].to_numpy())
+    geoms = buildings["geometry"].to_numpy()
+    rep = shapely.point_on_surface(geoms)
+    gi = index.lookup(shapely.get_x(rep), shapely.get_y(rep))
+    codes = grids["code"].to_numpy()
+    for r in np.flatnonzero(gi == OUTSIDE):
+        report.add("地不漏房", f"building {buildings['id'].iloc[r]}", "lies outside every base grid")
+    inside = gi != OUTSIDE
+    grid_geoms = grids["geometry"].to_numpy()
+    covered = np.zeros(len(geoms), dtype=bool)
+    covered[inside] = shapely.covers(grid_geoms[gi[inside]], geoms[inside])
+    for r in np.flatnonzero(inside & ~covered):
+        report.add("地不漏房", f"building {buildings['id'].iloc[r]}",
+                   f"crosses the boundary of base grid {codes[gi[r]]}")
+    stale = inside & (buildings["grid_code"].to_numpy() != codes[np.maximum(gi, 0)])
+    for r in np.flatnonzero(stale):
+        report.add("地不漏房", f"building {buildings['id'].iloc[r]}",
+                   f"recorded in grid {buildings['grid_code'].iloc[r]} but stands in {codes[gi[r]]}")
+
+
+def check_people(buildings, households, residents, report):
+    report.counts["households"] = len(households)
+    report.counts["residents"] = len(residents)
+    orphan = ~households["building_id"].isin(buildings["id"])
+    for hid, bid in zip(households["id"][orphan], households["building_id"][orphan]):
+        report.add("房不漏户", f"household {hid}", f"its building {bid} does not exist")
+    known = residents["household_id"].isin(households["id"])
+    for rid, hid in zip(residents["id"][~known], residents["household_id"][~known]):
+        report.add("户不漏人", f"resident {rid}", f"its household {hid} does not exist")
+    members = residents["household_id"].value_counts()
+    empty = ~households["id"].isin(members.index)
+    for hid in households["id"][empty]:
+        report.add("户不漏人", f"household {hid}", "has no registered residents")
+
+
+def check_store(store) -> Report:
+    report = Report()
+    divisions = store.divisions()
+    buildings = store.buildings()
+    check_divisions(divisions, report)
+    check_buildings(divisions, buildings, report)
+    households = store.households()
+    residents = store.residents(columns=["id", "household_id"])
+    check_people(buildings, households, residents, report)
+    report.counts["workers"] = len(store.workers())
+    return report
