@@ -1,0 +1,1 @@
+"""The FastAPI service over the gis_grid library: routers, dependencies and HTTP error mapping only."""

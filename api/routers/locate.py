@@ -1,0 +1,78 @@
+"""Point location for other systems: GET one point, POST a batch."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Body, Depends, Query
+
+from gis_grid import crs as crs_mod
+from gis_grid.atlas import Atlas
+from gis_grid.errors import InvalidInputError, LimitExceededError
+
+from ..deps import atlas_dep, crs_query, settings_dep
+from ..settings import Settings
+
+router = APIRouter(tags=["locate"])
+
+
+@router.get("/locate", summary="Which grid is this point in?")
+def locate_one(lon: float = Query(..., description="longitude (or easting for EPSG:4548)"),
+               lat: float = Query(..., description="latitude (or northing for EPSG:4548)"),
+               crs: str | None = Depends(crs_query), atlas: Atlas = Depends(atlas_dep)) -> dict:
+    x, y = crs_mod.validate_coordinates(lon, lat, crs)
+    slon, slat = crs_mod.to_storage(x, y, crs)
+    out = atlas.locate_one(float(slon), float(slat)).to_dict()
+    out["atlas_version"] = atlas.version
+    return out
+
+
+def _points_from_body(body: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(body, list):
+        try:
+            arr = np.array(body, dtype=float)
+        except (TypeError, ValueError):
+            raise InvalidInputError("a batch is a JSON array of [lon, lat] pairs of numbers") from None
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            if len(body) == 0:
+                return np.empty(0), np.empty(0)
+            raise InvalidInputError("a batch is a JSON array of [lon, lat] pairs, e.g. [[117.55, 34.86]]")
+        return arr[:, 0], arr[:, 1]
+    if isinstance(body, dict) and body.get("type") == "FeatureCollection":
+        feats = body.get("features")
+        if not isinstance(feats, list):
+            raise InvalidInputError("FeatureCollection.features must be an array")
+        xs, ys = [], []
+        for i, f in enumerate(feats):
+            g = (f or {}).get("geometry") if isinstance(f, dict) else None
+            if not isinstance(g, dict) or g.get("type") != "Point":
+                raise InvalidInputError(f"feature {i}: every feature must have a Point geometry")
+            c = g.get("coordinates")
+            if not (isinstance(c, list) and len(c) >= 2 and all(isinstance(v, (int, float)) for v in c[:2])):
+                raise InvalidInputError(f"feature {i}: Point coordinates must be [lon, lat] numbers")
+            xs.append(c[0])
+            ys.append(c[1])
+        return np.array(xs, dtype=float), np.array(ys, dtype=float)
+    raise InvalidInputError("send a JSON array of [lon, lat] pairs or a GeoJSON FeatureCollection of Points")
+
+
+@router.post("/locate", summary="Locate a batch of points, answers in input order")
+def locate_batch(body: Any = Body(..., examples=[[[117.558, 34.862], [117.60, 34.80]]]),
+                 crs: str | None = Depends(crs_query), atlas: Atlas = Depends(atlas_dep),
+                 settings: Settings = Depends(settings_dep)) -> dict:
+    x, y = _points_from_body(body)
+    if len(x) > settings.max_batch_points:
+        raise LimitExceededError(
+            f"{len(x)} points exceed the batch limit of {settings.max_batch_points}; "
+            "split the batch, or use the bulk CLI `gis-grid locate IN.csv -o OUT.csv` for files")
+    df = atlas.locate_points(x, y, crs) if len(x) else None
+    results = []
+    if df is not None:
+        for row in df.itertuples(index=False):
+            if not row.grid:
+                results.append({"outside": True})
+            else:
+                results.append({"outside": False, "district": row.district, "street": row.street,
+                                "community": row.community, "grid": row.grid,
+                                "building": int(row.building) if row.building else None})
+    return {"atlas_version": atlas.version, "count": len(results), "results": results}

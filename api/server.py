@@ -1,0 +1,31 @@
+"""`gis-grid serve`: generate the demo store on first run, then serve it with uvicorn."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gis_grid.store import default_store_path, open_store
+
+from .settings import Settings
+
+
+def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000) -> int:
+    import uvicorn
+
+    overrides = {k: v for k, v in {"db": db, "host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)
+    target = settings.db or str(default_store_path())
+    if not target.startswith("postgres") and not Path(target).exists():
+        if settings.db and Path(settings.db) != default_store_path():
+            print(f"no store at {target}; generate one with `gis-grid demo --out {target}`")
+            return 2
+        print(f"first run: generating the demo district into {target} (about a minute)")
+        from gis_grid.demo.generate import write_demo
+        with open_store(target, create=True) as store:
+            write_demo(store)
+    settings.db = target
+    from .app import create_app
+    app = create_app(settings)
+    print(f"gis_grid serving {target} (atlas v{app.state.holder.version}) on http://{settings.host}:{settings.port}/map")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=os.environ.get("GIS_GRID_LOG_LEVEL", "info"))
+    return 0

@@ -1,0 +1,23 @@
+"""Service settings, read from GIS_GRID_* environment variables inside the app factory."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GIS_GRID_", extra="ignore")
+
+    db: str | None = None                     # store path or postgresql:// URL; None = demo store
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # published limits (GET /capabilities)
+    max_batch_points: int = 100_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_polygon_vertices: int = 10_000
+    default_page_size: int = 100
+    max_page_size: int = 1_000
+    # map viewer
+    basemap: Literal["none", "tianditu", "amap"] = "none"
+    tianditu_key: str = ""

@@ -1,0 +1,29 @@
+"""The current atlas, swapped in one reference assignment so readers never see half an edit."""
+from __future__ import annotations
+
+import threading
+
+from gis_grid.atlas import Atlas
+from gis_grid.store import Store
+
+
+class AtlasHolder:
+    def __init__(self, store: Store):
+        self.store = store
+        self._atlas = Atlas.from_store(store)
+        self._lock = threading.Lock()
+
+    @property
+    def atlas(self) -> Atlas:
+        return self._atlas  # one attribute read: atomic under the GIL
+
+    @property
+    def version(self) -> int:
+        return self._atlas.version
+
+    def reload(self) -> Atlas:
+        """Build a new snapshot from the store and swap it in."""
+        with self._lock:
+            new = Atlas.from_store(self.store)
+            self._atlas = new
+            return new
