@@ -49,16 +49,21 @@ class Report:
         return "\n".join(lines)
 
 
-def _metric(geoms):
+def _area_m2(geom) -> float:
+    """Area in m2 of a (small) storage-CRS geometry, measured in EPSG:4548."""
+    if geom is None or geom.is_empty:
+        return 0.0
     def fn(xy):
         x, y = crs.to_metric(xy[:, 0], xy[:, 1])
         return np.column_stack([x, y])
-    return shapely.transform(np.asarray(geoms, dtype=object), fn)
+    return float(shapely.transform(geom, fn).area)
 
 
 def check_divisions(divisions: pd.DataFrame, report: Report) -> None:
     d = divisions.reset_index(drop=True)
-    geoms_m = _metric(d["geometry"].to_numpy())
+    # compare in the storage CRS, where edges are straight; projecting first would
+    # bend edges that carry extra vertices and report phantom gaps
+    geoms = d["geometry"].to_numpy()
     by_code = {c: i for i, c in enumerate(d["code"])}
     for level in (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID):
         mask = d["level"] == level.value
@@ -66,7 +71,7 @@ def check_divisions(divisions: pd.DataFrame, report: Report) -> None:
         if level is Level.COMMUNITY or level is Level.GRID:
             for kind in ("urban", "rural"):
                 report.counts[f"{_PLURAL[level]} ({kind})"] = int((mask & (d["kind"] == kind)).sum())
-    for i, g in enumerate(geoms_m):
+    for i, g in enumerate(geoms):
         if not g.is_valid:
             report.add("区不漏地", d["code"][i], f"invalid geometry: {shapely.is_valid_reason(g)}")
     for level in (Level.STREET, Level.COMMUNITY, Level.GRID):
@@ -78,8 +83,8 @@ def check_divisions(divisions: pd.DataFrame, report: Report) -> None:
                     report.add("区不漏地", d["code"][r], f"parent {parent} does not exist")
                 continue
             kids = rows[parents == parent]
-            _check_partition(d["code"][by_code[parent]], geoms_m[by_code[parent]],
-                             d["code"].to_numpy()[kids], geoms_m[kids], report)
+            _check_partition(d["code"][by_code[parent]], geoms[by_code[parent]],
+                             d["code"].to_numpy()[kids], geoms[kids], report)
         # a parent with no children leaves land without a lower-level grid
         child_level_parents = set(parents)
         for r in np.flatnonzero(d["level"] == level.parent.value):
@@ -92,12 +97,12 @@ def _check_partition(parent_code, parent, codes, geoms, report):
     a, b = tree.query(geoms, predicate="intersects")
     pairs = a < b
     for i, j in zip(a[pairs], b[pairs]):
-        area = shapely.intersection(geoms[i], geoms[j]).area
+        area = _area_m2(shapely.intersection(geoms[i], geoms[j]))
         if area > AREA_TOLERANCE_M2:
             report.add("区不漏地", f"{codes[i]} / {codes[j]}", f"overlap of {area:,.1f} m2")
     union = shapely.union_all(geoms)
-    gap = shapely.difference(parent, union).area
-    spill = shapely.difference(union, parent).area
+    gap = _area_m2(shapely.difference(parent, union))
+    spill = _area_m2(shapely.difference(union, parent))
     if gap > AREA_TOLERANCE_M2:
         report.add("区不漏地", parent_code, f"{gap:,.1f} m2 not covered by any child")
     if spill > AREA_TOLERANCE_M2:

@@ -11,9 +11,11 @@ from tqdm import tqdm
 from .. import crs
 from ..store import Store
 from .buildings import generate_buildings, place_households
+from ..partition import node_coverage
 from .grids import build_units
 from .people import generate_people
 
+STORAGE_SNAP_DEG = 1e-9  # ~0.1 mm
 AS_OF = dt.date(2016, 12, 31)  # the seed report's snapshot; incidents run 2014-2016
 GRIDS_VALID_FROM = "2014-01-01T00:00:00.000000Z"
 _URBAN_SIZES = ([1, 2, 3, 4, 5, 6], [0.12, 0.28, 0.30, 0.17, 0.09, 0.04])
@@ -47,7 +49,15 @@ def build_demo(seed: int = 370402, progress: bool = True) -> tuple[dict[str, pd.
     bar.update(5)
 
     units = [district, *streets, *communities, *grids]
-    geoms_4490 = to_storage_geoms([u.geom_m for u in units])
+    # re-node the base grids in the storage CRS (projection can fold a near-collinear
+    # vertex into a self-intersection), then rebuild every parent as their exact union
+    grid_4490 = node_coverage(list(to_storage_geoms([u.geom_m for u in grids])), grid_size=STORAGE_SNAP_DEG)
+    by_code = {u.division.code: g for u, g in zip(grids, grid_4490)}
+    for level_units in (communities, streets, [district]):
+        for u in level_units:
+            by_code[u.division.code] = shapely.coverage_union_all(
+                [g for c, g in by_code.items() if len(c) == len(u.division.code) + 3 and c.startswith(u.division.code)])
+    geoms_4490 = [by_code[u.division.code] for u in units]
     divisions = pd.DataFrame({
         "code": [u.division.code for u in units],
         "name": [u.division.name for u in units],
