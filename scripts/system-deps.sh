@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Debian packages the test suite drives for real: GDAL's ogrinfo (OGC API client test)
+# and Chromium (browser test). Installs only what is missing; needs root or sudo.
+set -euo pipefail
+need=()
+command -v ogrinfo >/dev/null 2>&1 || need+=(gdal-bin)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ ${#need[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing system packages: ${need[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
