@@ -128,8 +128,16 @@ class Atlas:
         return None if i == OUTSIDE else self.building_summary(i)
 
     def building_summary(self, row: int) -> dict:
-        r = self.buildings.iloc[row]
-        return {"id": int(r["id"]), "name": r["name"], "kind": r["kind"]}
+        return {"id": int(self.building_ids[row]), "name": self._building_names[row],
+                "kind": self._building_kinds[row]}
+
+    @cached_property
+    def _building_names(self) -> list:
+        return self.buildings["name"].tolist()
+
+    @cached_property
+    def _building_kinds(self) -> list:
+        return self.buildings["kind"].tolist()
 
     def locate_grid_indices(self, lon, lat) -> np.ndarray:
         return self.grid_index.lookup(lon, lat)
@@ -173,10 +181,17 @@ class Atlas:
 
     def grid_positions(self, code: str) -> tuple[int, int]:
         """[start, stop) of base grids under ``code`` in :attr:`grid_codes` (codes nest by prefix)."""
-        self.division(code)
-        lo = int(np.searchsorted(self.grid_codes, code, side="left"))
-        hi = int(np.searchsorted(self.grid_codes, code + "\uffff", side="left"))
-        return lo, hi
+        span = self._grid_spans.get(code)
+        if span is None:
+            self.division(code)  # raises the right error for malformed or unknown codes
+        return span
+
+    @cached_property
+    def _grid_spans(self) -> dict[str, tuple[int, int]]:
+        codes = self.divisions["code"].tolist()
+        lo = np.searchsorted(self.grid_codes, codes, side="left")
+        hi = np.searchsorted(self.grid_codes, [c + "\uffff" for c in codes], side="left")
+        return {c: (int(a), int(b)) for c, a, b in zip(codes, lo, hi)}
 
     # -- who lives here ----------------------------------------------------------
     def household_ids_in(self, code: str) -> np.ndarray:
