@@ -107,11 +107,19 @@ class GeoPackageStore(Store):
         c.execute("COMMIT")
 
     def _check(self) -> None:
+        # a read-only connection: a foreign or corrupt file must not be switched
+        # to WAL mode (which rewrites its header) before we know it is ours
         try:
-            names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            version = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            ro = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a readable GeoPackage/SQLite file: {exc}") from exc
+        try:
+            names = {r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            version = ro.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is corrupt or not a gis_grid store: {exc}") from exc
+        finally:
+            ro.close()
         missing = {"divisions", "buildings", "households", "residents", "workers"} - names
         if missing:
             raise StoreError(f"{self.path} is not a gis_grid store: missing tables {sorted(missing)}")

@@ -1,0 +1,125 @@
+"""The GeoPackage store: round trip, GDAL readability, clear errors on bad files."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+
+from common import make_toy_store, toy_buildings, toy_divisions, toy_people
+from gis_grid.errors import NotFoundError, StoreError
+from gis_grid.store import open_store
+
+
+@pytest.fixture()
+def toy_path(tmp_path):
+    path = tmp_path / "toy.gpkg"
+    make_toy_store(path).close()
+    return path
+
+
+def test_round_trip(toy_path):
+    with open_store(toy_path) as store:
+        d = store.divisions()
+        ref = toy_divisions()
+        assert list(d["code"]) == sorted(ref["code"], key=lambda c: (len(c), c))
+        by_code = dict(zip(d["code"], d["geometry"]))
+        for code, geom in zip(ref["code"], ref["geometry"]):
+            assert shapely.equals_exact(by_code[code], geom, tolerance=0), code
+        assert set(d["level"]) == {"district", "street", "community", "grid"}
+        b = store.buildings()
+        assert list(b["id"]) == [1, 2, 3, 4]
+        assert all(shapely.equals_exact(g, r, 0) for g, r in zip(b["geometry"], toy_buildings()["geometry"]))
+        hh, res = toy_people()
+        h = store.households()
+        assert sorted(h["id"]) == sorted(hh["id"])
+        assert store.households(ids=["Ha1"])["building_id"].tolist() == [1]
+        assert sorted(store.households(building_ids=[1])["id"]) == ["Ha1", "Hb2"]
+        assert store.households(ids=[]).empty
+        r = store.residents(household_ids=["Ha1"], columns=["id", "name"])
+        assert list(r.columns) == ["id", "name"] and sorted(r["id"]) == ["Rq1", "Rq2"]
+        assert store.residents()["id_number"].tolist() == res["id_number"].tolist()
+        assert store.workers()["name"].tolist() == ["周八"]
+        assert store.atlas_version() == 1
+        assert store.meta()["district"] == "370402"
+        assert len(store.grid_history("370402001001001")) == 1
+        with pytest.raises(NotFoundError):
+            store.grid_history("370402009009009")
+        with pytest.raises(ValueError):
+            store.residents(columns=["id; DROP TABLE residents"])
+
+
+def test_replace_all_bumps_version_and_replaces(toy_path):
+    with open_store(toy_path) as store:
+        hh, res = toy_people()
+        store.replace_all({"households": hh.iloc[:2], "residents": res.iloc[:3]}, {})
+        assert store.atlas_version() == 2
+        assert len(store.households()) == 2
+        assert len(store.buildings()) == 4  # untouched table kept
+
+
+def test_gdal_reads_the_store(toy_path):
+    layers = {name: gtype for name, gtype in pyogrio.list_layers(toy_path)}
+    assert {"divisions", "buildings"} <= set(layers)
+    assert "households" in layers   # attribute tables are registered too
+    div = pyogrio.read_dataframe(toy_path, layer="divisions")
+    assert div.crs.to_epsg() == 4490
+    assert len(div) == 9
+    assert set(div["level"]) == {"district", "street", "community", "grid"}
+    grids = div[div["level"] == "grid"].sort_values("code")
+    ref = toy_divisions().query("level == 'grid'").sort_values("code")
+    assert np.allclose(shapely.area(grids.geometry.to_numpy()), [g.area for g in ref["geometry"]])
+    b = pyogrio.read_dataframe(toy_path, layer="buildings")
+    assert b.crs.to_epsg() == 4490 and sorted(b["id"]) == [1, 2, 3, 4]
+    info = pyogrio.read_info(toy_path, layer="buildings")
+    assert info["features"] == 4
+    assert info["total_bounds"] is None or np.allclose(info["total_bounds"][0], 117.5048, atol=1e-3)
+
+
+def test_missing_store(tmp_path):
+    with pytest.raises(StoreError, match="no store at .*missing.gpkg"):
+        open_store(tmp_path / "missing.gpkg")
+    assert not (tmp_path / "missing.gpkg").exists()
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_random_bytes_file(tmp_path):
+    path = tmp_path / "junk.gpkg"
+    path.write_bytes(np.random.default_rng(0).bytes(8192))
+    before = _digest(path)
+    with pytest.raises(StoreError, match="corrupt or not a gis_grid store|not a readable"):
+        open_store(path)
+    assert _digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.gpkg"] or _digest(path) == before
+
+
+def test_plain_sqlite_without_our_tables(tmp_path):
+    path = tmp_path / "other.sqlite"
+    c = sqlite3.connect(path)
+    c.execute("CREATE TABLE things (a INTEGER)")
+    c.execute("INSERT INTO things VALUES (1)")
+    c.commit()
+    c.close()
+    before = _digest(path)
+    with pytest.raises(StoreError) as err:
+        open_store(path)
+    assert "not a gis_grid store" in str(err.value) or "corrupt" in str(err.value)
+    assert str(path) in str(err.value)
+    assert _digest(path) == before
+
+
+def test_store_with_tables_but_no_meta_version(tmp_path):
+    path = tmp_path / "old.gpkg"
+    make_toy_store(path).close()
+    c = sqlite3.connect(path)
+    c.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    c.commit()
+    c.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        open_store(path)
