@@ -1,0 +1,93 @@
+"""Division cards (any level) and building summaries for the map."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import shapely
+from fastapi import APIRouter, Depends, Path, Query
+
+from gis_grid import stats
+from gis_grid.atlas import Atlas
+from gis_grid.errors import NotFoundError
+from gis_grid.hierarchy import Level, level_of, parent_code
+from gis_grid.masking import mask_names, mask_phones
+
+from ..deps import atlas_dep, holder
+from ..state import AtlasHolder
+
+router = APIRouter(tags=["grids"])
+
+
+def geojson(geometry) -> dict | None:
+    if geometry is None:
+        return None
+    return json.loads(shapely.to_geojson(geometry))
+
+
+def _ref(atlas: Atlas, code: str | None) -> dict | None:
+    if not code:
+        return None
+    i = atlas.by_code.get(code)
+    if i is None:  # e.g. the prefecture 370400 above the district: not in the atlas
+        return {"code": code, "name": None, "level": None}
+    r = atlas.divisions.iloc[i]
+    return {"code": r["code"], "name": r["name"], "level": r["level"]}
+
+
+def _none(v):
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+
+@router.get("/grids/{code}", summary="A division of any level: hierarchy, geometry, statistics")
+def grid_card(code: str = Path(..., description="6-, 9-, 12- or 15-digit division code"),
+              geometry: bool = Query(True, description="include the boundary as GeoJSON"),
+              atlas: Atlas = Depends(atlas_dep), h: AtlasHolder = Depends(holder)) -> dict:
+    level = level_of(code)  # 400 for malformed codes
+    if code not in atlas.by_code:
+        parent = parent_code(code)
+        hint = ""
+        if parent and parent in atlas.by_code:
+            kids = atlas.children(parent)["code"].tolist()
+            hint = f"; {parent} has {len(kids)} {level.value} divisions: {', '.join(kids[:10])}" + \
+                   (" ..." if len(kids) > 10 else "")
+        raise NotFoundError(f"no {level.value} with code {code!r} in atlas version {atlas.version}{hint}",
+                            detail={"code": code, "level": level.value, "parent": parent})
+    row = atlas.division(code)
+    kids = atlas.children(code)
+    out = {
+        "code": code, "name": row["name"], "level": row["level"], "kind": _none(row.get("kind")),
+        "parent": _ref(atlas, parent_code(code) or _none(row.get("parent_code"))),
+        "children": [{"code": c, "name": n, "level": lv}
+                     for c, n, lv in zip(kids["code"], kids["name"], kids["level"])],
+        "area_m2": stats.division_area_m2(row),
+        "statistics": stats.division_stats(atlas, h.store, code),
+        "atlas_version": atlas.version,
+    }
+    if level is Level.GRID:
+        w = h.store.workers(grid_codes=[code])
+        w = w.sort_values(["role", "id"], kind="stable") if len(w) else w
+        out["workers"] = [{"id": i, "role": r, "name": n, "phone": p} for i, r, n, p in
+                          zip(w["id"], w["role"], mask_names(w["name"].to_numpy(dtype=object)),
+                              mask_phones(w["phone"].to_numpy(dtype=object)))] if len(w) else []
+    if geometry:
+        out["geometry"] = geojson(row["geometry"])
+    return out
+
+
+@router.get("/buildings/{building_id}", summary="One building: kind, floors, grid, household count")
+def building(building_id: int = Path(..., description="building id"),
+             geometry: bool = Query(True, description="include the footprint as GeoJSON"),
+             atlas: Atlas = Depends(atlas_dep)) -> dict:
+    row = atlas.building_row(building_id)  # 404 for unknown ids
+    b = atlas.buildings.iloc[row]
+    g = int(atlas.building_grid[row])
+    n = int(atlas._hh_by_building[row + 1] - atlas._hh_by_building[row])
+    out = {"id": int(b["id"]), "name": _none(b["name"]), "kind": b["kind"],
+           "floors": None if _none(b["floors"]) is None else int(b["floors"]),
+           "units": None if _none(b["units"]) is None else int(b["units"]),
+           "grid_code": atlas.grid_codes[g] if g >= 0 else None,
+           "households": n, "atlas_version": atlas.version}
+    if geometry:
+        out["geometry"] = geojson(b["geometry"])
+    return out

@@ -1,0 +1,129 @@
+"""Per-division statistics: households, residents, buildings, special groups, workers.
+
+Computed once per atlas snapshot from the store with one pandas aggregation
+per table, then kept on the atlas object (keyed by ``atlas.version``), so a
+card for any division afterwards costs two array lookups.
+
+Base grids are the unit of counting. Upper levels are sums over their base
+grids: grid codes nest by prefix and :attr:`Atlas.grid_codes` is sorted, so
+the grids under any division form one contiguous range and a sum is a
+difference of prefix sums.
+
+Households and buildings are counted in the grid the *atlas* puts their
+building in (the same rule "who lives here" uses); residents follow their
+household; workers are counted by their assigned ``grid_code``.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import crs as crs_mod
+from .atlas import Atlas
+from .store import Store
+
+#: Resident flag columns counted as special groups, in publication order.
+SPECIAL_GROUPS = ("disabled", "low_income", "elderly_alone", "extreme_poverty",
+                  "left_behind_child", "veteran", "community_correction")
+#: Count columns of :func:`grid_table`.
+COUNT_COLUMNS = ("households", "residents", "buildings", "workers") + SPECIAL_GROUPS
+
+_ATTR = "_gis_grid_stats"
+_LOCK = threading.Lock()
+
+
+def grid_table(atlas: Atlas, store: Store) -> pd.DataFrame:
+    """Counts per base grid (index: grid code, in atlas order), cached per atlas version."""
+    cached = getattr(atlas, _ATTR, None)
+    if cached is not None and cached[0] == atlas.version:
+        return cached[1]
+    with _LOCK:  # one computation even when several requests arrive at once
+        cached = getattr(atlas, _ATTR, None)
+        if cached is not None and cached[0] == atlas.version:
+            return cached[1]
+        table = _compute(atlas, store)
+        setattr(atlas, _ATTR, (atlas.version, table))
+        return table
+
+
+def _bincount(idx: np.ndarray, n: int, weights=None) -> np.ndarray:
+    ok = idx >= 0
+    w = None if weights is None else np.asarray(weights, dtype=np.int64)[ok]
+    return np.bincount(idx[ok], weights=w, minlength=n).astype(np.int64)[:n]
+
+
+def _compute(atlas: Atlas, store: Store) -> pd.DataFrame:
+    n = len(atlas.grid_codes)
+    out: dict[str, np.ndarray] = {}
+    out["buildings"] = _bincount(np.asarray(atlas.building_grid, dtype=np.int64), n)
+    hh_grid = atlas.households["_g"].to_numpy(dtype=np.int64)
+    out["households"] = _bincount(hh_grid, n)
+
+    res = store.residents(columns=["household_id", *SPECIAL_GROUPS])
+    # household id -> grid position (households the atlas does not place get -1)
+    pos = pd.Series(hh_grid, index=pd.Index(atlas.household_ids))
+    rg = pos.reindex(res["household_id"].to_numpy()).fillna(-1).to_numpy(dtype=np.int64)
+    out["residents"] = _bincount(rg, n)
+    for col in SPECIAL_GROUPS:
+        flag = pd.to_numeric(res[col], errors="coerce").fillna(0).to_numpy() != 0
+        out[col] = _bincount(rg, n, flag)
+
+    workers = store.workers()
+    wg = _grid_positions(atlas, workers["grid_code"].astype(str).to_numpy() if len(workers) else [])
+    out["workers"] = _bincount(wg, n)
+    return pd.DataFrame({c: out[c] for c in COUNT_COLUMNS}, index=pd.Index(atlas.grid_codes, name="grid_code"))
+
+
+def _grid_positions(atlas: Atlas, codes) -> np.ndarray:
+    codes = np.asarray(codes, dtype=object)
+    if not len(codes) or not len(atlas.grid_codes):
+        return np.full(len(codes), -1, dtype=np.int64)
+    i = np.searchsorted(atlas.grid_codes, codes).clip(max=len(atlas.grid_codes) - 1)
+    return np.where(atlas.grid_codes[i] == codes, i, -1).astype(np.int64)
+
+
+def _prefix_sums(atlas: Atlas, store: Store) -> np.ndarray:
+    key = _ATTR + "_cumsum"
+    cached = getattr(atlas, key, None)
+    if cached is not None and cached[0] == atlas.version:
+        return cached[1]
+    table = grid_table(atlas, store)
+    cs = np.vstack([np.zeros((1, table.shape[1]), dtype=np.int64), table.to_numpy().cumsum(axis=0)])
+    setattr(atlas, key, (atlas.version, cs))
+    return cs
+
+
+def division_stats(atlas: Atlas, store: Store, code: str) -> dict:
+    """Statistics of one division of any level (raises NotFoundError / InvalidInputError)."""
+    lo, hi = atlas.grid_positions(code)
+    cs = _prefix_sums(atlas, store)
+    v = dict(zip(COUNT_COLUMNS, (int(x) for x in cs[hi] - cs[lo])))
+    return {"grids": hi - lo, "households": v["households"], "residents": v["residents"],
+            "buildings": v["buildings"], "workers": v["workers"],
+            "special_groups": {g: v[g] for g in SPECIAL_GROUPS}}
+
+
+def area_m2(geometry) -> float:
+    """Planar area in EPSG:4548 (CGCS2000 Gauss-Kruger 117E) of a storage-CRS geometry."""
+    if geometry is None or shapely.is_empty(geometry):
+        return 0.0
+
+    def _metric(coords):
+        x, y = crs_mod.to_metric(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return float(shapely.area(shapely.transform(geometry, _metric)))
+
+
+def division_area_m2(row: pd.Series) -> float:
+    """The stored area when there is one, else computed from the geometry."""
+    stored = row.get("area_m2")
+    try:
+        if stored is not None and np.isfinite(float(stored)) and float(stored) > 0:
+            return float(stored)
+    except (TypeError, ValueError):
+        pass
+    return round(area_m2(row.get("geometry")), 1)

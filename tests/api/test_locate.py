@@ -1,0 +1,158 @@
+"""GET /locate and POST /locate against the demo district (and the toy one for limits)."""
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import pytest
+import shapely
+
+from gis_grid import crs as crs_mod
+from gis_grid.store_gpkg import GeoPackageStore
+
+OUTSIDE = (116.0, 30.0)  # valid lon/lat in China, far from Zaozhuang
+
+
+@pytest.fixture(scope="module")
+def inside_points(demo_store_path):
+    """(lon, lat, grid_code, building_id) at the representative point of a few demo buildings."""
+    store = GeoPackageStore(demo_store_path)
+    try:
+        b = store.buildings()
+    finally:
+        store.close()
+    pick = b.iloc[[0, len(b) // 3, 2 * len(b) // 3, len(b) - 1]]
+    out = []
+    for geom, gcode, bid in zip(pick["geometry"], pick["grid_code"], pick["id"]):
+        p = shapely.point_on_surface(geom)
+        out.append((p.x, p.y, gcode, int(bid)))
+    assert len({o[2] for o in out}) >= 2  # the points lie in different grids
+    return out
+
+
+def test_get_inside_returns_full_hierarchy(client, inside_points, demo_store_path):
+    lon, lat, gcode, bid = inside_points[0]
+    r = client.get("/locate", params={"lon": lon, "lat": lat})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["outside"] is False
+    assert body["grid"]["code"] == gcode
+    assert body["community"]["code"] == gcode[:12]
+    assert body["street"]["code"] == gcode[:9]
+    assert body["district"]["code"] == "370402"
+    assert body["building"]["id"] == bid
+    with sqlite3.connect(demo_store_path) as c:
+        name = c.execute("SELECT name FROM divisions WHERE code=? AND valid_to IS NULL", (gcode,)).fetchone()[0]
+    assert body["grid"]["name"] == name
+
+
+def test_get_outside_is_200_with_marker(client):
+    r = client.get("/locate", params={"lon": OUTSIDE[0], "lat": OUTSIDE[1]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["outside"] is True
+    assert body["grid"] is None and body["district"] is None
+
+
+def test_get_gcj02_input_is_converted(client, inside_points):
+    lon, lat, gcode, _ = inside_points[1]
+    glon, glat = crs_mod.wgs84_to_gcj02(lon, lat)
+    assert abs(float(glon) - lon) > 1e-4  # the offset is real, so passing would not be vacuous
+    r = client.get("/locate", params={"lon": float(glon), "lat": float(glat), "crs": "gcj02"})
+    assert r.status_code == 200, r.text
+    assert r.json()["grid"]["code"] == gcode
+
+
+@pytest.mark.parametrize("lon,lat,word", [
+    (34.86, 117.55, "swapped"),
+    ("nan", 34.86, "NaN"),
+    (117.55, "inf", "infinite"),
+    (200.0, 34.0, "out of range"),
+    (500000.0, 3850000.0, "projected metres"),
+])
+def test_get_bad_coordinates_are_4xx_naming_the_problem(client, lon, lat, word):
+    r = client.get("/locate", params={"lon": lon, "lat": lat})
+    assert 400 <= r.status_code < 500, r.text
+    assert r.status_code == 422
+    assert word in r.json()["detail"]
+
+
+def test_get_unknown_crs_is_400(client):
+    r = client.get("/locate", params={"lon": 117.55, "lat": 34.86, "crs": "EPSG:9999"})
+    assert r.status_code == 400
+    assert "unknown CRS" in r.json()["detail"] and "EPSG:4548" in r.json()["detail"]
+
+
+def test_get_missing_parameter_is_400(client):
+    r = client.get("/locate", params={"lon": 117.55})
+    assert r.status_code == 400
+    assert "lat" in r.json()["detail"]
+
+
+def test_post_batch_keeps_input_order(client, inside_points):
+    a, b, c, d = inside_points
+    pts = [[a[0], a[1]], list(OUTSIDE), [c[0], c[1]], [b[0], b[1]], [d[0], d[1]]]
+    r = client.post("/locate", json=pts)
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert r.json()["count"] == 5 and len(res) == 5
+    assert [x["outside"] for x in res] == [False, True, False, False, False]
+    assert [x.get("grid") for x in res] == [a[2], None, c[2], b[2], d[2]]
+    assert [x.get("building") for x in res] == [a[3], None, c[3], b[3], d[3]]
+
+
+def test_post_feature_collection(client, inside_points):
+    a = inside_points[2]
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": list(OUTSIDE)}},
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [a[0], a[1]]}}]}
+    r = client.post("/locate", json=fc)
+    assert r.status_code == 200, r.text
+    assert [x["outside"] for x in r.json()["results"]] == [True, False]
+    assert r.json()["results"][1]["grid"] == a[2]
+
+
+def test_post_bad_rows_are_named(client, inside_points):
+    a = inside_points[0]
+    body = f'[[{a[0]}, {a[1]}], [NaN, 34.8], [34.86, 117.55]]'
+    r = client.post("/locate", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert [e["row"] for e in errors] == [1, 2]
+    assert "NaN" in errors[0]["reason"] and "swapped" in errors[1]["reason"]
+
+
+def test_post_unknown_crs_is_400(client):
+    r = client.post("/locate", params={"crs": "EPSG:3857x"}, json=[[117.55, 34.86]])
+    assert r.status_code == 400
+    assert "unknown CRS" in r.json()["detail"]
+
+
+def test_post_malformed_json_is_400(client):
+    r = client.post("/locate", content="[[117.55, 34.86]", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+
+
+def test_post_not_pairs_is_400(client):
+    r = client.post("/locate", json=[[117.55, 34.86, 1.0]])
+    assert r.status_code == 400
+    assert "[lon, lat]" in r.json()["detail"]
+
+
+def test_post_oversized_batch_is_413_and_names_the_cli(toy_client, toy_limits):
+    n = toy_limits["max_batch_points"]
+    ok = toy_client.post("/locate", json=[[117.505, 34.815]] * n)
+    assert ok.status_code == 200 and ok.json()["results"][0]["grid"] == "370402001001001"
+    r = toy_client.post("/locate", json=[[117.505, 34.815]] * (n + 1))
+    assert r.status_code == 413, r.text
+    detail = r.json()["detail"]
+    assert f"{n + 1} points" in detail and str(n) in detail
+    assert "bulk CLI" in detail and "gis-grid locate" in detail
+
+
+def test_toy_locate_finds_grid_and_building(toy_client):
+    r = toy_client.get("/locate", params={"lon": 117.505, "lat": 34.805})
+    assert r.status_code == 200
+    assert r.json()["grid"]["code"] == "370402001001002"
+    assert r.json()["building"]["id"] == 2
+    assert not math.isnan(r.json()["atlas_version"])
