@@ -154,9 +154,11 @@ class Atlas:
         """Building id at each point as strings ('' where none)."""
         if self.building_index is None:
             return np.full(len(np.atleast_1d(lon)), "", dtype=object)
-        bi = self.building_index.lookup(lon, lat)
-        ids = np.append(self.building_ids.astype(str), "").astype(object)
-        return ids[bi]
+        return self._building_id_strings[self.building_index.lookup(lon, lat)]
+
+    @cached_property
+    def _building_id_strings(self) -> np.ndarray:
+        return np.append(self.building_ids.astype(str), "").astype(object)  # [-1] -> ''
 
     def locate_points(self, x, y, crs=None, *, with_building: bool = True) -> pd.DataFrame:
         """Validate and convert input-CRS points, then :meth:`locate_many`."""
