@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -62,6 +63,9 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[tupl
             geo = json.loads((pf.schema_arrow.metadata or {}).get(b"geo", b"{}") or "{}")
             for batch in pf.iter_batches(batch_size=chunk_rows):
                 df = batch.to_pandas()
+                col = geo.get("primary_column")
+                if col in df.columns:  # WKB -> shapely, so every output format can write it
+                    df[col] = shapely.from_wkb(df[col].to_numpy())
                 yield (df, *_xy_from_frame(df, geo.get("primary_column"), path))
         else:
             import pyogrio
@@ -186,7 +190,7 @@ class _Writer:
                 meta[b"geo"] = json.dumps(_geo_metadata()).encode()
                 table = table.replace_schema_metadata(meta)
                 self._pq = pq.ParquetWriter(self.path, table.schema)
-            self._pq.write_table(table.replace_schema_metadata(self._pq.schema.to_arrow_schema().metadata))
+            self._pq.write_table(table.replace_schema_metadata(self._pq.schema.metadata))
         else:
             self._frames.append(df)
         self._first = False
@@ -200,7 +204,11 @@ class _Writer:
             if "geometry" not in df.columns:
                 df["geometry"] = shapely.points(pd.to_numeric(df["lon"]), pd.to_numeric(df["lat"]))
             gdf = gpd.GeoDataFrame(df, geometry="geometry", crs=4490)
-            gdf.to_file(self.path, driver="GeoJSON" if self.fmt == "geojson" else "GPKG")
+            if self.fmt == "geojson":
+                gdf.to_file(self.path, driver="GeoJSON")
+            else:  # name the layer after the final file, not the temporary one
+                stem = Path(self.path.name.removeprefix(".").removesuffix(".partial")).stem
+                gdf.to_file(self.path, driver="GPKG", layer=re.sub(r"\W", "_", stem, flags=re.ASCII) or "points")
         elif self._first and self.fmt == "csv":
             pd.DataFrame(columns=list(OUT_COLUMNS)).to_csv(self.path, index=False)
         self.closed = True
