@@ -105,7 +105,7 @@ def _households_page(request: Request, atlas: Atlas, h: AtlasHolder, households:
         for r in res.itertuples(index=False):
             people[r.household_id].append({
                 "id": r.id, "name": r.name, "gender": r.gender, "age_band": r.age_band,
-                "id_number": r.id_number, "phone": r.phone, "relation": r.relation})
+                "id_number": r.id_number or None, "phone": r.phone or None, "relation": r.relation})
     bnames = atlas.buildings["name"].to_numpy(dtype=object)
     brow = chunk["_b"].to_numpy() if "_b" in chunk else \
         np.array([atlas.building_row(b) for b in chunk["building_id"]], dtype=int)

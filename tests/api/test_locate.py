@@ -114,12 +114,20 @@ def test_post_feature_collection(client, inside_points):
 
 def test_post_bad_rows_are_named(client, inside_points):
     a = inside_points[0]
-    body = f'[[{a[0]}, {a[1]}], [NaN, 34.8], [34.86, 117.55]]'
-    r = client.post("/locate", content=body, headers={"content-type": "application/json"})
+    r = client.post("/locate", json=[[a[0], a[1]], [200.0, 34.8], [34.86, 117.55]])
     assert r.status_code == 422, r.text
     errors = r.json()["errors"]
     assert [e["row"] for e in errors] == [1, 2]
-    assert "NaN" in errors[0]["reason"] and "swapped" in errors[1]["reason"]
+    assert "out of range" in errors[0]["reason"] and "swapped" in errors[1]["reason"]
+
+
+def test_post_nan_literal_is_4xx(client, inside_points):
+    # NaN is not JSON (RFC 8259): rejected either as malformed JSON or as a NaN coordinate
+    a = inside_points[0]
+    body = f'[[{a[0]}, {a[1]}], [NaN, 34.8]]'
+    r = client.post("/locate", content=body, headers={"content-type": "application/json"})
+    assert r.status_code in (400, 422), r.text
+    assert "JSON" in r.json()["detail"] or "NaN" in r.json()["detail"]
 
 
 def test_post_unknown_crs_is_400(client):
