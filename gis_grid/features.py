@@ -1,0 +1,296 @@
+"""The atlas layers as feature collections: streets, communities, grids, buildings.
+
+Framework-free support for the OGC API - Features endpoints (and anything else
+that wants pages of GeoJSON): a bbox filter given in any accepted CRS, offset
+paging and output in CRS84, EPSG:4490 or EPSG:4548.
+
+Axis order (OGC API - Features Part 2): coordinates are written in the axis
+order the CRS authority defines.
+
+* CRS84 (the default): lon, lat.
+* EPSG:4490 (CGCS2000 geographic): the EPSG definition is **lat, lon**
+  (``pyproj.CRS.from_epsg(4490).axis_info`` -> Lat/north, Lon/east), so a
+  ``crs=EPSG:4490`` response writes [lat, lon]. This differs from GeoJSON's
+  usual lon/lat on purpose; Part 2 requires the authority order.
+* EPSG:4548 (CGCS2000 / 3-degree GK CM 117E): the EPSG definition is
+  **northing, easting** (axis_info -> X/north, Y/east), so responses write
+  [northing, easting] metres.
+
+The same rule applies to a ``bbox`` given with ``bbox-crs``: "axis 1, axis 2"
+of that CRS, i.e. minlat,minlon,maxlat,maxlon for EPSG:4490 and
+minN,minE,maxN,maxE for EPSG:4548.
+
+Reads use an :class:`~gis_grid.atlas.Atlas` snapshot; per-atlas data (sorted
+frames, STRtrees) is built once and dropped with the atlas.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import crs as crs_mod
+from .crs import InputCRS
+from .errors import InvalidInputError, NotFoundError
+from .hierarchy import Level
+
+__all__ = ["COLLECTIONS", "OUTPUT_CRS", "Collection", "Page", "layers_of", "collection",
+           "parse_bbox", "output_crs", "axis_swapped", "items", "feature", "crs_uris"]
+
+COLLECTIONS = {
+    "streets": ("Streets (街道)", "The streets/towns of Shizhong District (9-digit codes).", Level.STREET),
+    "communities": ("Communities (社区/村)", "Communities and villages (12-digit codes).", Level.COMMUNITY),
+    "grids": ("Base grids (网格)", "The base management grids (15-digit codes); feature id = grid code.", Level.GRID),
+    "buildings": ("Buildings (建筑)", "Building footprints; feature id = numeric building id.", None),
+}
+DIVISION_PROPS = ("code", "name", "level", "parent_code")
+BUILDING_PROPS = ("id", "kind", "name", "floors", "units", "grid_code")
+
+# CRSs a response can be written in (offset systems gcj02/bd09 have no URI)
+OUTPUT_CRS = (InputCRS.CRS84, InputCRS.CGCS2000, InputCRS.GK117)
+
+
+def crs_uris() -> list[str]:
+    return [crs_mod.crs_uri(c) for c in OUTPUT_CRS]
+
+
+def output_crs(name) -> InputCRS:
+    """Parse a ``crs``/``bbox-crs`` value; only CRS84, EPSG:4490 and EPSG:4548 are served."""
+    c = crs_mod.parse_crs(name)
+    if c not in OUTPUT_CRS:
+        raise InvalidInputError(f"crs {name!r} is not supported here; use one of {', '.join(crs_uris())}")
+    return c
+
+
+def axis_swapped(c: InputCRS) -> bool:
+    """True when the authority axis order is (north, east): EPSG:4490 and EPSG:4548."""
+    return c in (InputCRS.CGCS2000, InputCRS.GK117)
+
+
+# --------------------------------------------------------------------- per-atlas layers
+@dataclass
+class Collection:
+    id: str
+    title: str
+    description: str
+    frame: pd.DataFrame          # properties, sorted by feature id (no geometry column)
+    geometry: np.ndarray         # shapely geometries in EPSG:4490, aligned with frame
+    ids: list                    # feature ids (str codes or int building ids)
+    _tree: shapely.STRtree | None = field(default=None, repr=False)
+    _rows: dict | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def tree(self) -> shapely.STRtree:
+        with self._lock:
+            if self._tree is None:
+                self._tree = shapely.STRtree(self.geometry)
+            return self._tree
+
+    def row_of(self, fid: str) -> int:
+        with self._lock:
+            if self._rows is None:
+                self._rows = {str(v): i for i, v in enumerate(self.ids)}
+        try:
+            return self._rows[str(fid).strip()]
+        except KeyError:
+            raise NotFoundError(f"no feature {fid!r} in collection {self.id!r}") from None
+
+    def extent_crs84(self) -> list[float]:
+        if not len(self):
+            return [0.0, 0.0, 0.0, 0.0]
+        b = shapely.total_bounds(self.geometry)  # 4490 lon/lat == CRS84 to cm, see gis_grid.crs
+        return [round(float(v), 7) for v in b]
+
+    def properties(self, row: int) -> dict:
+        out = {}
+        for k, v in self.frame.iloc[row].items():
+            out[k] = _py(v)
+        return out
+
+
+def _py(v):
+    if v is None:
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return None if math.isnan(v) else float(v)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return v if isinstance(v, (int, str, bool)) else str(v)
+
+
+def _build(atlas) -> dict[str, Collection]:
+    out: dict[str, Collection] = {}
+    d = atlas.divisions
+    for cid, (title, desc, level) in COLLECTIONS.items():
+        if level is not None:
+            sub = d[d["level"] == level.value].sort_values("code").reset_index(drop=True)
+            frame = sub[list(DIVISION_PROPS)].copy()
+            frame["parent_code"] = frame["parent_code"].where(frame["parent_code"].notna(), None)
+            out[cid] = Collection(cid, title, desc, frame, sub["geometry"].to_numpy(),
+                                  [str(c) for c in sub["code"]])
+        else:
+            b = atlas.buildings  # sorted by id (Atlas guarantees it)
+            frame = b[["id", "kind", "name", "floors", "units"]].copy()
+            # the atlas decides where a building stands (as-of atlases, boundary edits)
+            bg = np.asarray(atlas.building_grid)
+            codes = np.asarray(atlas.grid_codes, dtype=object)
+            frame["grid_code"] = np.where(bg >= 0, codes[np.clip(bg, 0, None)] if len(codes) else None, None)
+            out[cid] = Collection(cid, title, desc, frame.reset_index(drop=True), b["geometry"].to_numpy(),
+                                  [int(i) for i in b["id"]])
+    return out
+
+
+_CACHE: "OrderedDict[int, tuple[weakref.ref, dict]]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def layers_of(atlas) -> dict[str, Collection]:
+    """The four collections of an atlas, built once per atlas object."""
+    key = id(atlas)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0]() is atlas:
+            _CACHE.move_to_end(key)
+            return hit[1]
+        layers = _build(atlas)
+        _CACHE[key] = (weakref.ref(atlas), layers)
+        for k in [k for k, (ref, _) in _CACHE.items() if ref() is None]:
+            del _CACHE[k]
+        while len(_CACHE) > 4:
+            _CACHE.popitem(last=False)
+        return layers
+
+
+def collection(atlas, cid: str) -> Collection:
+    layers = layers_of(atlas)
+    try:
+        return layers[cid]
+    except KeyError:
+        raise NotFoundError(f"no collection {cid!r}; collections: {', '.join(COLLECTIONS)}") from None
+
+
+# --------------------------------------------------------------------- bbox
+def parse_bbox(text: str | None, bbox_crs=None) -> shapely.Geometry | None:
+    """``minx,miny,maxx,maxy`` (axis order of ``bbox_crs``) -> a polygon in EPSG:4490 lon/lat."""
+    if text is None:
+        return None
+    c = output_crs(bbox_crs)
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) not in (4, 6):
+        raise InvalidInputError(f"bbox needs 4 numbers (or 6 with heights), got {len(parts)}: {text!r}")
+    try:
+        v = [float(p) for p in parts]
+    except ValueError:
+        raise InvalidInputError(f"bbox values must be numbers: {text!r}") from None
+    if not all(math.isfinite(x) for x in v):
+        raise InvalidInputError(f"bbox values must be finite numbers: {text!r}")
+    if len(v) == 6:
+        v = [v[0], v[1], v[3], v[4]]
+    a1, a2, b1, b2 = v
+    if a1 > b1 or a2 > b2:
+        raise InvalidInputError(f"bbox lower corner must not exceed the upper corner: {text!r} "
+                                "(order: min axis 1, min axis 2, max axis 1, max axis 2)")
+    if axis_swapped(c):
+        # authority order is (north, east): axis 1 is lat/northing
+        x0, y0, x1, y1 = a2, a1, b2, b1
+    else:
+        x0, y0, x1, y1 = a1, a2, b1, b2
+    if c is InputCRS.CGCS2000 and (abs(y0) > 90 or abs(y1) > 90):
+        raise InvalidInputError("bbox with bbox-crs EPSG:4490 is in the EPSG axis order lat,lon: "
+                                "minlat,minlon,maxlat,maxlon (got a latitude beyond 90)")
+    if c is InputCRS.CRS84 and (abs(y0) > 90 or abs(y1) > 90):
+        raise InvalidInputError("bbox in CRS84 is minlon,minlat,maxlon,maxlat (got a latitude beyond 90)")
+    box = shapely.box(x0, y0, x1, y1)
+    if c is InputCRS.GK117:
+        box = shapely.segmentize(box, max((x1 - x0), (y1 - y0)) / 16 or 1.0)
+        box = shapely.transform(box, lambda xy: np.column_stack(crs_mod.from_metric(xy[:, 0], xy[:, 1])))
+    return box
+
+
+# --------------------------------------------------------------------- output
+def _transform_fn(c: InputCRS):
+    if c is InputCRS.CRS84:
+        return None
+    if c is InputCRS.CGCS2000:
+        return lambda xy: xy[:, ::-1]  # lat, lon (EPSG authority order)
+    def fn(xy):
+        e, n = crs_mod.to_metric(xy[:, 0], xy[:, 1])
+        return np.column_stack([n, e])  # northing, easting (EPSG authority order)
+    return fn
+
+
+def geometries_in(geoms: np.ndarray, c: InputCRS) -> np.ndarray:
+    fn = _transform_fn(c)
+    return geoms if fn is None or not len(geoms) else shapely.transform(geoms, fn)
+
+
+@dataclass
+class Page:
+    collection: str
+    number_matched: int
+    offset: int
+    limit: int
+    rows: np.ndarray
+    crs: InputCRS
+
+    @property
+    def number_returned(self) -> int:
+        return len(self.rows)
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.rows) < self.number_matched
+
+
+def _feature_json(coll: Collection, rows: np.ndarray, c: InputCRS) -> list[str]:
+    geoms = geometries_in(coll.geometry[rows], c)
+    gj = shapely.to_geojson(geoms) if len(rows) else []
+    cols = list(coll.frame.columns)
+    values = [coll.frame[k].to_numpy()[rows] for k in cols]
+    out = []
+    for i, r in enumerate(rows):
+        props = {k: _py(values[j][i]) for j, k in enumerate(cols)}
+        fid = coll.ids[int(r)]
+        out.append('{"type":"Feature","id":%s,"geometry":%s,"properties":%s}'
+                   % (json.dumps(fid), gj[i], json.dumps(props, ensure_ascii=False)))
+    return out
+
+
+def items(atlas, cid: str, *, bbox=None, bbox_crs=None, crs=None, limit: int = 10,
+          offset: int = 0) -> tuple[Page, list[str]]:
+    """A page of features: the Page metadata and each feature as a GeoJSON string."""
+    coll = collection(atlas, cid)
+    c = output_crs(crs)
+    box = parse_bbox(bbox, bbox_crs) if isinstance(bbox, (str, type(None))) else bbox
+    if box is None:
+        matched = np.arange(len(coll))
+    else:
+        matched = np.sort(coll.tree.query(box, predicate="intersects"))
+    rows = matched[offset: offset + limit]
+    page = Page(cid, len(matched), offset, limit, rows, c)
+    return page, _feature_json(coll, rows, c)
+
+
+def feature(atlas, cid: str, fid: str, *, crs=None) -> str:
+    coll = collection(atlas, cid)
+    c = output_crs(crs)
+    row = coll.row_of(fid)
+    return _feature_json(coll, np.array([row]), c)[0]

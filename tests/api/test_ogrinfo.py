@@ -1,0 +1,84 @@
+"""GDAL's OAPIF driver against the real app served by uvicorn: `ogrinfo` must count every collection right."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from api.app import create_app
+from api.settings import Settings
+from api.state import AtlasHolder
+
+
+def _ogrinfo() -> str:
+    exe = shutil.which("ogrinfo")
+    if exe is None:
+        msg = "GDAL's ogrinfo is not installed (run `bash scripts/system-deps.sh`)"
+        if os.environ.get("CI"):
+            pytest.fail(msg + "; CI must run this test")
+        pytest.skip(msg)
+    return exe
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(demo_store_path, demo_store, demo_atlas):
+    import uvicorn
+
+    # the real app from its settings; the session's atlas is reused (building one costs seconds)
+    holder = AtlasHolder.__new__(AtlasHolder)
+    holder.store, holder._atlas, holder._lock = demo_store, demo_atlas, threading.Lock()
+    app = create_app(Settings(db=str(demo_store_path)), holder=holder)
+    app.router.lifespan_context = _no_close  # the session owns the store
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not th.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    th.join(timeout=10)
+
+
+from contextlib import asynccontextmanager  # noqa: E402
+
+
+@asynccontextmanager
+async def _no_close(app):
+    yield
+
+
+@pytest.mark.parametrize("layer", ["streets", "communities", "grids", "buildings"])
+def test_ogrinfo_feature_count(server, demo_store, layer):
+    exe = _ogrinfo()
+    if layer == "buildings":
+        expected = len(demo_store.buildings())
+    else:
+        d = demo_store.divisions()
+        level = {"streets": "street", "communities": "community", "grids": "grid"}[layer]
+        expected = int((d["level"] == level).sum())
+        assert expected == {"streets": 11, "communities": 170, "grids": 445}[layer]
+    t0 = time.monotonic()
+    res = subprocess.run([exe, "-ro", "-so", f"OAPIF:{server}/ogc", layer], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "GDAL_HTTP_TIMEOUT": "60"})
+    took = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr + res.stdout
+    m = re.search(r"Feature Count:\s*(\d+)", res.stdout)
+    assert m, res.stdout + res.stderr
+    assert int(m.group(1)) == expected
+    assert took < 60, f"ogrinfo took {took:.1f} s"
