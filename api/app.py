@@ -25,6 +25,16 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
     app.state.settings = settings
     app.state.holder = holder or AtlasHolder(open_store(settings.db))
     errors.install(app)
+
+    @app.middleware("http")
+    async def body_limit(request, call_next):
+        # refuse oversized bodies before reading them; the limit is published at /capabilities
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            return errors.problem(413, "Payload too large",
+                                  f"the body has {length} bytes, over the limit of {settings.max_body_bytes}; "
+                                  "split it, or use the bulk CLI `gis-grid locate IN.csv -o OUT.csv` for points")
+        return await call_next(request)
     from .routers import ROUTERS
     for router in ROUTERS:
         app.include_router(router)
