@@ -12,6 +12,14 @@ class AtlasHolder:
         self.store = store
         self._atlas = Atlas.from_store(store)
         self._lock = threading.Lock()
+        self._warm(self._atlas)
+
+    def _warm(self, atlas: Atlas) -> None:
+        """Compute grid statistics off the request path (about 2 s for the demo)."""
+        from gis_grid.stats import grid_table
+        store = self.store
+        threading.Thread(target=lambda: _quietly(grid_table, atlas, store), daemon=True,
+                         name=f"warm-atlas-{atlas.version}").start()
 
     @property
     def atlas(self) -> Atlas:
@@ -26,4 +34,12 @@ class AtlasHolder:
         with self._lock:
             new = Atlas.from_store(self.store)
             self._atlas = new
+            self._warm(new)
             return new
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception:  # a failed warm-up only means the first request computes it
+        pass
