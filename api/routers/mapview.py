@@ -1,0 +1,87 @@
+"""The command-centre map viewer: GET /map, its vendored assets and the grid layers."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from gis_grid import maps
+from gis_grid.atlas import Atlas
+from gis_grid.errors import InvalidInputError, NotFoundError
+from gis_grid.hierarchy import Level
+
+from ..deps import atlas_dep, settings_dep
+from ..settings import Settings
+
+router = APIRouter(tags=["map"])
+
+STATIC_DIR = (Path(__file__).resolve().parent.parent / "static").resolve()
+CONTENT_TYPES = {
+    ".js": "application/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+    "": "text/plain; charset=utf-8",  # LICENSE, VERSION
+}
+
+_cache: dict[tuple, bytes] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 32
+
+
+def _cached(key: tuple, build) -> bytes:
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    value = build()
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = value
+    return value
+
+
+@router.get("/map", response_class=HTMLResponse, summary="The command-centre map viewer (HTML)")
+def map_page(request: Request, atlas: Atlas = Depends(atlas_dep),
+             settings: Settings = Depends(settings_dep)) -> HTMLResponse:
+    prefix = request.scope.get("root_path", "").rstrip("/")
+    key = ("html", id(atlas), atlas.version, settings.basemap, settings.tianditu_key, prefix)
+    body = _cached(key, lambda: maps.viewer_html(atlas, settings.basemap, f"{prefix}/map/static",
+                                                 tianditu_key=settings.tianditu_key,
+                                                 api_prefix=prefix).encode("utf-8"))
+    return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/map/layers/{level}.geojson", summary="One grid level as simplified GeoJSON for the viewer")
+def map_layer(level: str, request: Request, atlas: Atlas = Depends(atlas_dep),
+              settings: Settings = Depends(settings_dep)) -> Response:
+    lvl = Level.parse(level)
+    etag = f'"{atlas.version}-{lvl.value}-{settings.basemap}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    key = ("layer", id(atlas), atlas.version, lvl.value, settings.basemap)
+    body = _cached(key, lambda: maps.level_geojson_bytes(atlas, lvl, settings.basemap))
+    return Response(body, media_type="application/geo+json",
+                    headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+
+@router.get("/map/search", summary="Find a grid by code or name, or a 'lon,lat' point (display coordinates)")
+def map_search(q: str = Query(..., max_length=200, description="grid/division code, name, or 'lon,lat'"),
+               atlas: Atlas = Depends(atlas_dep), settings: Settings = Depends(settings_dep)) -> dict:
+    return maps.search(atlas, q, settings.basemap)
+
+
+@router.get("/map/static/{path:path}", include_in_schema=False)
+def map_static(path: str) -> FileResponse:
+    target = (STATIC_DIR / path).resolve()
+    if not target.is_relative_to(STATIC_DIR) or not target.is_file():
+        raise NotFoundError(f"no static asset {path!r}")
+    ctype = CONTENT_TYPES.get(target.suffix.lower())
+    if ctype is None:
+        raise InvalidInputError(f"{path!r} is not a servable asset type")
+    return FileResponse(target, media_type=ctype, headers={"Cache-Control": "public, max-age=3600"})

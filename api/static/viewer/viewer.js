@@ -1,0 +1,362 @@
+/* gis_grid command-centre map viewer. Served by the app; no external requests.
+ *
+ * GisGridViewer.init({map, layers: {street, community, grid, labels, buildings}, control, config})
+ * is called by the folium page. Grid layers come from config.layerUrl, grid cards from
+ * config.gridUrl (/grids/{code}), building residents from config.residentsUrl and building
+ * vector tiles from config.buildingTilesUrl (layer config.buildingLayer).
+ */
+(function () {
+  "use strict";
+
+  var V = (window.GisGridViewer = { ready: false, features: {}, geojson: {}, labelGroups: {} });
+
+  var STYLES = {
+    street: { color: "#b2182b", weight: 3, opacity: 0.9, fill: true, fillOpacity: 0 },
+    community: { color: "#2166ac", weight: 2, opacity: 0.85, dashArray: "6 4", fill: true, fillOpacity: 0 },
+    grid: { color: "#555555", weight: 1, opacity: 0.8, fill: true, fillColor: "#fdb863", fillOpacity: 0.12 }
+  };
+  var SELECTED = { color: "#ffd700", weight: 4, opacity: 1, fillOpacity: 0.25 };
+  var GROUP_NAMES = { disabled: "残疾", low_income: "低保", elderly_alone: "独居老人",
+                      extreme_poverty: "特困", left_behind_child: "留守儿童", veteran: "退役军人",
+                      community_correction: "社区矫正" };
+  var LEVEL_NAMES = { district: "区", street: "街道", community: "社区", grid: "网格" };
+  var STAT_LABELS = [
+    ["households", "户数 Households"],
+    ["residents", "人口 Residents"],
+    ["buildings", "建筑 Buildings"],
+    ["workers", "网格员 Workers"],
+    ["special_groups", "特殊人群 Special groups"],
+    ["grids", "网格数 Grids"]
+  ];
+
+  function fmt(template, params) {
+    return template.replace(/\{(\w+)\}/g, function (_, k) { return encodeURIComponent(params[k]); });
+  }
+  function esc(v) {
+    return String(v === null || v === undefined ? "" : v).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function el(id) { return document.getElementById(id); }
+  function getJSON(url) {
+    return fetch(url, { headers: { Accept: "application/json" } }).then(function (r) {
+      if (!r.ok) {
+        return r.text().then(function (t) {
+          var detail = t;
+          try { detail = JSON.parse(t).detail || t; } catch (e) { /* not JSON */ }
+          var err = new Error("HTTP " + r.status + ": " + detail);
+          err.status = r.status;
+          throw err;
+        });
+      }
+      return r.json();
+    });
+  }
+
+  // -- panel -------------------------------------------------------------------------
+  function buildPanel(map) {
+    var panel = L.DomUtil.create("div", "gg-panel");
+    panel.id = "gg-panel";
+    panel.innerHTML =
+      '<div class="gg-title">' + esc(V.cfg.title || "") + "</div>" +
+      '<form id="gg-search-form" class="gg-search" autocomplete="off">' +
+      '<input id="gg-search" type="search" placeholder="网格编码 / 社区名称 / 经度,纬度" aria-label="search">' +
+      '<button type="submit" id="gg-search-go">搜索</button></form>' +
+      '<div id="gg-search-results" class="gg-results"></div>' +
+      '<div id="grid-card" class="gg-card" hidden></div>' +
+      '<div id="building-card" class="gg-card" hidden></div>';
+    map.getContainer().appendChild(panel);
+    L.DomEvent.disableClickPropagation(panel);
+    L.DomEvent.disableScrollPropagation(panel);
+    el("gg-search-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      V.search(el("gg-search").value);
+    });
+  }
+
+  // -- grid layers and labels --------------------------------------------------------
+  function loadLevels() {
+    var cfg = V.cfg;
+    return Promise.all(cfg.levels.map(function (lv) {
+      return getJSON(fmt(cfg.layerUrl, { level: lv }));
+    })).then(function (collections) {
+      collections.forEach(function (fc, i) {
+        var lv = cfg.levels[i];
+        var style = L.Util.extend({ className: "gg-" + lv }, STYLES[lv] || STYLES.grid);
+        var gj = L.geoJSON(fc, {
+          style: function () { return style; },
+          onEachFeature: function (f, layer) {
+            V.features[f.properties.code] = { feature: f, layer: layer, level: lv };
+            layer.on("click", function (e) {
+              L.DomEvent.stopPropagation(e);
+              V.select(f.properties.code);
+            });
+          }
+        });
+        V.geojson[lv] = gj;
+        V.groups[lv].addLayer(gj);
+        var labels = L.layerGroup();
+        fc.features.forEach(function (f) {
+          var p = f.properties;
+          if (!p.label) { return; }
+          L.marker([p.label[1], p.label[0]], {
+            interactive: false, keyboard: false,
+            icon: L.divIcon({ className: "gg-label gg-label-" + lv, iconSize: null,
+                              html: "<span>" + esc(p.name) + "</span>" })
+          }).addTo(labels);
+        });
+        V.labelGroups[lv] = labels;
+      });
+      restack();
+      updateLabels();
+    });
+  }
+
+  // finer levels on top, so a click lands on the finest visible level
+  function restack() {
+    V.cfg.levels.forEach(function (lv) {
+      if (V.geojson[lv] && V.map.hasLayer(V.groups[lv])) { V.geojson[lv].bringToFront(); }
+    });
+  }
+
+  function updateLabels() {
+    var z = V.map.getZoom(), zooms = V.cfg.labelZooms || {};
+    Object.keys(V.labelGroups).forEach(function (lv) {
+      var range = zooms[lv] || [0, 99];
+      var show = z >= range[0] && z <= range[1] && V.map.hasLayer(V.groups[lv]);
+      var has = V.groups.labels.hasLayer(V.labelGroups[lv]);
+      if (show && !has) { V.groups.labels.addLayer(V.labelGroups[lv]); }
+      if (!show && has) { V.groups.labels.removeLayer(V.labelGroups[lv]); }
+    });
+  }
+
+  // -- building vector tiles ---------------------------------------------------------
+  function addBuildings() {
+    var cfg = V.cfg, map = V.map;
+    if (!L.vectorGrid || !cfg.buildingTilesUrl) { return; }
+    var pane = map.createPane("gg-buildings");
+    pane.style.zIndex = 450; // above the grid polygons (400), below labels (600)
+    var styles = {};
+    styles[cfg.buildingLayer] = { fill: true, fillColor: "#8c510a", fillOpacity: 0.55,
+                                  color: "#543005", weight: 1, opacity: 0.9 };
+    var vg = L.vectorGrid.protobuf(cfg.buildingTilesUrl, {
+      pane: "gg-buildings",
+      rendererFactory: L.svg.tile,
+      vectorTileLayerStyles: styles,
+      interactive: true,
+      minZoom: cfg.buildingMinZoom,
+      maxNativeZoom: 18,
+      maxZoom: V.cfg.maxZoom || 20,
+      getFeatureId: function (f) { return f.properties && f.properties.id; }
+    });
+    vg.on("click", function (e) {
+      L.DomEvent.stopPropagation(e);
+      var props = (e.layer && e.layer.properties) || {};
+      if (props.id !== undefined) { V.showBuilding(props); }
+    });
+    V.buildings = vg;
+    V.groups.buildings.addLayer(vg);
+    if (cfg.tileShift) {
+      // tiles are in CGCS2000/WGS84 but the basemap is GCJ-02: shift the pane by the
+      // (nearly constant across the district) GCJ offset, recomputed per zoom
+      var shift = function () {
+        var a = map.project([cfg.tileShift.from[1], cfg.tileShift.from[0]]);
+        var b = map.project([cfg.tileShift.to[1], cfg.tileShift.to[0]]);
+        pane.style.transform = "translate(" + (b.x - a.x) + "px," + (b.y - a.y) + "px)";
+      };
+      map.on("zoomend", shift);
+      shift();
+    }
+  }
+
+  // -- cards ---------------------------------------------------------------------------
+  function statValue(v) {
+    if (v === null || v === undefined) { return "—"; }
+    if (Array.isArray(v)) {
+      return v.length + (v.length ? "（" + v.map(function (x) {
+        return typeof x === "object" ? esc(x.name || x.id || JSON.stringify(x)) : esc(x);
+      }).join("、") + "）" : "");
+    }
+    if (typeof v === "object") {
+      var total = 0, parts = [];
+      Object.keys(v).forEach(function (k) {
+        if (typeof v[k] === "number") { total += v[k]; if (!v[k]) { return; } }
+        parts.push(esc(GROUP_NAMES[k] || k) + " " + statValue(v[k]));
+      });
+      return total + (parts.length ? '<div class="gg-groups">' + parts.join("，") + "</div>" : "");
+    }
+    return esc(v);
+  }
+
+  function renderStats(card) {
+    var stats = card.statistics || card.stats || {};
+    var rows = [], seen = {};
+    STAT_LABELS.forEach(function (pair) {
+      var key = pair[0], alt = key.replace("_", " "), v = stats[key];
+      if (v === undefined) { v = stats[alt]; }
+      if (v === undefined) { v = stats[key.replace("_", "")]; }
+      seen[key] = seen[alt] = true;
+      rows.push('<tr data-stat="' + key + '"><th>' + pair[1] + "</th><td>" + statValue(v) + "</td></tr>");
+    });
+    Object.keys(stats).forEach(function (k) {
+      if (!seen[k] && !seen[k.replace(" ", "_")]) {
+        rows.push("<tr><th>" + esc(k) + "</th><td>" + statValue(stats[k]) + "</td></tr>");
+      }
+    });
+    return '<table class="gg-stats">' + rows.join("") + "</table>";
+  }
+
+  V.select = function (code, opts) {
+    opts = opts || {};
+    var hit = V.features[code];
+    if (V.selected && V.selected.layer) { V.geojson[V.selected.level].resetStyle(V.selected.layer); }
+    V.selected = hit || null;
+    if (hit) {
+      hit.layer.setStyle(SELECTED);
+      if (opts.fly) { V.map.flyToBounds(hit.layer.getBounds(), { maxZoom: 16, duration: 0.8 }); }
+    }
+    var p = hit ? hit.feature.properties : { code: code, name: "", level: "" };
+    var card = el("grid-card");
+    card.hidden = false;
+    card.setAttribute("data-code", code);
+    card.setAttribute("data-state", "loading");
+    card.innerHTML = '<div class="gg-card-head"><span class="gg-level">' + esc(LEVEL_NAMES[p.level] || p.level) +
+      '</span> <b class="gg-name">' + esc(p.name) + '</b><button class="gg-close" title="close">×</button></div>' +
+      '<div class="gg-code">编码 <code>' + esc(code) + "</code></div>" +
+      '<div class="gg-body">加载中…</div>';
+    card.querySelector(".gg-close").onclick = function () { card.hidden = true; };
+    return getJSON(fmt(V.cfg.gridUrl, { code: code }) + "?geometry=false").then(function (data) {
+      if (card.getAttribute("data-code") !== code) { return; }
+      if (data.name) { card.querySelector(".gg-name").textContent = data.name; }
+      var parent = data.parent && typeof data.parent === "object"
+        ? (data.parent.name || "") + " " + (data.parent.code || "") : (data.parent || "");
+      var kids = Array.isArray(data.children) ? data.children.length : data.children;
+      card.querySelector(".gg-body").innerHTML =
+        (parent ? '<div class="gg-parent">上级 ' + esc(parent) + "</div>" : "") +
+        renderStats(data) +
+        (kids ? '<div class="gg-children">下级 ' + esc(kids) + " 个</div>" : "") +
+        (Array.isArray(data.workers) && data.workers.length ? '<div class="gg-workers">网格员 ' +
+          data.workers.map(function (w) {
+            return esc(w.name) + (w.role ? "（" + esc(w.role) + "）" : "") + (w.phone ? " " + esc(w.phone) : "");
+          }).join("；") + "</div>" : "");
+      card.setAttribute("data-state", "loaded");
+    }).catch(function (err) {
+      if (card.getAttribute("data-code") !== code) { return; }
+      card.querySelector(".gg-body").textContent = "统计不可用: " + err.message;
+      card.setAttribute("data-state", "error");
+    });
+  };
+
+  function residentLine(r) {
+    if (typeof r !== "object" || r === null) { return esc(r); }
+    var keys = ["name", "gender", "sex", "age", "age_band", "relation", "id_number", "id_card", "phone", "tags"];
+    var parts = [];
+    keys.forEach(function (k) {
+      if (r[k] !== undefined && r[k] !== null && r[k] !== "") {
+        parts.push('<span class="gg-r-' + k + '">' + esc(Array.isArray(r[k]) ? r[k].join(",") : r[k]) + "</span>");
+      }
+    });
+    if (!parts.length) { parts.push(esc(JSON.stringify(r))); }
+    return parts.join(" ");
+  }
+
+  V.showBuilding = function (props, url) {
+    var card = el("building-card");
+    var id = props.id;
+    card.hidden = false;
+    card.setAttribute("data-building", id);
+    card.setAttribute("data-state", "loading");
+    card.innerHTML = '<div class="gg-card-head"><span class="gg-level">建筑</span> <b>' + esc(props.name || id) +
+      "</b> " + esc(props.kind || "") + '<button class="gg-close" title="close">×</button></div>' +
+      '<div class="gg-body">加载中…</div>';
+    card.querySelector(".gg-close").onclick = function () { card.hidden = true; };
+    return getJSON(url || fmt(V.cfg.residentsUrl, { id: id })).then(function (data) {
+      if (card.getAttribute("data-building") !== String(id)) { return; }
+      var hhs = data.households || data.items || data.results || (Array.isArray(data) ? data : []);
+      var total = data.total !== undefined ? data.total : (data.numberMatched !== undefined ? data.numberMatched : null);
+      var html = '<div class="gg-hh-count">' + (total !== null ? "共 " + esc(total) + " 户，" : "") +
+        "本页 " + hhs.length + " 户</div><ol class=\"gg-households\">";
+      hhs.forEach(function (h) {
+        var members = h.residents || h.members || h.people || [];
+        html += "<li><div class=\"gg-hh\">" + esc(h.id || h.household_id || "") +
+          (h.address ? " " + esc(h.address) : "") + (h.unit ? " " + esc(h.unit) + "单元" : "") +
+          (h.room ? " " + esc(h.room) : "") + "</div><ul>" +
+          members.map(function (r) { return "<li>" + residentLine(r) + "</li>"; }).join("") + "</ul></li>";
+      });
+      html += "</ol>";
+      var next = Array.isArray(data.links) ?
+        (data.links.filter(function (l) { return l.rel === "next"; })[0] || {}).href : null;
+      if (!next && typeof data.next === "string" && data.next) {  // a bare page token
+        next = fmt(V.cfg.residentsUrl, { id: id }) + "?next=" + encodeURIComponent(data.next);
+      }
+      if (next) { html += '<button class="gg-next">下一页</button>'; }
+      card.querySelector(".gg-body").innerHTML = html;
+      if (next) { card.querySelector(".gg-next").onclick = function () { V.showBuilding(props, next); }; }
+      card.setAttribute("data-state", "loaded");
+    }).catch(function (err) {
+      card.querySelector(".gg-body").textContent = "住户不可用: " + err.message;
+      card.setAttribute("data-state", "error");
+    });
+  };
+
+  // -- search --------------------------------------------------------------------------
+  V.search = function (q) {
+    var box = el("gg-search-results");
+    q = (q || "").trim();
+    if (!q) { box.innerHTML = ""; return Promise.resolve(null); }
+    box.textContent = "搜索中…";
+    return getJSON(V.cfg.searchUrl + "?q=" + encodeURIComponent(q)).then(function (data) {
+      var res = data.results || [];
+      if (!res.length) { box.textContent = "未找到 “" + q + "”"; return null; }
+      box.innerHTML = res.length > 1 ? res.map(function (r, i) {
+        return '<a href="#" data-i="' + i + '">' + esc(r.name || "") + " <code>" + esc(r.code || "") + "</code></a>";
+      }).join("") : "";
+      Array.prototype.forEach.call(box.querySelectorAll("a"), function (a) {
+        a.onclick = function (ev) { ev.preventDefault(); go(res[+a.getAttribute("data-i")]); };
+      });
+      go(res[0]);
+      return res[0];
+    }).catch(function (err) { box.textContent = "搜索失败: " + err.message; });
+  };
+
+  function go(r) {
+    if (V.marker) { V.map.removeLayer(V.marker); V.marker = null; }
+    if (r.kind === "point") {
+      V.marker = L.circleMarker([r.center[1], r.center[0]], { radius: 7, color: "#d7301f", weight: 3 }).addTo(V.map);
+      V.map.flyTo([r.center[1], r.center[0]], Math.max(V.map.getZoom(), 16), { duration: 0.8 });
+      if (r.code) { V.select(r.code); } else { el("gg-search-results").textContent = "该点不在辖区内"; }
+      return;
+    }
+    if (V.features[r.code]) { V.select(r.code, { fly: true }); return; }
+    V.map.flyToBounds([[r.bbox[1], r.bbox[0]], [r.bbox[3], r.bbox[2]]], { maxZoom: 16, duration: 0.8 });
+    V.select(r.code);
+  }
+
+  // -- init ----------------------------------------------------------------------------
+  V.init = function (opts) {
+    V.map = opts.map;
+    V.groups = opts.layers;
+    V.control = opts.control;
+    V.cfg = opts.config;
+    var map = V.map;
+    map.getContainer().classList.add("gg-map", "gg-basemap-" + V.cfg.basemap);
+    // explicit limits: otherwise Leaflet derives them from the layers (the building tiles' minZoom)
+    map.setMinZoom(V.cfg.minZoom || 8);
+    map.setMaxZoom(V.cfg.maxZoom || 20);
+    if (V.cfg.bounds) { map.fitBounds(V.cfg.bounds); }
+    buildPanel(map);
+    map.on("zoomend", updateLabels);
+    map.on("overlayadd overlayremove", function () { restack(); updateLabels(); });
+    addBuildings();
+    loadLevels().then(function () {
+      V.ready = true;
+      document.body.setAttribute("data-gg-ready", "1");
+      var m = /[#&]q=([^&]+)/.exec(window.location.hash);
+      if (m) { V.search(decodeURIComponent(m[1])); }
+    }).catch(function (err) {
+      document.body.setAttribute("data-gg-ready", "error");
+      var box = el("gg-search-results");
+      if (box) { box.textContent = "图层加载失败: " + err.message; }
+    });
+  };
+})();

@@ -1,0 +1,186 @@
+"""GET /map (the folium/Leaflet viewer), its vendored assets and the grid layer GeoJSON."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from pyproj import Geod
+
+from api.app import create_app
+from api.settings import Settings
+from gis_grid import crs as crs_mod
+from gis_grid import maps
+
+GEOD = Geod(ellps="WGS84")
+COUNTS = {"street": 11, "community": 170, "grid": 445}
+ASSET_RE = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+
+
+def client_for(client: TestClient, **settings) -> TestClient:
+    """Another app over the same (already loaded) atlas; no lifespan, so the shared store stays open."""
+    return TestClient(create_app(Settings(**settings), holder=client.app.state.holder))
+
+
+@pytest.fixture(scope="module")
+def amap(client):
+    return client_for(client, basemap="amap")
+
+
+@pytest.fixture(scope="module")
+def tianditu(client):
+    return client_for(client, basemap="tianditu", tianditu_key="testkey123")
+
+
+def test_map_page_is_html_without_external_assets(client):
+    r = client.get("/map")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert "GisGridViewer.init(" in page and "L.control.scale()" in page and "L.control.layers(" in page
+    assert maps.external_asset_urls(page) == []
+    # the default basemap is offline: nothing at all points off the host
+    assert "https://" not in page and "http://" not in page
+    for cdn in ("cdn.jsdelivr", "cdnjs", "code.jquery", "bootstrapcdn", "unpkg"):
+        assert cdn not in page
+    assets = ASSET_RE.findall(page)
+    assert any(a.endswith("/leaflet.js") for a in assets)
+    assert any(a.endswith("Leaflet.VectorGrid.bundled.min.js") for a in assets)
+    for a in assets:
+        if a.startswith("data:"):
+            continue
+        assert a.startswith("/map/static/"), a
+        got = client.get(a)
+        assert got.status_code == 200, a
+        want = "application/javascript" if a.endswith(".js") else "text/css"
+        assert got.headers["content-type"].startswith(want), (a, got.headers["content-type"])
+
+
+@pytest.mark.parametrize("path, ctype", [
+    ("leaflet/leaflet.js", "application/javascript"),
+    ("leaflet/leaflet.css", "text/css"),
+    ("leaflet/images/layers.png", "image/png"),
+    ("leaflet/images/marker-icon.png", "image/png"),
+    ("vectorgrid/Leaflet.VectorGrid.bundled.min.js", "application/javascript"),
+    ("viewer/viewer.js", "application/javascript"),
+    ("viewer/viewer.css", "text/css"),
+    ("leaflet/LICENSE", "text/plain"),
+    ("vectorgrid/LICENSE", "text/plain"),
+])
+def test_static_assets(client, path, ctype):
+    r = client.get(f"/map/static/{path}")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith(ctype)
+    assert len(r.content) > 100
+
+
+def test_static_assets_stay_inside_the_static_dir(client):
+    for path in ("../app.py", "..%2Fapp.py", "nope.js", "viewer"):
+        assert client.get(f"/map/static/{path}").status_code in (400, 404), path
+
+
+@pytest.mark.parametrize("level", sorted(COUNTS))
+def test_layer_geojson_counts(client, demo_atlas, level):
+    r = client.get(f"/map/layers/{level}.geojson")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/geo+json")
+    fc = r.json()
+    assert fc["type"] == "FeatureCollection"
+    feats = fc["features"]
+    assert len(feats) == COUNTS[level]
+    d = demo_atlas.divisions
+    assert sorted(f["properties"]["code"] for f in feats) == sorted(d[d["level"] == level]["code"])
+    for f in feats:
+        p = f["properties"]
+        assert p["level"] == level and p["name"]
+        g = shapely.geometry.shape(f["geometry"])
+        assert g.geom_type in ("Polygon", "MultiPolygon") and g.is_valid and not g.is_empty
+        # the label point lies inside its polygon
+        assert g.buffer(1e-6).covers(shapely.Point(p["label"]))
+
+
+def test_layer_geojson_is_simplified_but_close(client, demo_atlas):
+    fc = client.get("/map/layers/street.geojson").json()
+    d = demo_atlas.divisions.set_index("code")
+    for f in fc["features"]:
+        orig = d.loc[f["id"], "geometry"]
+        simple = shapely.geometry.shape(f["geometry"])
+        assert shapely.get_num_coordinates(simple) <= shapely.get_num_coordinates(orig)
+        assert shapely.hausdorff_distance(orig, simple) < 5e-4  # < ~50 m
+
+
+def test_layer_aliases_and_errors(client):
+    assert len(client.get("/map/layers/grids.geojson").json()["features"]) == 445
+    assert client.get("/map/layers/planet.geojson").status_code == 400
+    r = client.get("/map/layers/grid.geojson")
+    assert client.get("/map/layers/grid.geojson", headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+
+
+def _coords(feature) -> np.ndarray:
+    return shapely.get_coordinates(shapely.geometry.shape(feature["geometry"]))
+
+
+def test_amap_mode_shifts_overlays_to_gcj02(client, amap):
+    page = amap.get("/map").text
+    assert "autonavi.com" in page              # the basemap tiles (not a script or stylesheet)
+    assert maps.external_asset_urls(page) == []
+    assert '"tileShift": {' in page            # building tiles are shifted client-side
+    for level in ("street", "grid"):
+        plain = {f["id"]: f for f in client.get(f"/map/layers/{level}.geojson").json()["features"]}
+        shifted = {f["id"]: f for f in amap.get(f"/map/layers/{level}.geojson").json()["features"]}
+        assert plain.keys() == shifted.keys()
+        for code in list(plain)[:20]:
+            a, b = _coords(plain[code]), _coords(shifted[code])
+            assert a.shape == b.shape
+            _, _, dist = GEOD.inv(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
+            assert 300 < dist.min() and dist.max() < 800, (code, dist.min(), dist.max())
+            gx, gy = crs_mod.wgs84_to_gcj02(a[:, 0], a[:, 1])
+            np.testing.assert_allclose(b, np.column_stack([gx, gy]), atol=2e-6)
+            la, lb = plain[code]["properties"]["label"], shifted[code]["properties"]["label"]
+            assert 300 < GEOD.inv(la[0], la[1], lb[0], lb[1])[2] < 800
+
+
+def test_tianditu_mode_has_no_shift(client, tianditu):
+    page = tianditu.get("/map").text
+    assert "tianditu.gov.cn" in page and "tk=testkey123" in page
+    assert maps.external_asset_urls(page) == []
+    a = client.get("/map/layers/community.geojson").json()["features"]
+    b = tianditu.get("/map/layers/community.geojson").json()["features"]
+    assert a == b
+
+
+def test_search(client, demo_atlas):
+    d = demo_atlas.divisions
+    grid = d[d["level"] == "grid"].iloc[7]
+    hit = client.get("/map/search", params={"q": grid["code"]}).json()["results"][0]
+    assert hit["code"] == grid["code"] and hit["level"] == "grid" and len(hit["bbox"]) == 4
+
+    comm = d[d["level"] == "community"].iloc[3]
+    hits = client.get("/map/search", params={"q": comm["name"]}).json()["results"]
+    assert hits[0]["code"] == comm["code"]
+
+    p = shapely.point_on_surface(grid["geometry"])
+    hit = client.get("/map/search", params={"q": f"{p.x:.6f},{p.y:.6f}"}).json()["results"][0]
+    assert hit["kind"] == "point" and hit["code"] == grid["code"]
+    assert hit["center"] == pytest.approx([p.x, p.y], abs=1e-6)
+
+    assert client.get("/map/search", params={"q": "no such place"}).json()["results"] == []
+    outside = client.get("/map/search", params={"q": "100.0,30.0"}).json()["results"][0]
+    assert outside["outside"] is True and outside["code"] is None
+
+
+def test_search_point_in_amap_mode_is_shifted(amap):
+    hit = amap.get("/map/search", params={"q": "117.55,34.86"}).json()["results"][0]
+    gx, gy = crs_mod.wgs84_to_gcj02(117.55, 34.86)
+    assert hit["center"] == pytest.approx([float(gx), float(gy)], abs=1e-6)
+    assert hit["code"]  # the grid is located with the original (CGCS2000) coordinate
+
+
+def test_viewer_html_is_framework_free(demo_atlas):
+    page = maps.viewer_html(demo_atlas, "none", "/assets")
+    assert "/assets/leaflet/leaflet.js" in page and "/map/static" not in page
+    assert maps.external_asset_urls(page) == []
+    with pytest.raises(ValueError):
+        maps.viewer_html(demo_atlas, "osm")

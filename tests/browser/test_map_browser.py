@@ -1,0 +1,120 @@
+"""The /map viewer in headless Chromium: draws the grids, opens cards, loads nothing off the host."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+import shapely
+
+pytestmark = pytest.mark.browser
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+ID18 = re.compile(r"\b\d{17}[\dX]\b")
+MOBILE = re.compile(r"\b1[3-9]\d{9}\b")
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    pg = context.new_page()
+    pg.errors, pg.blocked = [], []
+    pg.on("console", lambda m: m.type == "error" and pg.errors.append(f"console: {m.text} @ {m.location}"))
+    pg.on("pageerror", lambda exc: pg.errors.append(f"pageerror: {exc}"))
+
+    def guard(route):
+        url = route.request.url
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in LOCAL_HOSTS:
+            pg.blocked.append(url)
+            return route.abort()
+        return route.continue_()
+
+    pg.route("**/*", guard)
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
+
+
+def _open_map(page, base):
+    page.goto(base + "/map", wait_until="load")
+    page.wait_for_function("document.body.dataset.ggReady === '1'", timeout=60_000)
+
+
+def _click_latlng(page, lon: float, lat: float, zoom: int):
+    """Centre the map on a point (no animation) and click its pixel like a user would."""
+    xy = page.evaluate(
+        """([lon, lat, zoom]) => {
+            const m = GisGridViewer.map;
+            m.setView([lat, lon], zoom, {animate: false});
+            const p = m.latLngToContainerPoint([lat, lon]);
+            const r = m.getContainer().getBoundingClientRect();
+            return [r.left + p.x, r.top + p.y];
+        }""", [lon, lat, zoom])
+    page.wait_for_timeout(300)
+    page.mouse.click(xy[0], xy[1])
+
+
+def test_map_viewer(page, live_server, demo_atlas, artifacts_dir):
+    _open_map(page, live_server)
+
+    # the three grid levels are drawn as SVG paths
+    counts = page.evaluate("""() => Object.fromEntries(['street', 'community', 'grid'].map(
+        lv => [lv, document.querySelectorAll('path.gg-' + lv).length]))""")
+    assert counts["grid"] > 400 and counts["grid"] == 445, counts
+    assert counts == {"street": 11, "community": 170, "grid": 445}
+    assert page.locator(".leaflet-control-scale").count() == 1
+    assert page.locator(".leaflet-control-layers").count() == 1
+    assert page.locator(".gg-label-street").count() == 11   # street labels at the start zoom
+
+    # click a grid at its representative point: its card opens with the right code and statistics
+    d = demo_atlas.divisions
+    grid = d[d["level"] == "grid"].iloc[100]
+    p = shapely.point_on_surface(grid["geometry"])
+    _click_latlng(page, p.x, p.y, 14)
+    card = page.locator(f'#grid-card[data-code="{grid["code"]}"]')
+    card.wait_for(state="visible")
+    page.wait_for_function("document.querySelector('#grid-card').dataset.state !== 'loading'")
+    assert grid["code"] in card.inner_text() and grid["name"] in card.inner_text()
+    assert card.get_attribute("data-state") == "loaded", card.inner_text()
+    households = int(card.locator('[data-stat="households"] td').inner_text())
+    assert households == len(demo_atlas.household_ids_in(grid["code"]))
+    assert page.locator(".gg-label-community").count() == 170   # community labels at zoom 14
+    page.screenshot(path=str(artifacts_dir / "map.png"))
+
+    # search by community name: flies there and opens that community's card
+    comm = d[d["level"] == "community"].iloc[5]
+    page.fill("#gg-search", comm["name"])
+    page.click("#gg-search-go")
+    page.locator(f'#grid-card[data-code="{comm["code"]}"][data-state="loaded"]').wait_for()
+
+    # search by "lon,lat": the grid containing the point
+    other = d[d["level"] == "grid"].iloc[300]
+    q = shapely.point_on_surface(other["geometry"])
+    page.fill("#gg-search", f"{q.x:.6f},{q.y:.6f}")
+    page.press("#gg-search", "Enter")
+    page.locator(f'#grid-card[data-code="{other["code"]}"][data-state="loaded"]').wait_for()
+
+    assert page.errors == [], page.errors
+    assert page.blocked == [], f"requests off the host: {page.blocked}"
+
+
+def test_building_click_lists_households(page, live_server, demo_atlas):
+    _open_map(page, live_server)
+    # a building with households, large enough to hit at zoom 18
+    counts = demo_atlas.households.groupby("building_id").size()
+    b = demo_atlas.buildings.set_index("id").loc[counts.index]
+    b = b.assign(area=shapely.area(b["geometry"].to_numpy())).sort_values("area", ascending=False)
+    bid = int(b.index[0])
+    p = shapely.point_on_surface(b.loc[bid, "geometry"])
+    page.evaluate("([lon, lat]) => GisGridViewer.map.setView([lat, lon], 18, {animate: false})", [p.x, p.y])
+    page.wait_for_function("document.querySelectorAll('.leaflet-gg-buildings-pane path').length > 0",
+                           timeout=30_000)
+    _click_latlng(page, p.x, p.y, 18)
+    card = page.locator(f'#building-card[data-building="{bid}"][data-state="loaded"]')
+    card.wait_for()
+    text = card.inner_text()
+    assert f"共 {int(counts[bid])} 户" in text
+    assert "户" in text and not ID18.search(text) and not MOBILE.search(text)   # masked as served
+    assert page.errors == [], page.errors
+    assert page.blocked == []
