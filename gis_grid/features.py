@@ -85,6 +85,8 @@ class Collection:
     ids: list                    # feature ids (str codes or int building ids)
     _tree: shapely.STRtree | None = field(default=None, repr=False)
     _rows: dict | None = field(default=None, repr=False)
+    _columns: dict | None = field(default=None, repr=False)
+    _extent: list | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __len__(self) -> int:
@@ -97,6 +99,14 @@ class Collection:
                 self._tree = shapely.STRtree(self.geometry)
             return self._tree
 
+    @property
+    def columns(self) -> dict[str, list]:
+        """Property columns as lists of plain Python values (converted once per atlas)."""
+        with self._lock:
+            if self._columns is None:
+                self._columns = {k: [_py(v) for v in self.frame[k].to_numpy()] for k in self.frame.columns}
+            return self._columns
+
     def row_of(self, fid: str) -> int:
         with self._lock:
             if self._rows is None:
@@ -107,10 +117,13 @@ class Collection:
             raise NotFoundError(f"no feature {fid!r} in collection {self.id!r}") from None
 
     def extent_crs84(self) -> list[float]:
-        if not len(self):
-            return [0.0, 0.0, 0.0, 0.0]
-        b = shapely.total_bounds(self.geometry)  # 4490 lon/lat == CRS84 to cm, see gis_grid.crs
-        return [round(float(v), 7) for v in b]
+        if self._extent is None:
+            if not len(self):
+                self._extent = [0.0, 0.0, 0.0, 0.0]
+            else:
+                b = shapely.total_bounds(self.geometry)  # 4490 lon/lat == CRS84 to cm, see gis_grid.crs
+                self._extent = [round(float(v), 7) for v in b]
+        return list(self._extent)
 
     def properties(self, row: int) -> dict:
         out = {}
@@ -263,12 +276,12 @@ class Page:
 def _feature_json(coll: Collection, rows: np.ndarray, c: InputCRS) -> list[str]:
     geoms = geometries_in(coll.geometry[rows], c)
     gj = shapely.to_geojson(geoms) if len(rows) else []
-    cols = list(coll.frame.columns)
-    values = [coll.frame[k].to_numpy()[rows] for k in cols]
+    columns = coll.columns
     out = []
     for i, r in enumerate(rows):
-        props = {k: _py(values[j][i]) for j, k in enumerate(cols)}
-        fid = coll.ids[int(r)]
+        r = int(r)
+        props = {k: v[r] for k, v in columns.items()}
+        fid = coll.ids[r]
         out.append('{"type":"Feature","id":%s,"geometry":%s,"properties":%s}'
                    % (json.dumps(fid), gj[i], json.dumps(props, ensure_ascii=False)))
     return out

@@ -80,9 +80,8 @@ def _to_3857(xy):
 def _build_layer(atlas, cid: str) -> _MercLayer:
     coll = feat.collection(atlas, cid)
     geoms = shapely.transform(coll.geometry, _to_3857) if len(coll) else np.empty(0, dtype=object)
-    cols = list(coll.frame.columns)
-    values = [coll.frame[k].to_numpy() for k in cols]
-    props = [{k: v for k, v in ((k, feat._py(values[j][i])) for j, k in enumerate(cols)) if v is not None}
+    columns = coll.columns
+    props = [{k: v for k, v in ((k, col[i]) for k, col in columns.items()) if v is not None}
              for i in range(len(coll))]
     ids = [int(i) for i in coll.ids]  # grid codes are all digits: fit an MVT uint64 id
     return _MercLayer(geoms, shapely.STRtree(geoms), coll, props, ids)
@@ -207,7 +206,7 @@ class TileCache:
                 self._bytes -= len(v)
 
 
-CACHE = TileCache()
+CACHE = TileCache()  # the default cache; the API keeps one per app
 
 
 def get_tile(atlas, cid: str, z: int, x: int, y: int, cache: TileCache | None = CACHE) -> bytes:

@@ -18,6 +18,14 @@ from gis_grid.errors import InvalidInputError, NotFoundError
 router = APIRouter(prefix="/ogc/collections/{collectionId}/tiles", tags=["tiles"])
 
 
+def _cache(request: Request) -> tl.TileCache:
+    """One tile cache per app (two apps in a process may both serve an atlas version 1)."""
+    cache = getattr(request.app.state, "tile_cache", None)
+    if cache is None:
+        cache = request.app.state.tile_cache = tl.TileCache()
+    return cache
+
+
 def _check_tms(tms: str) -> None:
     if tms != tl.TMS_ID:
         raise NotFoundError(f"tile matrix set {tms!r} is not offered; use {tl.TMS_ID}")
@@ -73,7 +81,7 @@ def tile(request: Request, collectionId: str, tileMatrixSetId: str,
     except ValueError:
         raise InvalidInputError(f"tile row {y!r} is not an integer (optionally followed by .mvt or .pbf)") from None
     atlas = request.app.state.holder.atlas
-    data = tl.get_tile(atlas, collectionId, z, x, yi)
+    data = tl.get_tile(atlas, collectionId, z, x, yi, cache=_cache(request))
     tag = f'"{tl.etag(atlas, z, x, yi)}"'
     headers = {"ETag": tag, "Cache-Control": "public, max-age=300"}
     inm = request.headers.get("if-none-match")

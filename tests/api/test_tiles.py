@@ -165,3 +165,10 @@ def test_cache_is_bounded():
         c.put((1, "g", 0, 0, i), b"abcd")
     assert len(c) == 2 and c.get((1, "g", 0, 0, 4)) == b"abcd" and c.get((1, "g", 0, 0, 0)) is None
     assert c.get((2, "g", 0, 0, 4)) is None and len(c) == 0  # a new version drops the old tiles
+
+
+def test_cache_is_per_app(client, building):
+    _, _, t = building
+    client.get(_url("grids", t.z, t.x, t.y))
+    cache = client.app.state.tile_cache
+    assert (client.app.state.holder.version, "grids", t.z, t.x, t.y) in cache._d
