@@ -122,7 +122,7 @@ def _count_intersecting(geoms, x, y):
     return np.bincount(pi, minlength=len(x))
 
 
-@pytest.mark.parametrize("cell_exp", [8, 12, 16])
+@pytest.mark.parametrize("cell_exp", [6, 9, 13])  # 2**16 would be a 1 GB table over this box
 def test_cell_size_does_not_change_answers(cell_exp):
     geoms = _voronoi_coverage(20, seed=7)
     rng = np.random.default_rng(8)
