@@ -145,20 +145,33 @@ class Atlas:
     def locate_many(self, lon, lat, *, with_building: bool = True) -> pd.DataFrame:
         """Vectorised locate of storage-CRS points: code columns, '' outside."""
         g = self.grid_index.lookup(lon, lat)
-        out = {lvl.value: self.level_codes[lvl][g] for lvl in LEVELS}
+        # categoricals: building 1M Python strings per column costs 10x the lookup itself
+        out = {lvl.value: pd.Categorical.from_codes(codes[g], categories=cats, validate=False)
+               for lvl, (cats, codes) in self._level_categories.items()}
         if with_building:
             out["building"] = self.buildings_at(lon, lat)
         return pd.DataFrame(out)
 
-    def buildings_at(self, lon, lat) -> np.ndarray:
+    @cached_property
+    def _level_categories(self) -> dict:
+        """Per level: unique codes plus '' and, per grid index (last = outside), its category."""
+        out = {}
+        for lvl, codes in self.level_codes.items():
+            cats, inverse = np.unique(codes.astype(str), return_inverse=True)
+            out[lvl] = (pd.Index(cats, dtype=object), inverse.astype(np.int32))
+        return out
+
+    def buildings_at(self, lon, lat) -> pd.Categorical:
         """Building id at each point as strings ('' where none)."""
         if self.building_index is None:
-            return np.full(len(np.atleast_1d(lon)), "", dtype=object)
-        return self._building_id_strings[self.building_index.lookup(lon, lat)]
+            return pd.Categorical(np.full(len(np.atleast_1d(lon)), "", dtype=object))
+        b = self.building_index.lookup(lon, lat)
+        return pd.Categorical.from_codes(np.where(b < 0, len(self.building_ids), b),
+                                         categories=self._building_id_strings, validate=False)
 
     @cached_property
     def _building_id_strings(self) -> np.ndarray:
-        return np.append(self.building_ids.astype(str), "").astype(object)  # [-1] -> ''
+        return pd.Index(np.append(self.building_ids.astype(str), ""), dtype=object)  # last = none
 
     def locate_points(self, x, y, crs=None, *, with_building: bool = True) -> pd.DataFrame:
         """Validate and convert input-CRS points, then :meth:`locate_many`."""

@@ -214,11 +214,13 @@ class CellIndex:
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            fx = np.floor((x - self.x0) * self.inv)
-            fy = np.floor((y - self.y0) * self.inv)
-            ok = (fx >= 0) & (fx < self.nx) & (fy >= 0) & (fy < self.ny)
-        flat = np.where(ok, fy * self.nx + fx, 0).astype(np.int64)
-        out = np.where(ok, self.label[flat], OUTSIDE).astype(np.int32)
+            fx = (x - self.x0) * self.inv  # exact: see the module docstring
+            fy = (y - self.y0) * self.inv
+            ok = (fx >= 0) & (fx < self.nx) & (fy >= 0) & (fy < self.ny)  # NaN fails every test
+        # truncation equals floor for the non-negative values that pass ``ok``
+        flat = np.where(ok, fy, 0).astype(np.intp) * self.nx + np.where(ok, fx, 0).astype(np.intp)
+        out = self.label[flat].astype(np.int32)
+        out[~ok] = OUTSIDE
         b = np.flatnonzero(out == BOUNDARY)
         if stats is not None:
             stats["boundary_points"] = len(b)
