@@ -6,8 +6,7 @@ reference in one assignment, so readers never see half an edit.
 """
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 
@@ -18,7 +17,7 @@ import shapely
 from . import crs as crs_mod
 from .cellindex import OUTSIDE, CellIndex
 from .errors import InvalidGeometryError, LimitExceededError, NotFoundError
-from .hierarchy import Level, is_within, level_of
+from .hierarchy import Level, level_of
 from .store import Store
 
 LEVELS = (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID)
@@ -53,7 +52,6 @@ class Atlas:
     households: pd.DataFrame         # sorted by (grid, building)
     grid_cell_exp: int = 14
     cache_dir: str | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_store(cls, store: Store, at: datetime | None = None) -> "Atlas":
@@ -138,9 +136,6 @@ class Atlas:
     @cached_property
     def _building_kinds(self) -> list:
         return self.buildings["kind"].tolist()
-
-    def locate_grid_indices(self, lon, lat) -> np.ndarray:
-        return self.grid_index.lookup(lon, lat)
 
     def locate_many(self, lon, lat, *, with_building: bool = True) -> pd.DataFrame:
         """Vectorised locate of storage-CRS points: code columns, '' outside."""
@@ -251,6 +246,7 @@ class Atlas:
 
     @cached_property
     def grid_geometries(self) -> np.ndarray:
+        """Base-grid polygons in :attr:`grid_codes` order."""
         return self.divisions["geometry"].to_numpy()[self.grid_rows]
 
 
@@ -273,11 +269,3 @@ def check_polygon(polygon, max_vertices: int = 10_000):
         raise InvalidGeometryError(f"invalid polygon: {shapely.is_valid_reason(polygon)}",
                                    detail={"reason": shapely.is_valid_reason(polygon)})
     return polygon
-
-
-def scoped(codes, scope: str | None) -> np.ndarray:
-    """Mask of codes inside ``scope`` (None = everything)."""
-    codes = np.asarray(codes, dtype=object)
-    if scope is None:
-        return np.ones(len(codes), dtype=bool)
-    return np.array([is_within(c, scope) for c in codes], dtype=bool)

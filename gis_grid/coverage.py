@@ -49,16 +49,6 @@ class Report:
         return "\n".join(lines)
 
 
-def _area_m2(geom) -> float:
-    """Area in m2 of a (small) storage-CRS geometry, measured in EPSG:4548."""
-    if geom is None or geom.is_empty:
-        return 0.0
-    def fn(xy):
-        x, y = crs.to_metric(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
-    return float(shapely.transform(geom, fn).area)
-
-
 def check_divisions(divisions: pd.DataFrame, report: Report) -> None:
     d = divisions.reset_index(drop=True)
     # compare in the storage CRS, where edges are straight; projecting first would
@@ -97,12 +87,12 @@ def _check_partition(parent_code, parent, codes, geoms, report):
     a, b = tree.query(geoms, predicate="intersects")
     pairs = a < b
     for i, j in zip(a[pairs], b[pairs]):
-        area = _area_m2(shapely.intersection(geoms[i], geoms[j]))
+        area = crs.area_m2(shapely.intersection(geoms[i], geoms[j]))
         if area > AREA_TOLERANCE_M2:
             report.add("区不漏地", f"{codes[i]} / {codes[j]}", f"overlap of {area:,.1f} m2")
     union = shapely.union_all(geoms)
-    gap = _area_m2(shapely.difference(parent, union))
-    spill = _area_m2(shapely.difference(union, parent))
+    gap = crs.area_m2(shapely.difference(parent, union))
+    spill = crs.area_m2(shapely.difference(union, parent))
     if gap > AREA_TOLERANCE_M2:
         report.add("区不漏地", parent_code, f"{gap:,.1f} m2 not covered by any child")
     if spill > AREA_TOLERANCE_M2:

@@ -21,6 +21,7 @@ import enum
 from functools import lru_cache
 
 import numpy as np
+import shapely
 from pyproj import Transformer
 
 from gis_grid.errors import InvalidCoordinatesError, InvalidInputError, UnknownCRSError
@@ -259,28 +260,28 @@ def from_metric(x, y):
     return _proj(x, y, METRIC_EPSG, STORAGE_EPSG)
 
 
+# (to storage, from storage) for every CRS that is not lon/lat CGCS2000/WGS84 already
+_CONVERTERS = {
+    InputCRS.GK117: (from_metric, to_metric),
+    InputCRS.GCJ02: (gcj02_to_wgs84, wgs84_to_gcj02),
+    InputCRS.BD09: (bd09_to_wgs84, wgs84_to_bd09),
+}
+
+
 def to_storage(x, y, crs=None):
     """Coordinates in ``crs`` -> EPSG:4490 (lon, lat)."""
-    crs = parse_crs(crs)
-    if crs is InputCRS.GK117:
-        return from_metric(x, y)
-    if crs is InputCRS.GCJ02:
-        return gcj02_to_wgs84(x, y)
-    if crs is InputCRS.BD09:
-        return bd09_to_wgs84(x, y)
+    conv = _CONVERTERS.get(parse_crs(crs))
+    if conv:
+        return conv[0](x, y)
     x, y = _xy(x, y)  # 4326 and 4490: no-op, see module docstring
     return x.copy(), y.copy()
 
 
 def from_storage(lon, lat, crs=None):
     """EPSG:4490 (lon, lat) -> coordinates in ``crs``."""
-    crs = parse_crs(crs)
-    if crs is InputCRS.GK117:
-        return to_metric(lon, lat)
-    if crs is InputCRS.GCJ02:
-        return wgs84_to_gcj02(lon, lat)
-    if crs is InputCRS.BD09:
-        return wgs84_to_bd09(lon, lat)
+    conv = _CONVERTERS.get(parse_crs(crs))
+    if conv:
+        return conv[1](lon, lat)
     lon, lat = _xy(lon, lat)
     return lon.copy(), lat.copy()
 
@@ -292,6 +293,21 @@ def transform(x, y, src, dst):
         x, y = _xy(x, y)
         return x.copy(), y.copy()
     return from_storage(*to_storage(x, y, src), dst)
+
+
+def transform_geoms(geoms, src, dst):
+    """Shapely geometries between two CRSs, vertex by vertex (shared vertices stay shared)."""
+    src, dst = parse_crs(src), parse_crs(dst)
+    if src is dst:
+        return geoms
+    return shapely.transform(geoms, lambda xy: np.column_stack(transform(xy[:, 0], xy[:, 1], src, dst)))
+
+
+def area_m2(geom) -> float:
+    """Planar area in EPSG:4548 of a storage-CRS (EPSG:4490) geometry; 0 for None/empty."""
+    if geom is None or shapely.is_empty(geom):
+        return 0.0
+    return float(shapely.area(transform_geoms(geom, InputCRS.CGCS2000, InputCRS.GK117)))
 
 
 # ---------------------------------------------------------------- validation

@@ -4,8 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
-import shapely
 
 from . import crs as crs_mod
 from .errors import InvalidInputError
@@ -32,11 +30,8 @@ def reproject(gdf: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
         return gdf
     if target is crs_mod.InputCRS.CRS84:
         return gdf.set_crs(4326, allow_override=True)  # CGCS2000 = WGS84 to cm
-    def fn(xy):
-        x, y = crs_mod.from_storage(xy[:, 0], xy[:, 1], target)
-        return np.column_stack([x, y])
     out = gdf.copy()
-    out["geometry"] = shapely.transform(gdf.geometry.to_numpy(), fn)
+    out["geometry"] = crs_mod.transform_geoms(gdf.geometry.to_numpy(), crs_mod.InputCRS.CGCS2000, target)
     # offset systems have no EPSG code: keep the lon/lat CRS and say so in the file name/docs
     return out.set_crs(4548 if target is crs_mod.InputCRS.GK117 else 4326, allow_override=True)
 

@@ -234,7 +234,7 @@ def parse_bbox(text: str | None, bbox_crs=None) -> shapely.Geometry | None:
     box = shapely.box(x0, y0, x1, y1)
     if c is InputCRS.GK117:
         box = shapely.segmentize(box, max((x1 - x0), (y1 - y0)) / 16 or 1.0)
-        box = shapely.transform(box, lambda xy: np.column_stack(crs_mod.from_metric(xy[:, 0], xy[:, 1])))
+        box = crs_mod.transform_geoms(box, InputCRS.GK117, InputCRS.CGCS2000)
     return box
 
 

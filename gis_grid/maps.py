@@ -56,7 +56,7 @@ def to_display(lon, lat, basemap: str = "none"):
 def _display_geoms(geoms: np.ndarray, basemap: str) -> np.ndarray:
     if basemap != "amap":
         return geoms
-    return shapely.transform(geoms, lambda xy: np.column_stack(crs_mod.wgs84_to_gcj02(xy[:, 0], xy[:, 1])))
+    return crs_mod.transform_geoms(geoms, crs_mod.InputCRS.CGCS2000, crs_mod.InputCRS.GCJ02)
 
 
 def simplify_level(geoms: np.ndarray, level: Level) -> np.ndarray:

@@ -19,7 +19,6 @@ import threading
 
 import numpy as np
 import pandas as pd
-import shapely
 
 from . import crs as crs_mod
 from .atlas import Atlas
@@ -106,18 +105,6 @@ def division_stats(atlas: Atlas, store: Store, code: str) -> dict:
             "special_groups": {g: v[g] for g in SPECIAL_GROUPS}}
 
 
-def area_m2(geometry) -> float:
-    """Planar area in EPSG:4548 (CGCS2000 Gauss-Kruger 117E) of a storage-CRS geometry."""
-    if geometry is None or shapely.is_empty(geometry):
-        return 0.0
-
-    def _metric(coords):
-        x, y = crs_mod.to_metric(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
-
-    return float(shapely.area(shapely.transform(geometry, _metric)))
-
-
 def division_area_m2(row: pd.Series) -> float:
     """The stored area when there is one, else computed from the geometry."""
     stored = row.get("area_m2")
@@ -126,4 +113,4 @@ def division_area_m2(row: pd.Series) -> float:
             return float(stored)
     except (TypeError, ValueError):
         pass
-    return round(area_m2(row.get("geometry")), 1)
+    return round(crs_mod.area_m2(row.get("geometry")), 1)

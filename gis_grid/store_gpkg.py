@@ -6,7 +6,6 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import gpkg
@@ -14,7 +13,7 @@ from .crs import STORAGE_EPSG
 from .errors import NotFoundError, StoreError
 from .store import SCHEMA_VERSION, Store
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE divisions (
   fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL,

@@ -6,7 +6,6 @@ two streets (west/east halves), one community each, and two base grids per commu
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import shapely
 

@@ -205,10 +205,7 @@ def polygon_from_body(body: Any, crs: str | None, max_vertices: int):
                                       f"vertex {int(bad[0])}: {reasons[bad[0]]}",
                                       detail=[{"vertex": int(i), "reason": str(reasons[i])} for i in bad[:100]])
     if crs_mod.parse_crs(crs) not in (crs_mod.InputCRS.CRS84, crs_mod.InputCRS.CGCS2000):
-        def _to_storage(c):
-            x, y = crs_mod.to_storage(c[:, 0], c[:, 1], crs)
-            return np.column_stack([x, y])
-        polygon = check_polygon(shapely.transform(polygon, _to_storage), max_vertices)
+        polygon = check_polygon(crs_mod.transform_geoms(polygon, crs, crs_mod.InputCRS.CGCS2000), max_vertices)
     # winding is not an error in GeoJSON input: normalise to RFC 7946 (exterior CCW)
     return shapely.orient_polygons(polygon, exterior_cw=False)
 

@@ -25,10 +25,7 @@ _WORKER_ROLES = ["网格长", "专职网格员", "兼职网格员", "网格警�
 
 def to_storage_geoms(geoms_m) -> np.ndarray:
     """EPSG:4548 geometries -> EPSG:4490; shared vertices map identically, so coverages stay exact."""
-    def fn(xy):
-        lon, lat = crs.from_metric(xy[:, 0], xy[:, 1])
-        return np.column_stack([lon, lat])
-    return shapely.transform(np.asarray(geoms_m, dtype=object), fn)
+    return crs.transform_geoms(np.asarray(geoms_m, dtype=object), crs.InputCRS.GK117, crs.InputCRS.CGCS2000)
 
 
 def unique_ids(rng: np.random.Generator, n: int, prefix: str) -> np.ndarray:

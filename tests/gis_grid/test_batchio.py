@@ -1,7 +1,6 @@
 """Batch locate of point files (CSV, GeoJSON, GeoParquet, GeoPackage) on the toy district."""
 from __future__ import annotations
 
-import json
 
 import geopandas as gpd
 import numpy as np

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 import shapely
 
 from common import XM, X0, X1, Y0, Y1, YM, box, make_toy_store, toy_buildings, toy_divisions, toy_people
