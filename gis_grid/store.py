@@ -7,7 +7,8 @@ Tables, all geometry in EPSG:4490:
 - ``divisions``: every level (district, street, community, grid) with
   ``version``, ``valid_from``, ``valid_to`` (NULL = current) for history;
 - ``buildings``: footprints with kind, floors, units, current ``grid_code``;
-- ``households``, ``residents``, ``workers``: attribute tables.
+- ``households``, ``residents``, ``workers``: attribute tables;
+- ``incidents``: cases with a point, per-step timestamps and their event log.
 """
 from __future__ import annotations
 
@@ -61,6 +62,27 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
         """Replace the whole content in one transaction (demo generation, import)."""
+
+    # -- incidents (社情民意事件); see gis_grid.incidents ------------------------------
+    @abc.abstractmethod
+    def incidents(self, ids=None, columns=None) -> pd.DataFrame:
+        """Cases (all, or those with ``ids``); an empty frame when the store has none yet."""
+
+    @abc.abstractmethod
+    def insert_incident(self, row: dict) -> None:
+        """Add one case in one transaction (ConflictError if its id exists)."""
+
+    @abc.abstractmethod
+    def update_incident(self, row: dict, expected_version: int) -> None:
+        """Replace one case if its stored ``version`` is ``expected_version`` (else ConflictError)."""
+
+    @abc.abstractmethod
+    def replace_incidents(self, df: pd.DataFrame) -> None:
+        """Replace every case in one transaction (demo history, import)."""
+
+    def incidents_version(self) -> int:
+        """Bumped on every incident write: a cache key for aggregations."""
+        return int(self.meta().get("incidents_version", "0"))
 
     def cache_dir(self) -> str | None:
         """Where derived, content-keyed lookup tables may be cached (None: no cache)."""

@@ -1,16 +1,18 @@
 """The embedded default store: one GeoPackage file that QGIS and GDAL open."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import shapely
 
 from . import gpkg
 from .crs import STORAGE_EPSG
-from .errors import NotFoundError, StoreError
+from .errors import ConflictError, NotFoundError, StoreError
 from .store import SCHEMA_VERSION, Store
 
 _SCHEMA = """
@@ -45,6 +47,25 @@ CREATE INDEX workers_grid ON workers (grid_code);
 """
 _GEOM_TABLES = {"divisions": "MULTIPOLYGON", "buildings": "POLYGON"}
 _ATTR_TABLES = ("households", "residents", "workers")
+
+#: the incidents table, created on the first incident write (older stores lack it)
+INCIDENT_COLUMNS = (
+    "id", "category", "department", "priority", "lon", "lat", "grid_code", "building_id", "reporter",
+    "reporter_role", "description", "status", "created", "registered", "dispatched", "handled", "fed_back",
+    "closed", "assessed", "cancelled", "deadline", "satisfaction", "assessment", "rework_count", "version",
+    "events")
+_INCIDENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+  fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL,
+  id TEXT NOT NULL UNIQUE, category TEXT NOT NULL, department TEXT NOT NULL, priority TEXT NOT NULL,
+  lon REAL NOT NULL, lat REAL NOT NULL, grid_code TEXT NOT NULL, building_id INTEGER, reporter TEXT,
+  reporter_role TEXT, description TEXT, status TEXT NOT NULL, created TEXT NOT NULL, registered TEXT,
+  dispatched TEXT, handled TEXT, fed_back TEXT, closed TEXT, assessed TEXT, cancelled TEXT, deadline TEXT,
+  satisfaction INTEGER, assessment TEXT, rework_count INTEGER NOT NULL DEFAULT 0,
+  version INTEGER NOT NULL DEFAULT 1, events TEXT);
+CREATE INDEX IF NOT EXISTS incidents_grid ON incidents (grid_code);
+CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created)
+"""
 
 
 def _safe_columns(columns) -> list[str]:
@@ -186,6 +207,87 @@ class GeoPackageStore(Store):
         c.execute("DELETE FROM _keys")
         c.executemany("INSERT INTO _keys VALUES (?)", [(v,) for v in values])
         return self._query(f"{sql} WHERE {col} IN (SELECT k FROM _keys)")
+
+    # -- incidents -----------------------------------------------------------------
+    def _has_incidents(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='incidents'"
+                                 ).fetchone() is not None
+
+    def _ensure_incidents(self, c) -> None:
+        if not self._has_incidents():
+            for stmt in filter(str.strip, _INCIDENTS_SCHEMA.split(";")):
+                c.execute(stmt)
+            gpkg.register(c, "incidents", geometry_column="geom", geometry_type="POINT", epsg=STORAGE_EPSG,
+                          description="cases (社情民意事件)")
+
+    def incidents(self, ids=None, columns=None) -> pd.DataFrame:
+        cols = _safe_columns(columns) if columns else list(INCIDENT_COLUMNS)
+        if not self._has_incidents():
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        df = self._filtered(f"SELECT {', '.join(cols)} FROM incidents", ids=ids)
+        if "events" in df.columns:
+            df["events"] = [json.loads(e) if e else [] for e in df["events"]]
+        return df
+
+    @staticmethod
+    def _incident_rows(df: pd.DataFrame):
+        df = df[list(INCIDENT_COLUMNS)].copy()
+        df["events"] = [json.dumps(e, ensure_ascii=False) if e is not None and not isinstance(e, str) else e
+                        for e in df["events"]]
+        pts = shapely.points(df["lon"].to_numpy(dtype=float), df["lat"].to_numpy(dtype=float))
+        df.insert(0, "geom", gpkg.encode(pts, STORAGE_EPSG))
+        return list(df.columns), df.astype(object).where(df.notna(), None).itertuples(index=False, name=None)
+
+    def _bump_incidents(self, c) -> None:
+        v = int(self.meta().get("incidents_version", "0")) + 1
+        c.execute("INSERT OR REPLACE INTO meta VALUES ('incidents_version', ?)", (str(v),))
+
+    def _write(self, fn) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            self._ensure_incidents(c)
+            fn(c)
+            self._bump_incidents(c)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def insert_incident(self, row: dict) -> None:
+        cols, rows = self._incident_rows(pd.DataFrame([row]))
+
+        def go(c):
+            if c.execute("SELECT 1 FROM incidents WHERE id = ?", (row["id"],)).fetchone():
+                raise ConflictError(f"an incident with id {row['id']!r} exists")
+            c.executemany(f"INSERT INTO incidents ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
+        self._write(go)
+
+    def update_incident(self, row: dict, expected_version: int) -> None:
+        cols, rows = self._incident_rows(pd.DataFrame([row]))
+        values = next(iter(rows))
+
+        def go(c):
+            cur = c.execute(f"UPDATE incidents SET {', '.join(f'{k} = ?' for k in cols)} "
+                            "WHERE id = ? AND version = ?", (*values, row["id"], int(expected_version)))
+            if cur.rowcount != 1:
+                if c.execute("SELECT 1 FROM incidents WHERE id = ?", (row["id"],)).fetchone() is None:
+                    raise NotFoundError(f"no incident with id {row['id']!r}")
+                raise ConflictError(f"incident {row['id']!r} changed since version {expected_version}; "
+                                    "reload it and retry")
+        self._write(go)
+
+    def replace_incidents(self, df: pd.DataFrame) -> None:
+        cols, rows = self._incident_rows(df)
+
+        def go(c):
+            c.execute("DELETE FROM incidents")
+            c.executemany(f"INSERT INTO incidents ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
+            if len(df):
+                c.execute("UPDATE gpkg_contents SET min_x=?, min_y=?, max_x=?, max_y=? WHERE table_name='incidents'",
+                          (float(df["lon"].min()), float(df["lat"].min()), float(df["lon"].max()),
+                           float(df["lat"].max())))
+        self._write(go)
 
     def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
         c = self.conn
