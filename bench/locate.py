@@ -127,13 +127,13 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--boundary-share", type=float, default=0.05,
-                    help="share of the points placed exactly on grid vertices / edges")
+    ap.add_argument("--tie-points", type=int, default=50_000,
+                    help="size of a separate set of points placed exactly on grid vertices / edges")
     args = ap.parse_args(argv)
     repeats = max(args.repeats, 5)
     path = Path(args.store)
     ensure_store(path)
-    fig: dict[str, object] = {"store": str(path), "n_points": args.n, "repeats": repeats,
+    fig: dict[str, object] = {"store": str(path), "n_points": args.n, "n_ties": args.tie_points, "repeats": repeats,
                               "python": platform.python_version(), "cpus": os.cpu_count()}
 
     # -- atlas load ---------------------------------------------------------------
@@ -159,12 +159,14 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     mismatches = 0
 
-    for label, n in (("1", 1), ("1M", args.n)):
+    # "1M" is the workload (uniform in the district bbox) and gives the ratios;
+    # "ties" sits exactly on vertices and edges to prove the tie rule, timed separately
+    for label, n in (("1", 1), ("1M", args.n), ("ties", args.tie_points)):
         if n == 1:  # one point inside a random grid, so every method does real work
             p = shapely.point_on_surface(grids[rng.integers(len(grids))])
             x, y = np.array([p.x]), np.array([p.y])
         else:
-            x, y = make_points(grids, n, rng, args.boundary_share)
+            x, y = make_points(grids, n, rng, 1.0 if label == "ties" else 0.0)
         pts = shapely.points(x, y)
         # the exact reference: every grid a point intersects, lowest index wins
         pi, gi = tree.query(pts, predicate="intersects")
@@ -177,7 +179,8 @@ def main(argv=None) -> int:
         fig[f"gis_grid_buildings_at_{label}_s"], _ = median_time(lambda: atlas.buildings_at(x, y), reps)
         stats: dict = {}
         atlas.grid_index.lookup(x, y, stats=stats)
-        fig[f"exact_path_points_{label}"] = stats.get("boundary_points", 0)
+        fig[f"boundary_cell_points_{label}"] = stats.get("boundary_points", 0)
+        fig[f"exact_path_points_{label}"] = stats.get("exact_points", 0)
 
         points_gdf = gpd.GeoDataFrame(geometry=pts, crs=4490)
         fig[f"sjoin_{label}_s"], sj = median_time(
@@ -195,18 +198,21 @@ def main(argv=None) -> int:
         fig[f"points_inside_{label}"] = int((ref >= 0).sum())
         fig[f"points_on_shared_boundary_{label}"] = int((np.bincount(pi, minlength=n) > 1).sum())
         # the building lookup against the exact building answer (point in any footprint)
-        if n > 1:
+        if label == "1M":
             b_ref = tie_min(*shapely.STRtree(atlas.buildings["geometry"].to_numpy()).query(pts, predicate="intersects"), n)
             b_ids = np.append(atlas.building_ids.astype(str), "").astype(object)[b_ref]
             bad_b = int((atlas.buildings_at(x, y) != b_ids).sum())
             fig["mismatches_1M"]["buildings_at"] = bad_b
             mismatches += bad_b
+            x1m, y1m, ref1m = x, y, ref
 
     fig["mismatches"] = mismatches
     fig["sjoin_over_gis_grid_1M"] = fig["sjoin_1M_s"] / fig["gis_grid_locate_many_1M_s"]
     fig["strtree_over_gis_grid_1M"] = fig["strtree_1M_s"] / fig["gis_grid_locate_many_1M_s"]
     fig["sjoin_over_lookup_1M"] = fig["sjoin_1M_s"] / fig["gis_grid_lookup_1M_s"]
     fig["points_per_s_1M"] = args.n / fig["gis_grid_locate_many_1M_s"]
+
+    x, y = x1m, y1m
 
     # -- single point ---------------------------------------------------------------
     inside = np.flatnonzero(atlas.grid_index.lookup(x, y) >= 0)
@@ -218,7 +224,7 @@ def main(argv=None) -> int:
     fig["single_point_with_building_us"] = per_call_us(lambda lon, lat: atlas.locate_one(lon, lat), one)
     fig["single_lookup_one_us"] = per_call_us(atlas.grid_index.lookup_one, one)
     ok = sum(atlas.locate_one(lon, lat, with_building=False).grid[0] == atlas.grid_codes[r]
-             for (lon, lat), r in zip(one, ref[pick]))
+             for (lon, lat), r in zip(one, ref1m[pick]))
     fig["single_point_mismatches"] = len(one) - int(ok)
     fig["mismatches"] += fig["single_point_mismatches"]
 
@@ -274,8 +280,12 @@ def print_table(f: dict) -> None:
         ("1M: shapely STRtree.query (s)", f["strtree_1M_s"], ""),
         ("1M: sjoin / gis_grid", f["sjoin_over_gis_grid_1M"], "sjoin_over_gis_grid_1M"),
         ("1M: STRtree / gis_grid", f["strtree_over_gis_grid_1M"], ""),
-        ("1M: points on shared boundaries", f["points_on_shared_boundary_1M"], ""),
-        ("1M: points via exact path", f["exact_path_points_1M"], ""),
+        ("1M: points in boundary cells", f["boundary_cell_points_1M"], ""),
+        ("1M: points via exact shapely test", f["exact_path_points_1M"], ""),
+        (f"ties ({f['n_ties']:,} on edges/vertices): lookup (s)", f["gis_grid_lookup_ties_s"], ""),
+        ("ties: sjoin (s)", f["sjoin_ties_s"], ""),
+        ("ties: points on shared boundaries", f["points_on_shared_boundary_ties"], ""),
+        ("ties: points via exact shapely test", f["exact_path_points_ties"], ""),
         ("single point locate_one (us, median)", f["single_point_us"], "single_point_us"),
         ("single point + building (us, median)", f["single_point_with_building_us"], ""),
         ("households of a grid (us, median)", f["households_of_grid_us"], "households_of_grid_us"),
@@ -289,7 +299,7 @@ def print_table(f: dict) -> None:
     for name, value, key in rows:
         v = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
         print(f"{name:<{width}}  {v:>12}  {_verdict(key, value)}")
-    print("per-method mismatches 1M:", f["mismatches_1M"])
+    print("per-method mismatches 1M:", f["mismatches_1M"], " ties:", f["mismatches_ties"])
     print()
 
 

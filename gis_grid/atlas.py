@@ -153,7 +153,9 @@ class Atlas:
         out = {}
         for lvl, codes in self.level_codes.items():
             cats, inverse = np.unique(codes.astype(str), return_inverse=True)
-            out[lvl] = (pd.Index(cats, dtype=object), inverse.astype(np.int32))
+            # the smallest code dtype pandas would pick anyway, so from_codes does not convert
+            dtype = np.int8 if len(cats) < 127 else np.int16 if len(cats) < 32767 else np.int32
+            out[lvl] = (pd.Index(cats, dtype=object), inverse.astype(dtype))
         return out
 
     def buildings_at(self, lon, lat) -> pd.Categorical:

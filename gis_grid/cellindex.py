@@ -61,6 +61,8 @@ class CellIndex:
     def _edges(self):
         """All ring edges as (start xy, end xy, polygon index), vectorised over rings."""
         polys, poly_owner = shapely.get_parts(self.geoms, return_index=True)
+        # exteriors counter-clockwise, holes clockwise: the polygon is left of every edge
+        polys = shapely.orient_polygons(polys, exterior_cw=False)
         rings, ring_poly = shapely.get_rings(polys, return_index=True)
         coords, ring_idx = shapely.get_coordinates(rings, return_index=True)
         same = ring_idx[1:] == ring_idx[:-1]
@@ -114,7 +116,33 @@ class CellIndex:
         self.indptr = np.concatenate([[0], np.cumsum(np.bincount(np.searchsorted(bcells, cell_of),
                                                                  minlength=len(bcells)))])
         self.indices = poly.astype(np.int32)
+        self._single_segments(a, b, owner, e, cell, centre)
         label[bcells] = BOUNDARY
+
+    def _single_segments(self, a, b, owner, e, cell, centre):
+        """For boundary cells that one segment crosses, keep it and the polygons on each side.
+
+        Most boundary cells are crossed by a single shared edge: a point there is
+        answered by the sign of one cross product, and only points within rounding
+        distance of the segment still need the exact test.
+        """
+        order = np.argsort(cell, kind="stable")
+        e, cell = e[order], cell[order]
+        fwd = (a[e, 0] < b[e, 0]) | ((a[e, 0] == b[e, 0]) & (a[e, 1] < b[e, 1]))
+        seg = np.where(fwd[:, None], np.hstack([a[e], b[e]]), np.hstack([b[e], a[e]]))
+        starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+        same = np.ones(len(starts), dtype=bool)
+        for k in range(4):
+            same &= np.minimum.reduceat(seg[:, k], starts) == np.maximum.reduceat(seg[:, k], starts)
+        left = np.maximum.reduceat(np.where(fwd, owner[e], -1), starts)
+        right = np.maximum.reduceat(np.where(fwd, -1, owner[e]), starts)
+        n_left = np.add.reduceat(fwd.astype(np.int32), starts)
+        n_right = np.add.reduceat((~fwd).astype(np.int32), starts)
+        ok = same & (n_left <= 1) & (n_right <= 1)
+        # the polygon holding the centre must be one of the two sides (else overlap: no shortcut)
+        ok &= (centre < 0) | (centre == left) | (centre == right)
+        self.seg = np.where(ok[:, None], seg[starts], np.nan)
+        self.side = np.column_stack([left, right]).astype(np.int32)
 
     def _edge_cells(self, a, b):
         """(edge, cell) pairs where the closed cell box meets the edge."""
@@ -158,7 +186,7 @@ class CellIndex:
         return overlap & ~separated
 
     # -- cache ---------------------------------------------------------------
-    _ARRAYS = ("label", "bcells", "indptr", "indices")
+    _ARRAYS = ("label", "bcells", "indptr", "indices", "seg", "side")
 
     def _save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +212,7 @@ class CellIndex:
     # -- query ---------------------------------------------------------------
     @property
     def nbytes(self) -> int:
-        return self.label.nbytes + self.bcells.nbytes + self.indptr.nbytes + self.indices.nbytes
+        return sum(getattr(self, k).nbytes for k in self._ARRAYS)
 
     def boundary_fraction(self) -> float:
         inside = np.count_nonzero(self.label != OUTSIDE)
@@ -214,22 +242,43 @@ class CellIndex:
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            fx = (x - self.x0) * self.inv  # exact: see the module docstring
-            fy = (y - self.y0) * self.inv
-            ok = (fx >= 0) & (fx < self.nx) & (fy >= 0) & (fy < self.ny)  # NaN fails every test
-        # truncation equals floor for the non-negative values that pass ``ok``
-        flat = np.where(ok, fy, 0).astype(np.intp) * self.nx + np.where(ok, fx, 0).astype(np.intp)
-        out = self.label[flat].astype(np.int32)
+            ix = _cell(x, self.x0, self.inv)
+            iy = _cell(y, self.y0, self.inv)
+        # negatives (and NaN's INT_MIN) wrap to huge unsigned values: one test per axis
+        ok = (ix.view(np.uintp) < self.nx) & (iy.view(np.uintp) < self.ny)
+        flat = iy
+        flat *= self.nx
+        flat += ix
+        flat[~ok] = 0
+        out = self.label[flat]
         out[~ok] = OUTSIDE
         b = np.flatnonzero(out == BOUNDARY)
         if stats is not None:
             stats["boundary_points"] = len(b)
         if len(b):
-            out[b] = self._exact(x[b], y[b], flat[b])
+            out[b] = self._boundary(x[b], y[b], flat[b], stats)
         return out
 
-    def _exact(self, x, y, flat):
+    def _boundary(self, x, y, flat, stats=None):
         pos = np.searchsorted(self.bcells, flat)
+        s = self.seg[pos]
+        ux, uy = s[:, 2] - s[:, 0], s[:, 3] - s[:, 1]
+        dx, dy = x - s[:, 0], y - s[:, 1]
+        with np.errstate(invalid="ignore"):
+            p, q = ux * dy, uy * dx
+            cross = p - q
+            # far above the rounding error of the products: the sign is certain
+            sure = np.abs(cross) > 1e-12 * (np.abs(p) + np.abs(q)) + 1e-300
+        sure &= ~np.isnan(cross)
+        out = np.where(cross > 0, self.side[pos, 0], self.side[pos, 1]).astype(np.int64)
+        rest = np.flatnonzero(~sure)
+        if stats is not None:
+            stats["exact_points"] = len(rest)
+        if len(rest):
+            out[rest] = self._exact(x[rest], y[rest], pos[rest])
+        return out
+
+    def _exact(self, x, y, pos):
         start, stop = self.indptr[pos], self.indptr[pos + 1]
         n = stop - start
         pt = _ranges_owner(n)
@@ -244,6 +293,14 @@ class CellIndex:
         res = np.full(len(x), np.iinfo(np.int32).max, dtype=np.int64)
         np.minimum.at(res, pt[hit], cand[hit])
         return np.where(res == np.iinfo(np.int32).max, OUTSIDE, res)
+
+
+def _cell(v: np.ndarray, origin: float, inv: float) -> np.ndarray:
+    """floor((v - origin) * inv) as intp, computed exactly (see the module docstring)."""
+    f = v - origin
+    f *= inv
+    np.floor(f, out=f)
+    return f.astype(np.intp)
 
 
 def _ranges_owner(n: np.ndarray) -> np.ndarray:
@@ -266,7 +323,7 @@ def _unique(a: np.ndarray) -> np.ndarray:
 
 def content_key(geoms, cell_exp: int) -> str:
     """A digest of the geometries and cell size: equal content, equal table."""
-    h = hashlib.sha1(f"v1:{cell_exp}:{len(geoms)}".encode())
+    h = hashlib.sha1(f"v2:{cell_exp}:{len(geoms)}".encode())
     for wkb in shapely.to_wkb(geoms):
         h.update(wkb)
     return h.hexdigest()[:20]
