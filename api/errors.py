@@ -19,6 +19,8 @@ STATUS = [
     (e.InvalidInputError, 400),
     (e.NotFoundError, 404),
     (e.ConflictError, 409),
+    (e.PreconditionRequiredError, 428),
+    (e.PreconditionError, 412),
     (e.StoreError, 503),
 ]
 

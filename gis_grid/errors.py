@@ -48,3 +48,15 @@ class ConflictError(GisGridError):
 
 class StoreError(GisGridError):
     """The store is missing, corrupt, or of an unknown schema version."""
+
+
+class PreconditionError(GisGridError):
+    """The caller's precondition (``If-Match`` version) no longer holds: the atlas moved on.
+
+    ``detail`` carries ``{"current_version": N, "expected_version": M}``; re-read, redraw
+    or re-validate the plan on version N and retry.
+    """
+
+
+class PreconditionRequiredError(PreconditionError):
+    """A write that must name the version it was drawn on (``If-Match``) did not."""

@@ -59,6 +59,31 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def grid_history(self, code: str) -> pd.DataFrame: ...
 
+    # -- boundary planning; see gis_grid.planning -------------------------------------
+    @abc.abstractmethod
+    def save_plan(self, record: dict) -> int:
+        """Store a draft plan (scope, base_version, created_at, source, note, replaces, grids); its id."""
+
+    @abc.abstractmethod
+    def plans(self, scope: str | None = None) -> list[dict]: ...
+
+    @abc.abstractmethod
+    def plan(self, plan_id: int) -> dict:
+        """One stored plan (NotFoundError if none)."""
+
+    @abc.abstractmethod
+    def grid_codes_ever(self, prefix: str) -> list[str]:
+        """Every base-grid code ever issued under ``prefix`` (current, historical, retired)."""
+
+    @abc.abstractmethod
+    def apply_changeset(self, changeset, expected_version: int) -> int:
+        """Write a planning ChangeSet atomically if the atlas version is ``expected_version``
+        (else PreconditionError, nothing written); returns the new atlas version."""
+
+    @abc.abstractmethod
+    def grid_changes(self, code: str | None = None) -> list[dict]:
+        """The audit log of applied plans (those naming ``code``)."""
+
     @abc.abstractmethod
     def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
         """Replace the whole content in one transaction (demo generation, import)."""

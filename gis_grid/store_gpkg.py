@@ -179,6 +179,31 @@ class GeoPackageStore(Store):
             raise NotFoundError(f"no division with code {code!r}")
         return df
 
+    # -- boundary planning (SQL in gis_grid.planning.gpkg_plans) -------------------------
+    def save_plan(self, record: dict) -> int:
+        from .planning import gpkg_plans
+        return gpkg_plans.save_plan(self, record)
+
+    def plans(self, scope: str | None = None) -> list[dict]:
+        from .planning import gpkg_plans
+        return gpkg_plans.list_plans(self, scope)
+
+    def plan(self, plan_id: int) -> dict:
+        from .planning import gpkg_plans
+        return gpkg_plans.get_plan(self, plan_id)
+
+    def grid_codes_ever(self, prefix: str) -> list[str]:
+        from .planning import gpkg_plans
+        return gpkg_plans.grid_codes_ever(self, prefix)
+
+    def apply_changeset(self, changeset, expected_version: int) -> int:
+        from .planning import gpkg_plans
+        return gpkg_plans.apply_changeset(self, changeset, expected_version)
+
+    def grid_changes(self, code: str | None = None) -> list[dict]:
+        from .planning import gpkg_plans
+        return gpkg_plans.grid_changes(self, code)
+
     def buildings(self) -> pd.DataFrame:
         return self._query("SELECT geom, id, kind, name, floors, units, grid_code FROM buildings ORDER BY id")
 

@@ -1,0 +1,188 @@
+"""Codes for the new grids and the rows an apply writes.
+
+Numbering rule (documented in the README):
+
+* A new grid that holds more than half of one old grid's area, and that old grid
+  more than half of it, is that grid's *successor*: it keeps the code and gets the
+  next version (a moved boundary). If it equals the old grid within the tolerance,
+  nothing is written for it.
+* Every other new grid gets a fresh code: the community code plus the next
+  3-digit sequence after the highest ever used in that community (current,
+  historical or retired), assigned in reading order (rows north to south,
+  west to east within a row, as the demo numbers grids).
+* Old grids without a successor are retired; their codes are never reused.
+
+Buildings go to the new grid holding their representative point
+(``shapely.point_on_surface`` of the footprint, the rule the atlas uses); a point
+on an edge shared by several grids goes to the lowest code. So a building cut
+by a new line belongs to exactly one grid: the one holding that point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..atlas import Atlas
+from ..demo.grids import reading_order
+from ..errors import InvalidInputError
+from .plan import Plan
+from .validate import AREA_TOLERANCE_M2, to_metric
+
+SUCCESSOR_SHARE = 0.5
+_SUFFIXES = ("居民委员会", "村民委员会", "居委会", "村委会")
+
+
+@dataclass
+class Numbering:
+    codes: list[str]                  # code per new grid
+    names: list[str]
+    versions: list[int]               # version per new grid (1 for fresh codes)
+    status: list[str]                 # 'unchanged' | 'successor' | 'new'
+    retired: list[str]                # old codes with no successor
+    successor_of: list[str | None]    # the old code each new grid continues, or None
+    kinds: list[str | None]
+
+
+def _short(name: str) -> str:
+    for s in _SUFFIXES:
+        name = name.removesuffix(s)
+    return name
+
+
+def number_grids(atlas: Atlas, plan: Plan, parents: list[str], used_codes) -> Numbering:
+    """Codes for the plan's grids. ``used_codes``: every grid code ever used under the scope."""
+    new_m = list(to_metric(np.asarray(plan.geometries, dtype=object)))
+    old_codes = list(plan.scope.replaces)
+    old_m = list(to_metric(np.asarray([atlas.division(c)["geometry"] for c in old_codes], dtype=object)))
+    hist = atlas.divisions.set_index("code")
+    n = len(new_m)
+    codes: list[str | None] = [None] * n
+    status = ["new"] * n
+    versions = [1] * n
+    successor_of: list[str | None] = [None] * n
+    for i, g in enumerate(new_m):
+        best, best_area = None, 0.0
+        for j, o in enumerate(old_m):
+            if old_codes[j][:12] != parents[i] or not g.intersects(o):
+                continue
+            a = shapely.intersection(g, o).area
+            if a > best_area:
+                best, best_area = j, a
+        if best is None:
+            continue
+        o = old_m[best]
+        if best_area > SUCCESSOR_SHARE * o.area and best_area > SUCCESSOR_SHARE * g.area:
+            code = old_codes[best]
+            codes[i], successor_of[i] = code, code
+            same = shapely.symmetric_difference(g, o).area <= AREA_TOLERANCE_M2
+            status[i] = "unchanged" if same else "successor"
+            versions[i] = int(hist.loc[code, "version"]) + (0 if same else 1)
+    # fresh codes in reading order per community, after the highest sequence ever used
+    for comm in sorted(set(parents)):
+        fresh = [i for i in range(n) if parents[i] == comm and codes[i] is None]
+        if not fresh:
+            continue
+        seqs = [int(c[12:]) for c in used_codes if str(c).startswith(comm) and len(str(c)) == 15]
+        nxt = max(seqs, default=0) + 1
+        order = reading_order([new_m[i] for i in fresh])
+        ids = {id(new_m[i]): i for i in fresh}
+        for k, piece in enumerate(order):
+            seq = nxt + k
+            if seq > 999:
+                raise InvalidInputError(f"community {comm} has used all 999 grid sequence numbers")
+            codes[ids[id(piece)]] = f"{comm}{seq:03d}"
+    names, kinds = [], []
+    for i in range(n):
+        if successor_of[i]:
+            names.append(str(hist.loc[codes[i], "name"]))
+        else:
+            props = plan.properties[i] if i < len(plan.properties) else {}
+            names.append(props.get("name") or f"{_short(str(hist.loc[parents[i], 'name']))}第{int(codes[i][12:])}网格")
+        k = hist.loc[parents[i], "kind"]
+        kinds.append(None if k is None or (isinstance(k, float) and np.isnan(k)) else str(k))
+    kept = {s for s in successor_of if s}
+    retired = [c for c in old_codes if c not in kept]
+    return Numbering(codes, names, versions, status, retired, successor_of, kinds)
+
+
+def assign_buildings(atlas: Atlas, plan: Plan, codes: list[str]) -> pd.DataFrame:
+    """Buildings whose grid changes: ``id, old, new`` (the representative-point rule, lowest code on ties)."""
+    new = np.asarray(plan.geometries, dtype=object)
+    rows = [atlas.by_code[c] for c in plan.scope.replaces]
+    replaced = shapely.union_all(atlas.divisions["geometry"].to_numpy()[rows])
+    if atlas._building_points is None:
+        return pd.DataFrame({"id": [], "old": [], "new": []})
+    # buildings whose point lies in (or on the edge of) the replaced area, plus the untouched
+    # neighbours along that edge, which win ties with lower codes
+    cand = np.sort(atlas._building_points.query(replaced, predicate="intersects"))
+    neighbours = _touching(atlas, replaced, set(plan.scope.replaces))
+    geoms = list(new) + [atlas.grid_geometries[k] for k in neighbours]
+    gcodes = list(codes) + [str(atlas.grid_codes[k]) for k in neighbours]
+    pts = shapely.point_on_surface(atlas.buildings["geometry"].to_numpy()[cand])
+    tree = shapely.STRtree(geoms)
+    pi, gi = tree.query(pts, predicate="covered_by")
+    best = np.full(len(cand), None, dtype=object)
+    for p, g in zip(pi, gi):
+        c = gcodes[g]
+        if best[p] is None or c < best[p]:
+            best[p] = c
+    old = np.where(atlas.building_grid[cand] >= 0, atlas.grid_codes[np.maximum(atlas.building_grid[cand], 0)], None)
+    df = pd.DataFrame({"row": cand, "id": atlas.building_ids[cand], "old": old, "new": best})
+    return df[df["old"] != df["new"]].reset_index(drop=True)
+
+
+def _touching(atlas: Atlas, area, replaced_codes: set) -> list[int]:
+    tree = shapely.STRtree(atlas.grid_geometries)
+    return [int(k) for k in tree.query(area, predicate="intersects") if atlas.grid_codes[k] not in replaced_codes]
+
+
+@dataclass
+class ChangeSet:
+    """Everything one apply writes, computed before the write transaction opens."""
+
+    plan_id: int | None
+    base_version: int
+    valid_from: str
+    close_codes: list[str]                       # current versions to close (valid_to = valid_from)
+    insert: pd.DataFrame                         # new division rows (storage CRS geometry)
+    building_moves: pd.DataFrame                 # id, old, new
+    retired: list[str]
+    worker_moves: dict = field(default_factory=dict)   # retired code -> new code taking most of its area
+    audit: dict = field(default_factory=dict)
+
+
+def now_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def build_changeset(atlas: Atlas, plan: Plan, parents: list[str], used_codes) -> ChangeSet:
+    num = number_grids(atlas, plan, parents, used_codes)
+    moves = assign_buildings(atlas, plan, num.codes)
+    stamp = now_stamp()
+    write = [i for i in range(len(num.codes)) if num.status[i] != "unchanged"]
+    from .. import crs as crs_mod
+    insert = pd.DataFrame({
+        "code": [num.codes[i] for i in write], "name": [num.names[i] for i in write], "level": "grid",
+        "parent_code": [parents[i] for i in write], "kind": [num.kinds[i] for i in write],
+        "version": [num.versions[i] for i in write], "valid_from": stamp, "valid_to": None,
+        "area_m2": [round(crs_mod.area_m2(plan.geometries[i]), 1) for i in write],
+        "geometry": [shapely.MultiPolygon(list(shapely.get_parts(plan.geometries[i]))) for i in write]})
+    # the workers of a retired grid follow most of its land
+    new_m = list(to_metric(np.asarray(plan.geometries, dtype=object)))
+    worker_moves = {}
+    for code in num.retired:
+        o = to_metric(atlas.division(code)["geometry"])
+        k = max(range(len(new_m)), key=lambda i: shapely.intersection(o, new_m[i]).area)
+        worker_moves[code] = num.codes[k]
+    close = sorted({num.successor_of[i] for i in write if num.successor_of[i]} | set(num.retired))
+    audit = {"plan_id": plan.id, "scope": plan.scope.code, "base_version": plan.base_version,
+             "retired": num.retired, "created": [num.codes[i] for i in write if num.status[i] == "new"],
+             "redrawn": [num.codes[i] for i in write if num.status[i] == "successor"],
+             "unchanged": [num.codes[i] for i in range(len(num.codes)) if num.status[i] == "unchanged"],
+             "buildings_moved": int(len(moves)), "workers_moved_from": worker_moves}
+    return ChangeSet(plan.id, plan.base_version, stamp, close, insert, moves[["id", "old", "new"]],
+                     num.retired, worker_moves, audit)

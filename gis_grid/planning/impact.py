@@ -1,0 +1,143 @@
+"""Who and what changes grid under a plan, per-grid figures, and balance against a target.
+
+Planners see personal data only as counts: buildings are listed by id (not
+personal), households, residents, workers and cases only as numbers.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..atlas import Atlas
+from .changeset import assign_buildings, number_grids
+from .plan import Plan
+from .validate import to_metric
+
+#: households per base grid a planner aims at (a grid team of 5-6 workers serves about 300-500)
+DEFAULT_TARGET_HOUSEHOLDS = 400
+#: a grid within +-25 % of the target counts as balanced
+DEFAULT_BAND = 0.25
+OPEN_STATUSES = ("collected", "registered", "dispatched", "handled", "fed_back")
+
+
+def polsby_popper(geom_m) -> float:
+    """4 pi A / P^2 of a metric polygon: 1 for a disc, ~0.785 for a square, -> 0 for slivers."""
+    p = geom_m.length
+    return float(4 * np.pi * geom_m.area / (p * p)) if p > 0 else 0.0
+
+
+def balance(households: list[int] | np.ndarray, target: float, band: float = DEFAULT_BAND) -> dict:
+    """How far grids are from ``target`` households: deviations as fractions of the target."""
+    h = np.asarray(households, dtype=float)
+    if len(h) == 0:
+        return {"grids": 0}
+    dev = (h - target) / target
+    return {"grids": int(len(h)), "target": target, "band": band, "min": int(h.min()), "max": int(h.max()),
+            "mean": round(float(h.mean()), 1), "std": round(float(h.std()), 1),
+            "max_abs_deviation": round(float(np.abs(dev).max()), 4),
+            "mean_abs_deviation": round(float(np.abs(dev).mean()), 4),
+            "within_band": int((np.abs(dev) <= band).sum())}
+
+
+def _incidents(store):
+    """Cases with a point, or None when the store has no incidents."""
+    fn = getattr(store, "incidents", None)
+    if fn is None:
+        return None
+    try:
+        df = fn(columns=["id", "status", "lon", "lat", "created", "grid_code"])
+    except Exception:  # an older store without the table
+        return None
+    return df if len(df) else None
+
+
+def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
+                target_households: float = DEFAULT_TARGET_HOUSEHOLDS, band: float = DEFAULT_BAND,
+                used_codes=None) -> dict:
+    """The impact report of a (valid) plan drawn on ``atlas``."""
+    used = used_codes if used_codes is not None else store.grid_codes_ever(plan.scope.code)
+    num = number_grids(atlas, plan, parents, used)
+    moves = assign_buildings(atlas, plan, num.codes)
+
+    # grid of every building in the scope before / after
+    rows = [atlas.by_code[c] for c in plan.scope.replaces]
+    old_geoms = atlas.divisions["geometry"].to_numpy()[rows]
+    lo_hi = [atlas.grid_positions(c) for c in plan.scope.replaces]
+    grid_pos = [lo for lo, _ in lo_hi]
+    in_scope = np.flatnonzero(np.isin(atlas.building_grid, grid_pos))
+    before = pd.Series(atlas.grid_codes[atlas.building_grid[in_scope]], index=atlas.building_ids[in_scope])
+    after = before.copy()
+    if len(moves):
+        after = after.reindex(after.index.union(pd.Index(moves["id"])))
+        after.loc[moves["id"].to_numpy()] = moves["new"].to_numpy()
+    bids = after.index.to_numpy()
+    b_rows = np.array([atlas._building_rows[int(b)] for b in bids], dtype=int)
+    hh_per_b = (atlas._hh_by_building[b_rows + 1] - atlas._hh_by_building[b_rows]) if len(b_rows) else np.array([])
+    hh_rows = [atlas._hh_by_building_order[atlas._hh_by_building[r]:atlas._hh_by_building[r + 1]] for r in b_rows]
+    hh_ids = atlas.household_ids[np.concatenate(hh_rows)] if hh_rows else np.array([], dtype=object)
+    res = store.residents(household_ids=list(hh_ids), columns=["household_id"]) if len(hh_ids) else pd.DataFrame(
+        {"household_id": []})
+    res_per_hh = res["household_id"].value_counts()
+    res_per_b = np.array([int(res_per_hh.reindex(atlas.household_ids[r]).fillna(0).sum()) for r in hh_rows], dtype=int)
+    per_b = pd.DataFrame({"id": bids, "after": after.to_numpy(), "households": hh_per_b, "residents": res_per_b})
+    per_b["before"] = before.reindex(bids).to_numpy()
+
+    moved = per_b[per_b["before"] != per_b["after"]]
+    flows = (moved.groupby(["before", "after"], dropna=False)[["households", "residents"]].sum()
+             .assign(buildings=moved.groupby(["before", "after"], dropna=False).size()).reset_index())
+
+    # workers of grids that are retired follow most of their land
+    workers = store.workers(grid_codes=list(num.retired)) if num.retired else pd.DataFrame({"grid_code": []})
+
+    # cases: open ones whose grid changes, and the yearly workload per new grid
+    new_m = list(to_metric(np.asarray(plan.geometries, dtype=object)))
+    cases = _incidents(store)
+    cases_per_year = [None] * len(new_m)
+    open_moving = None
+    if cases is not None:
+        pts = shapely.points(cases["lon"].to_numpy(dtype=float), cases["lat"].to_numpy(dtype=float))
+        tree = shapely.STRtree(np.asarray(plan.geometries, dtype=object))
+        pi, gi = tree.query(pts, predicate="covered_by")
+        new_code = pd.Series(np.asarray(num.codes, dtype=object)[gi], index=pi)
+        new_code = new_code.groupby(level=0).min()  # lowest code on shared edges
+        created = pd.to_datetime(cases["created"], utc=True, errors="coerce", format="ISO8601")
+        years = max((created.max() - created.min()).days / 365.25, 1.0) if created.notna().any() else 1.0
+        counts = new_code.value_counts()
+        cases_per_year = [round(float(counts.get(c, 0)) / years, 1) for c in num.codes]
+        is_open = cases["status"].isin(OPEN_STATUSES).to_numpy()
+        cur = cases["grid_code"].to_numpy(dtype=object)
+        open_moving = int(sum(1 for p, c in new_code.items() if is_open[p] and cur[p] != c))
+
+    grids = []
+    for i, code in enumerate(num.codes):
+        mine = per_b[per_b["after"] == code]
+        grids.append({"index": i, "code": code, "name": num.names[i], "status": num.status[i],
+                      "community": parents[i], "successor_of": num.successor_of[i],
+                      "households": int(mine["households"].sum()), "residents": int(mine["residents"].sum()),
+                      "buildings": int(len(mine)), "area_m2": round(float(new_m[i].area), 1),
+                      "polsby_popper": round(polsby_popper(new_m[i]), 4), "cases_per_year": cases_per_year[i]})
+    old_m = list(to_metric(old_geoms))
+    old = []
+    for j, code in enumerate(plan.scope.replaces):
+        mine = per_b[per_b["before"] == code]
+        old.append({"code": code, "households": int(mine["households"].sum()),
+                    "residents": int(mine["residents"].sum()), "buildings": int(len(mine)),
+                    "area_m2": round(float(old_m[j].area), 1), "polsby_popper": round(polsby_popper(old_m[j]), 4)})
+    return {
+        "plan_id": plan.id, "base_version": plan.base_version, "scope": plan.scope.to_dict(),
+        "rule": "a building belongs to the grid holding its representative point (point_on_surface); "
+                "a point on a shared edge goes to the lowest code",
+        "changes": {"buildings": int(len(moved)), "households": int(moved["households"].sum()),
+                    "residents": int(moved["residents"].sum()), "workers": int(len(workers)),
+                    "open_cases": open_moving},
+        "flows": [{"from": r["before"], "to": r["after"], "buildings": int(r["buildings"]),
+                   "households": int(r["households"]), "residents": int(r["residents"])} for _, r in flows.iterrows()],
+        "moved_buildings": [{"id": int(b), "from": f, "to": t} for b, f, t in
+                            zip(moved["id"], moved["before"], moved["after"])],
+        "retired": num.retired, "created": [c for c, s in zip(num.codes, num.status) if s == "new"],
+        "redrawn": [c for c, s in zip(num.codes, num.status) if s == "successor"],
+        "grids": grids, "old_grids": old,
+        "balance": {"before": balance([g["households"] for g in old], target_households, band),
+                    "after": balance([g["households"] for g in grids], target_households, band)},
+    }
