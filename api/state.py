@@ -29,6 +29,24 @@ class AtlasHolder:
     def version(self) -> int:
         return self._atlas.version
 
+    def at(self, when) -> Atlas:
+        """The atlas as it stood at ``when`` (an aware datetime), from the store's history.
+
+        Cached per (current version, instant): an apply bumps the version, so entries
+        drawn before it are never served after it. Its ``version`` is the atlas version
+        in force at ``when`` (from the audit log of applied plans).
+        """
+        from gis_grid.planning.asof import atlas_at
+        key = (self.version, when.isoformat())
+        cache = self.__dict__.setdefault("_asof", {})
+        hit = cache.get(key)
+        if hit is None:
+            hit = atlas_at(self.store, when)
+            if len(cache) >= 4:
+                cache.pop(next(iter(cache)))
+            cache[key] = hit
+        return hit
+
     def reload(self) -> Atlas:
         """Build a new snapshot from the store and swap it in."""
         with self._lock:

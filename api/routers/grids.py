@@ -13,6 +13,7 @@ from gis_grid.errors import NotFoundError
 from gis_grid.hierarchy import Level, level_of, parent_code
 from gis_grid.masking import mask_names, mask_phones
 
+from ..asof import atlas_at_dep
 from ..deps import atlas_dep, holder
 from ..state import AtlasHolder
 
@@ -42,7 +43,7 @@ def _none(v):
 @router.get("/grids/{code}", summary="A division of any level: hierarchy, geometry, statistics")
 def grid_card(code: str = Path(..., description="6-, 9-, 12- or 15-digit division code"),
               geometry: bool = Query(True, description="include the boundary as GeoJSON"),
-              atlas: Atlas = Depends(atlas_dep), h: AtlasHolder = Depends(holder)) -> dict:
+              atlas: Atlas = Depends(atlas_at_dep), h: AtlasHolder = Depends(holder)) -> dict:
     level = level_of(code)  # 400 for malformed codes
     if code not in atlas.by_code:
         parent = parent_code(code)

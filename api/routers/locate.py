@@ -12,6 +12,7 @@ from gis_grid import crs as crs_mod
 from gis_grid.atlas import Atlas
 from gis_grid.errors import InvalidInputError, LimitExceededError
 
+from ..asof import atlas_at_dep
 from ..deps import atlas_dep, crs_query, settings_dep
 from ..settings import Settings
 
@@ -21,7 +22,7 @@ router = APIRouter(tags=["locate"])
 @router.get("/locate", summary="Which grid is this point in?")
 async def locate_one(lon: float = Query(..., description="longitude (or easting for EPSG:4548)"),
                      lat: float = Query(..., description="latitude (or northing for EPSG:4548)"),
-                     crs: str | None = Depends(crs_query), atlas: Atlas = Depends(atlas_dep)) -> Response:
+                     crs: str | None = Depends(crs_query), atlas: Atlas = Depends(atlas_at_dep)) -> Response:
     # async and inline: the work is microseconds, a thread-pool hop would cost more
     x, y = crs_mod.validate_coordinates(lon, lat, crs)
     slon, slat = crs_mod.to_storage(x, y, crs)

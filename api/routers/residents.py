@@ -25,6 +25,7 @@ from gis_grid.errors import ConflictError, InvalidCoordinatesError, InvalidGeome
 from gis_grid.hierarchy import level_of
 from gis_grid.masking import mask_ids, mask_names, mask_phones
 
+from ..asof import atlas_at_dep
 from ..deps import atlas_dep, crs_query, holder, settings_dep
 from ..settings import Settings
 from ..state import AtlasHolder
@@ -150,7 +151,7 @@ PAGING = dict(
 @router.get("/grids/{code}/residents", summary="Households and residents in a division of any level")
 def grid_residents(request: Request, code: str = Path(...), limit: int | None = PAGING["limit"],
                    offset: int | None = PAGING["offset"], next: str | None = PAGING["next"],
-                   atlas: Atlas = Depends(atlas_dep), h: AtlasHolder = Depends(holder),
+                   atlas: Atlas = Depends(atlas_at_dep), h: AtlasHolder = Depends(holder),
                    settings: Settings = Depends(settings_dep)) -> dict:
     level_of(code)
     households = atlas.households.iloc[slice(*_hh_range(atlas, code))]

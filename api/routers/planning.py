@@ -1,0 +1,154 @@
+"""Boundary planning: draft, validate, impact, diff map, apply with If-Match, history.
+
+Thin: the work is in :mod:`gis_grid.planning`. Planners see personal data only as counts.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import shapely
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from gis_grid.errors import InvalidInputError
+from gis_grid.hierarchy import level_of
+from gis_grid.planning import edits
+from gis_grid.planning.impact import DEFAULT_BAND, DEFAULT_TARGET_HOUSEHOLDS
+from gis_grid.planning.workflow import apply_plan, create_plan, impact_of, parse_if_match, plan_from_record
+
+from ..deps import holder
+from ..state import AtlasHolder
+
+router = APIRouter(tags=["planning"])
+
+
+class PlanBody(BaseModel):
+    community: str | None = Field(None, description="12-digit community/village code the plan redraws")
+    street: str | None = Field(None, description="or a 9-digit street/town code (grids of several communities)")
+    grids: dict | None = Field(None, description="the new grids: a GeoJSON FeatureCollection of Polygons")
+    edit: dict | None = Field(None, description='or an edit: {"op": "split", "grid": CODE, "line": LineString}, '
+                              '{"op": "merge", "grids": [CODES]}, {"op": "move", "grids": [A, B], "line": LineString}')
+    replaces: list[str] | None = Field(None, description="only these current grids (default: all in scope)")
+    crs: str | None = Field(None, description="CRS of the coordinates (default EPSG:4326 lon/lat)")
+    note: str = ""
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def plan_body(record: dict) -> dict:
+    return {"id": record["id"], "scope": record["scope"], "level": level_of(record["scope"]).value,
+            "base_version": record["base_version"], "created_at": record["created_at"], "status": record["status"],
+            "source": record["source"], "note": record["note"], "replaces": record["replaces"],
+            "applied_at": record.get("applied_at"), "applied_version": record.get("applied_version"),
+            "grids": record["grids"],
+            "links": {"self": f"/plans/{record['id']}", "impact": f"/plans/{record['id']}/impact",
+                      "map": f"/plans/{record['id']}/map", "apply": f"/plans/{record['id']}/apply",
+                      "export": f"/plans/{record['id']}/export"}}
+
+
+def _edit_collection(atlas, edit: dict):
+    op = edit.get("op")
+    if op == "split":
+        return edits.split_grid(atlas, str(edit.get("grid")), edit.get("line"))
+    if op == "merge":
+        return edits.merge_grids(atlas, [str(c) for c in edit.get("grids") or []])
+    if op == "move":
+        g = [str(c) for c in edit.get("grids") or []]
+        if len(g) != 2:
+            raise InvalidInputError('"move" takes "grids": [A, B], two neighbouring grids')
+        return edits.move_boundary(atlas, g[0], g[1], edit.get("line"))
+    raise InvalidInputError(f'unknown edit op {op!r}: use "split", "merge" or "move"')
+
+
+@router.post("/plans", status_code=201, summary="Draft a plan (GeoJSON or an edit); validated before it is stored")
+def post_plan(body: PlanBody, h: AtlasHolder = Depends(holder)) -> JSONResponse:
+    atlas = h.atlas
+    if body.edit is not None:
+        scope, grids = _edit_collection(atlas, body.edit)
+        source = f"edit:{body.edit.get('op')}"
+    else:
+        scope = body.community or body.street
+        grids, source = body.grids, "geojson"
+        if not scope:
+            raise InvalidInputError('name the area: {"community": CODE} or {"street": CODE}')
+        if grids is None:
+            raise InvalidInputError('send the new grids as "grids": a FeatureCollection, or an "edit"')
+    plan, report = create_plan(h.store, atlas, scope, grids, crs=body.crs, replaces=body.replaces,
+                               note=body.note, source=source)
+    out = plan_body(h.store.plan(plan.id))
+    out["validation"] = report.to_dict()
+    return JSONResponse(out, status_code=201, headers={"ETag": _etag(plan.base_version),
+                                                       "Location": f"/plans/{plan.id}"})
+
+
+@router.get("/plans", summary="Stored plans (without geometries)")
+def list_plans(scope: str | None = Query(None, description="only plans under this code"),
+               h: AtlasHolder = Depends(holder)) -> dict:
+    plans = []
+    for r in h.store.plans(scope):
+        b = plan_body(r)
+        b["grids"] = len(r["grids"]["features"])
+        plans.append(b)
+    return {"plans": plans, "atlas_version": h.version}
+
+
+@router.get("/plans/{plan_id}", summary="One plan; its ETag is the atlas version it was drawn on")
+def get_plan(plan_id: int = Path(...), h: AtlasHolder = Depends(holder)) -> JSONResponse:
+    r = h.store.plan(plan_id)
+    return JSONResponse(plan_body(r), headers={"ETag": _etag(r["base_version"])})
+
+
+def _plan(h: AtlasHolder, plan_id: int):
+    atlas = h.atlas
+    return atlas, plan_from_record(atlas, h.store.plan(plan_id))
+
+
+@router.get("/plans/{plan_id}/impact", summary="Who and what changes grid; per-grid figures; balance")
+def get_impact(plan_id: int = Path(...),
+               target_households: float = Query(DEFAULT_TARGET_HOUSEHOLDS, gt=0, description="households per grid aimed at"),
+               band: float = Query(DEFAULT_BAND, gt=0, le=1, description="balanced within +-band of the target"),
+               h: AtlasHolder = Depends(holder)) -> JSONResponse:
+    atlas, plan = _plan(h, plan_id)
+    out = impact_of(h.store, atlas, plan, target_households=target_households, band=band)
+    return JSONResponse(out, headers={"ETag": _etag(plan.base_version)})
+
+
+@router.get("/plans/{plan_id}/map", response_class=HTMLResponse, summary="Folium diff map: old grids against new")
+def get_map(plan_id: int = Path(...), h: AtlasHolder = Depends(holder)) -> HTMLResponse:
+    from gis_grid.planning.diffmap import diff_map_html
+    atlas, plan = _plan(h, plan_id)
+    impact = impact_of(h.store, atlas, plan)
+    return HTMLResponse(diff_map_html(atlas, plan, impact))
+
+
+@router.post("/plans/{plan_id}/apply", summary="Commit a plan atomically (If-Match: the version it was drawn on)")
+def post_apply(plan_id: int = Path(...), if_match: str | None = Header(None, alias="If-Match"),
+               h: AtlasHolder = Depends(holder)) -> JSONResponse:
+    atlas, plan = _plan(h, plan_id)
+    out = apply_plan(h.store, atlas, plan, parse_if_match(if_match))
+    h.reload()  # readers switch to the new snapshot in one assignment
+    out["serving_version"] = h.version
+    return JSONResponse(out, headers={"ETag": _etag(out["atlas_version"])})
+
+
+@router.get("/grids/{code}/history", summary="Every version of a grid, and the applied plans that changed it")
+def grid_history(code: str = Path(..., description="15-digit base-grid code (or any division code)"),
+                 geometry: bool = Query(False, description="include each version's boundary"),
+                 h: AtlasHolder = Depends(holder)) -> dict:
+    level_of(code)
+    df = h.store.grid_history(code)  # 404 when the code never existed
+    versions = []
+    for _, r in df.iterrows():
+        v = {"version": int(r["version"]), "name": r["name"], "parent": r["parent_code"],
+             "valid_from": r["valid_from"], "valid_to": None if r["valid_to"] is None or
+             (isinstance(r["valid_to"], float) and np.isnan(r["valid_to"])) else r["valid_to"],
+             "area_m2": None if r["area_m2"] is None or np.isnan(r["area_m2"]) else float(r["area_m2"])}
+        if geometry:
+            v["geometry"] = json.loads(shapely.to_geojson(r["geometry"]))
+        versions.append(v)
+    current = versions[-1]["valid_to"] is None
+    return {"code": code, "current": current, "versions": versions, "changes": h.store.grid_changes(code)}

@@ -1,0 +1,128 @@
+"""The planner's workflow over HTTP on the toy district: draft -> validate -> impact -> map
+-> apply (If-Match) -> history -> as-of."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+from common import X0, X1, XM, Y0, Y1, YM, make_toy_store
+
+WEST = "370402001001"
+G1, G2, G3 = WEST + "001", WEST + "002", WEST + "003"
+
+
+def fc(*geoms):
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": json.loads(shapely.to_geojson(g))} for g in geoms]}
+
+
+MOVED = fc(shapely.box(X0, 34.804, XM, Y1), shapely.box(X0, Y0, XM, 34.804))
+
+
+@pytest.fixture
+def client(tmp_path):
+    make_toy_store(tmp_path / "toy.gpkg").close()
+    with TestClient(create_app(Settings(db=str(tmp_path / "toy.gpkg")))) as c:
+        yield c
+
+
+def test_draft_impact_apply_history_asof(client, no_pii):
+    r = client.post("/plans", json={"community": WEST, "grids": MOVED, "note": "move the edge south"})
+    assert r.status_code == 201, r.text
+    plan = r.json()
+    assert r.headers["etag"] == '"1"' and plan["validation"]["ok"] and plan["replaces"] == [G1, G2]
+    r = client.get(f"/plans/{plan['id']}")
+    assert r.status_code == 200 and r.headers["etag"] == '"1"'
+    assert client.get("/plans").json()["plans"][0]["id"] == plan["id"]
+
+    imp = client.get(f"/plans/{plan['id']}/impact", params={"target_households": 2})
+    assert imp.status_code == 200
+    body = imp.json()
+    no_pii(imp.text)
+    assert body["changes"]["buildings"] == 1 and body["changes"]["households"] == 1
+    assert body["created"] == [G3] and body["retired"] == [G2]
+    page = client.get(f"/plans/{plan['id']}/map")
+    assert page.status_code == 200 and "leaflet" in page.text and G3 in page.text
+    assert "https://cdn" not in page.text
+
+    before = (datetime.now(timezone.utc) - timedelta(microseconds=1)).isoformat()
+    time.sleep(0.01)
+    r = client.post(f"/plans/{plan['id']}/apply")
+    assert r.status_code == 428 and r.json()["errors"]["current_version"] == 1
+    r = client.post(f"/plans/{plan['id']}/apply", headers={"If-Match": '"0"'})
+    assert r.status_code == 412 and r.json()["errors"]["current_version"] == 1
+    r = client.post(f"/plans/{plan['id']}/apply", headers={"If-Match": '"1"'})
+    assert r.status_code == 200, r.text
+    assert r.json()["atlas_version"] == 2 and r.json()["serving_version"] == 2
+    r = client.post(f"/plans/{plan['id']}/apply", headers={"If-Match": '"1"'})
+    assert r.status_code == 412 and r.json()["errors"]["current_version"] == 2
+
+    # readers see the new state; ?at= reproduces the old one
+    now = client.get("/locate", params={"lon": 117.505, "lat": 34.805}).json()
+    assert now["grid"]["code"] == G1 and now["atlas_version"] == 2
+    old = client.get("/locate", params={"lon": 117.505, "lat": 34.805, "at": before}).json()
+    assert old["grid"]["code"] == G2 and old["atlas_version"] == 1
+    assert client.get(f"/grids/{G2}").status_code == 404
+    card = client.get(f"/grids/{G2}", params={"at": before})
+    assert card.status_code == 200 and card.json()["statistics"]["households"] == 1
+    res = client.get(f"/grids/{G2}/residents", params={"at": before})
+    assert res.status_code == 200 and [h["id"] for h in res.json()["households"]] == ["Hc3"]
+    assert client.get("/locate", params={"lon": 117.505, "lat": 34.805, "at": "1999-01-01"}).status_code == 404
+    assert client.get("/locate", params={"lon": 117.505, "lat": 34.805, "at": "yesterday"}).status_code == 400
+
+    hist = client.get(f"/grids/{G1}/history").json()
+    assert [v["version"] for v in hist["versions"]] == [1, 2] and hist["current"]
+    assert hist["versions"][0]["valid_to"] == hist["versions"][1]["valid_from"]
+    assert hist["changes"][0]["from_version"] == 1
+    gone = client.get(f"/grids/{G2}/history").json()
+    assert not gone["current"] and gone["versions"][0]["valid_to"] is not None
+    assert client.get("/grids/370402001001999/history").status_code == 404
+
+
+def test_bad_plans_are_rejected_with_locations_and_nothing_changes(client):
+    overlapping = fc(shapely.box(X0, 34.809, XM, Y1), shapely.box(X0, Y0, XM, YM))
+    r = client.post("/plans", json={"community": WEST, "grids": overlapping})
+    assert r.status_code == 422
+    errs = r.json()["errors"]
+    assert errs[0]["rule"] == "overlap" and errs[0]["location"]["type"] == "Polygon"
+    outside = fc(shapely.box(X0, YM, X1, Y1), shapely.box(X0, Y0, XM, YM))
+    r = client.post("/plans", json={"community": WEST, "grids": outside})
+    assert r.status_code == 422 and "within_parent" in {e["rule"] for e in r.json()["errors"]}
+    r = client.post("/plans", json={"street": "370402001", "grids": fc(shapely.box(X0, 34.804, XM, Y1))})
+    assert r.status_code == 422 and [e["rule"] for e in r.json()["errors"]] == ["gap"]
+    assert client.post("/plans", json={"community": "370402", "grids": MOVED}).status_code == 400
+    assert client.post("/plans", json={"community": WEST, "grids": {"type": "Point"}}).status_code == 400
+    assert client.get("/plans").json()["plans"] == []
+    assert client.get("/plans/99").status_code == 404
+
+
+def test_edit_ops_and_concurrent_applies(client):
+    split = {"op": "split", "grid": G1, "line": {"type": "LineString", "coordinates": [[117.503, 34.8], [117.503, 34.83]]}}
+    a = client.post("/plans", json={"edit": split})
+    assert a.status_code == 201, a.text
+    b = client.post("/plans", json={"edit": {"op": "merge", "grids": [G1, G2]}})
+    assert b.status_code == 201 and len(b.json()["grids"]["features"]) == 1
+    assert client.post("/plans", json={"edit": {"op": "merge", "grids": [G1, "370402002001001"]}}).status_code == 400
+    codes, barrier = [], threading.Barrier(2)
+
+    def go(pid):
+        barrier.wait()
+        codes.append(client.post(f"/plans/{pid}/apply", headers={"If-Match": "1"}).status_code)
+
+    ts = [threading.Thread(target=go, args=(p.json()["id"],)) for p in (a, b)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sorted(codes) == [200, 412]
+    assert client.get("/capabilities").status_code == 200
+    assert len(client.get("/plans").json()["plans"]) == 2
+    assert sum(p["status"] == "applied" for p in client.get("/plans").json()["plans"]) == 1
