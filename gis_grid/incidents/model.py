@@ -10,7 +10,8 @@ else (the API and the store only call :func:`apply`):
 - only the roles in :data:`ROLES` may perform a step;
 - a case can be **cancelled** by the command centre before it is closed;
 - **rework** (返工) sends a case back to ``dispatched`` (the department
-  handles it again under a new deadline) from ``fed_back`` (verification
+  handles it again under a new deadline counted from the rework; the
+  handling-time clock keeps running from the first dispatch) from ``fed_back`` (verification
   failed) or from ``closed`` (a closed case reopened). It is the only way
   back: nothing else leaves ``closed``, and ``assessed`` and ``cancelled``
   are final;
@@ -343,7 +344,10 @@ class Incident:
 
     @property
     def last_time(self) -> datetime:
-        return to_aware(self.events[-1].at if self.events else self.created)
+        """Time of the latest step (from the event log, or the step columns when it has none)."""
+        stamps = [self.created, self.registered, self.dispatched, self.handled, self.fed_back, self.closed,
+                  self.assessed, self.cancelled] + [e.at for e in self.events]
+        return to_aware(max(s for s in stamps if s))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -436,8 +440,10 @@ def apply(case: Incident, action, *, actor: str, role, at=None, satisfaction=Non
     if a is Action.DISPATCH:
         changes["deadline"] = iso(t + timedelta(hours=deadline_hours(case.category, case.priority)))
     if a is Action.REWORK:
+        # the clock keeps running from the first dispatch (handling time includes rework);
+        # the department gets a fresh allowance from the rework
         changes.update(handled=None, fed_back=None, closed=None, satisfaction=None,
-                       rework_count=case.rework_count + 1, dispatched=iso(t),
+                       rework_count=case.rework_count + 1,
                        deadline=iso(t + timedelta(hours=deadline_hours(case.category, case.priority))))
     else:
         changes[STEP_COLUMN[a]] = iso(t)

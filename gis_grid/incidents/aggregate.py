@@ -1,0 +1,323 @@
+"""Statistics of cases per grid (any level), department or category over a time range.
+
+The store's cases are loaded once per (atlas version, incidents version) into
+plain numpy columns (:class:`CaseTable`), then every aggregation is a few
+``bincount`` calls, and medians/percentiles are read off one ``lexsort`` per
+group key. Definitions (all over cases **created** in ``[start, end)``):
+
+- ``cases``: cases logged; ``closed``: cases now closed or assessed;
+  ``closure_rate`` = closed / cases (cancelled cases count as not closed);
+- ``on_time_rate`` = closed cases closed by their deadline / closed cases;
+- ``median_handling_h``, ``p90_handling_h``: close - first dispatch, hours;
+- ``rework_rate`` = cases sent back at least once / cases;
+- ``satisfaction`` = closed cases rated 3-5 / closed cases rated (the
+  seed's 99.95 %); ``dissatisfied``: closed cases rated 1-2;
+- ``open``: cases not closed and not cancelled; ``open_red``/``open_yellow``:
+  open cases of that supervision colour at ``at`` (default: ``end``).
+
+Rates are percentages (0-100) rounded to 2 decimals; ``None`` when the
+denominator is 0.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from ..atlas import Atlas
+from ..errors import InvalidInputError
+from ..hierarchy import Level
+from ..store import Store
+from . import model
+
+_ATTR = "_gis_grid_incident_table"
+_LOCK = threading.Lock()
+_COLS = ["id", "category", "department", "priority", "status", "grid_code", "lon", "lat", "created",
+         "dispatched", "closed", "deadline", "cancelled", "satisfaction", "rework_count"]
+NONE = np.iinfo(np.int64).min  # missing timestamp
+GROUPINGS = ("district", "street", "community", "grid", "department", "category")
+METRICS = ("cases", "closed", "closure_rate", "on_time_rate", "median_handling_h", "p90_handling_h",
+           "rework_rate", "satisfaction", "dissatisfied", "open", "open_red", "open_yellow")
+#: the seed's rule: a department below this satisfaction (percent) is not eligible for "advanced"
+ADVANCED_MIN_SATISFACTION = 90.0
+
+
+def _seconds(col) -> np.ndarray:
+    t = pd.to_datetime(pd.Series(col, dtype=object), utc=True, format="ISO8601")
+    v = t.to_numpy(dtype="datetime64[s]").astype(np.int64)
+    v[t.isna().to_numpy()] = NONE
+    return v
+
+
+@dataclass
+class CaseTable:
+    """All cases as numpy columns (times in UTC epoch seconds, NONE when missing)."""
+
+    ids: np.ndarray
+    grid: np.ndarray          # position in atlas.grid_codes (-1: not in the atlas)
+    category: np.ndarray      # index into CATEGORY_CODES
+    department: np.ndarray    # index into DEPARTMENT_CODES
+    status: np.ndarray        # str
+    lon: np.ndarray
+    lat: np.ndarray
+    created: np.ndarray
+    dispatched: np.ndarray
+    closed: np.ndarray
+    deadline: np.ndarray
+    satisfaction: np.ndarray  # 0 = not rated
+    rework: np.ndarray        # bool
+    version: tuple = (0, 0)
+
+    CATEGORY_CODES = tuple(model.CATEGORIES)
+    DEPARTMENT_CODES = tuple(model.DEPARTMENTS)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def done(self) -> np.ndarray:
+        return (self.status == model.Status.CLOSED.value) | (self.status == model.Status.ASSESSED.value)
+
+    @property
+    def cancelled(self) -> np.ndarray:
+        return self.status == model.Status.CANCELLED.value
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, atlas: Atlas, version=(0, 0)) -> "CaseTable":
+        codes = df["grid_code"].astype(str).to_numpy(dtype=object)
+        gc = atlas.grid_codes
+        if len(codes) and len(gc):
+            i = np.searchsorted(gc, codes).clip(max=len(gc) - 1)
+            grid = np.where(gc[i] == codes, i, -1).astype(np.int64)
+        else:
+            grid = np.full(len(codes), -1, dtype=np.int64)
+        cat = pd.Categorical(df["category"], categories=cls.CATEGORY_CODES).codes.astype(np.int64)
+        dep = pd.Categorical(df["department"], categories=cls.DEPARTMENT_CODES).codes.astype(np.int64)
+        sat = pd.to_numeric(df["satisfaction"], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+        rw = pd.to_numeric(df["rework_count"], errors="coerce").fillna(0).to_numpy() > 0
+        return cls(ids=df["id"].to_numpy(dtype=object), grid=grid, category=cat, department=dep,
+                   status=df["status"].astype(str).to_numpy(dtype=object),
+                   lon=pd.to_numeric(df["lon"]).to_numpy(dtype=float), lat=pd.to_numeric(df["lat"]).to_numpy(dtype=float),
+                   created=_seconds(df["created"]), dispatched=_seconds(df["dispatched"]),
+                   closed=_seconds(df["closed"]), deadline=_seconds(df["deadline"]), satisfaction=sat, rework=rw,
+                   version=version)
+
+    def colours(self, at_s: int, ladder: model.SupervisionLadder = model.DEFAULT_LADDER) -> np.ndarray:
+        """Supervision colour index per case at ``at_s``: 0 green, 1 blue, 2 yellow, 3 red, -1 none."""
+        t = np.where(self.done & (self.closed != NONE), self.closed, at_s).astype(float)
+        has = (self.dispatched != NONE) & (self.deadline != NONE)
+        span = np.where(has, self.deadline - self.dispatched, 1).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.where(span > 0, (t - self.dispatched) / span, np.inf)
+        out = np.select([u >= ladder.red_from, u >= ladder.yellow_from, u >= ladder.blue_from], [3, 2, 1], 0)
+        out[~has] = 0
+        out[self.cancelled] = -1
+        return out
+
+
+COLOUR_NAMES = ("green", "blue", "yellow", "red")
+
+
+def case_table(store: Store, atlas: Atlas) -> CaseTable:
+    """The store's cases as a :class:`CaseTable`, cached on the atlas per incidents version."""
+    key = (atlas.version, store.incidents_version())
+    cached = getattr(atlas, _ATTR, None)
+    if cached is not None and cached.version == key:
+        return cached
+    with _LOCK:
+        cached = getattr(atlas, _ATTR, None)
+        if cached is not None and cached.version == key:
+            return cached
+        table = CaseTable.from_frame(store.incidents(columns=_COLS), atlas, version=key)
+        setattr(atlas, _ATTR, table)
+        return table
+
+
+# -- time ranges ----------------------------------------------------------------------------
+def parse_time(value, *, end: bool = False) -> datetime | None:
+    """A date or date-time (naive = China Standard Time) -> aware datetime; a bare end date is inclusive."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=model.CST)
+    if isinstance(value, date):
+        value = value.isoformat()
+    s = str(value).strip()
+    if len(s) == 10:  # a bare date: start of that day, or the start of the next day for an end
+        try:
+            d = date.fromisoformat(s)
+        except ValueError:
+            raise InvalidInputError(f"{value!r} is not a date (YYYY-MM-DD) or ISO-8601 date-time") from None
+        t = datetime(d.year, d.month, d.day, tzinfo=model.CST)
+        return t + pd.Timedelta(days=1).to_pytimedelta() if end else t
+    return model.to_aware(s, "time")
+
+
+def time_range(start=None, end=None) -> tuple[int, int]:
+    """``[start, end)`` in epoch seconds; refuses an end before the start."""
+    a, b = parse_time(start), parse_time(end, end=True)
+    if a is not None and b is not None and b < a:
+        raise InvalidInputError(f"the time range ends ({end}) before it starts ({start}); swap from and to")
+    lo = int(a.timestamp()) if a else np.iinfo(np.int64).min + 1
+    hi = int(b.timestamp()) if b else np.iinfo(np.int64).max
+    return lo, hi
+
+
+def _mask(t: CaseTable, start=None, end=None, category=None, department=None) -> np.ndarray:
+    lo, hi = time_range(start, end)
+    m = (t.created >= lo) & (t.created < hi)
+    if category:
+        codes = [category] if isinstance(category, str) else list(category)
+        m &= np.isin(t.category, [t.CATEGORY_CODES.index(model.check_category(c).code) for c in codes])
+    if department:
+        m &= t.department == t.DEPARTMENT_CODES.index(model.check_department(department).code)
+    return m
+
+
+def _pct(num, den) -> np.ndarray:
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, np.round(100 * num / np.where(den > 0, den, 1), 2), np.nan)
+
+
+def _group_quantiles(group: np.ndarray, values: np.ndarray, n_groups: int, qs) -> np.ndarray:
+    """Per-group quantiles (linear interpolation, as numpy); NaN for empty groups."""
+    order = np.lexsort((values, group))
+    g, v = group[order], values[order]
+    counts = np.bincount(g, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = np.full((len(qs), n_groups), np.nan)
+    ok = counts > 0
+    for k, q in enumerate(qs):
+        pos = starts[ok] + q * (counts[ok] - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, starts[ok] + counts[ok] - 1)
+        frac = pos - lo
+        out[k, ok] = v[lo] * (1 - frac) + v[hi] * frac
+    return out
+
+
+def _keys(t: CaseTable, atlas: Atlas, by: str) -> tuple[np.ndarray, np.ndarray]:
+    """(group index per case, -1 = not in any group; group labels)."""
+    if by == "department":
+        return t.department, np.array(t.DEPARTMENT_CODES, dtype=object)
+    if by == "category":
+        return t.category, np.array(t.CATEGORY_CODES, dtype=object)
+    level = Level.parse(by)
+    per_grid = atlas.level_codes[level][:-1]
+    labels, inv = np.unique(per_grid.astype(str), return_inverse=True)
+    gi = np.where(t.grid >= 0, inv[np.maximum(t.grid, 0)], -1)
+    return gi.astype(np.int64), labels.astype(object)
+
+
+def group_stats(t: CaseTable, atlas: Atlas, by: str = "grid", start=None, end=None, *, at=None,
+                category=None, department=None, within: str | None = None,
+                ladder: model.SupervisionLadder = model.DEFAULT_LADDER) -> pd.DataFrame:
+    """One row per group (every group of the level, including those with no cases)."""
+    if by not in GROUPINGS:
+        raise InvalidInputError(f"unknown grouping {by!r}; use one of {', '.join(GROUPINGS)}")
+    m = _mask(t, start, end, category, department)
+    key, labels = _keys(t, atlas, by)
+    n = len(labels)
+    if within:
+        lo, hi = atlas.grid_positions(within)
+        m &= (t.grid >= lo) & (t.grid < hi)
+        if by not in ("department", "category"):
+            keep = np.array([str(c).startswith(within) or within.startswith(str(c)) for c in labels])
+        else:
+            keep = np.ones(n, dtype=bool)
+    else:
+        keep = np.ones(n, dtype=bool)
+    m &= key >= 0
+    k = key[m]
+    done = t.done[m]
+    canc = t.cancelled[m]
+    at_s = _at_seconds(at, end)
+    col = t.colours(at_s, ladder)[m]
+    rated = done & (t.satisfaction[m] > 0)
+    sat_ok = rated & (t.satisfaction[m] >= model.SATISFIED_FROM)
+    has_dl = done & (t.deadline[m] != NONE) & (t.closed[m] != NONE)
+    on_time = has_dl & (t.closed[m] <= t.deadline[m])
+    openm = ~done & ~canc
+
+    def bc(w=None):
+        return np.bincount(k, weights=None if w is None else w.astype(float), minlength=n)[:n].astype(np.int64)
+
+    cases, closed = bc(), bc(done)
+    hmask = done & (t.dispatched[m] != NONE) & (t.closed[m] != NONE)
+    hours = (t.closed[m][hmask] - t.dispatched[m][hmask]) / 3600.0
+    q = _group_quantiles(k[hmask], hours, n, (0.5, 0.9)) if hmask.any() else np.full((2, n), np.nan)
+    df = pd.DataFrame({
+        "cases": cases, "closed": closed, "closure_rate": _pct(closed, cases),
+        "on_time_rate": _pct(bc(on_time), bc(has_dl)),
+        "median_handling_h": np.round(q[0], 2), "p90_handling_h": np.round(q[1], 2),
+        "rework_rate": _pct(bc(t.rework[m]), cases),
+        "satisfaction": _pct(bc(sat_ok), bc(rated)), "dissatisfied": bc(rated & ~sat_ok),
+        "open": bc(openm), "open_red": bc(openm & (col == 3)), "open_yellow": bc(openm & (col == 2)),
+    }, index=pd.Index(labels, name="department" if by == "department" else
+                      "category" if by == "category" else "code"))
+    return df[keep]
+
+
+def _at_seconds(at, end) -> int:
+    if at is not None:
+        return int(parse_time(at).timestamp())
+    if end is not None:
+        return int(parse_time(end, end=True).timestamp())
+    return int(datetime.now(timezone.utc).timestamp())
+
+
+def summary(t: CaseTable, start=None, end=None) -> dict:
+    """District totals with the seed report's keys (rates in percent)."""
+    m = _mask(t, start, end)
+    done = t.done[m]
+    disp = t.category[m] == t.CATEGORY_CODES.index("dispute")
+    rated = done & (t.satisfaction[m] > 0)
+    ok = rated & (t.satisfaction[m] >= model.SATISFIED_FROM)
+    has_dl = done & (t.deadline[m] != NONE) & (t.closed[m] != NONE)
+    on_time = has_dl & (t.closed[m] <= t.deadline[m])
+    n, c = int(m.sum()), int(done.sum())
+
+    def pct(a, b):
+        return None if b == 0 else round(100.0 * a / b, 2)
+
+    return {"cases": n, "closed": c, "closure_rate": pct(c, n), "disputes": int(disp.sum()),
+            "disputes_closed": int((disp & done).sum()),
+            "disputes_closure_rate": pct(int((disp & done).sum()), int(disp.sum())),
+            "satisfaction": pct(int(ok.sum()), int(rated.sum())), "rated": int(rated.sum()),
+            "on_time_rate": pct(int(on_time.sum()), int(has_dl.sum())),
+            "cancelled": int(t.cancelled[m].sum()), "open": int((~done & ~t.cancelled[m]).sum())}
+
+
+def department_assessment(t: CaseTable, atlas: Atlas, start=None, end=None,
+                          min_satisfaction: float = ADVANCED_MIN_SATISFACTION) -> pd.DataFrame:
+    """Per department: the figures plus ``eligible_advanced`` (satisfaction >= the line)."""
+    df = group_stats(t, atlas, "department", start, end)
+    df = df[df["cases"] > 0].copy()
+    df.insert(0, "name", [model.DEPARTMENTS[d].name_zh for d in df.index])
+    df["eligible_advanced"] = df["satisfaction"].fillna(-1) >= min_satisfaction
+    df["reason"] = np.where(df["eligible_advanced"], "",
+                            [f"satisfaction {s:.2f} % is below {min_satisfaction:g} %" if s == s else
+                             "no rated closed cases" for s in df["satisfaction"]])
+    return df.sort_values("satisfaction")
+
+
+#: metrics where lower is better (rankings sort ascending)
+LOWER_IS_BETTER = frozenset({"median_handling_h", "p90_handling_h", "rework_rate", "dissatisfied", "open",
+                             "open_red", "open_yellow"})
+
+
+def ranking(table: pd.DataFrame, metric: str, min_cases: int = 30, limit: int | None = None) -> pd.DataFrame:
+    """Rank groups by a metric, best first, among groups with at least ``min_cases`` cases."""
+    if metric not in METRICS or metric not in table.columns:
+        raise InvalidInputError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    if min_cases < 1:
+        raise InvalidInputError("min_cases must be at least 1, so one fast case cannot top a table")
+    r = table[(table["cases"] >= min_cases) & table[metric].notna()].copy()
+    asc = metric in LOWER_IS_BETTER
+    r = r.sort_values([metric, "cases"], ascending=[asc, False], kind="stable")
+    r.insert(0, "rank", r[metric].rank(method="min", ascending=asc).astype(int))
+    return r.head(limit) if limit else r
