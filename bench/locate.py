@@ -179,7 +179,6 @@ def main(argv=None) -> int:
         fig[f"gis_grid_buildings_at_{label}_s"], _ = median_time(lambda: atlas.buildings_at(x, y), reps)
         stats: dict = {}
         atlas.grid_index.lookup(x, y, stats=stats)
-        fig[f"boundary_cell_points_{label}"] = stats.get("boundary_points", 0)
         fig[f"exact_path_points_{label}"] = stats.get("exact_points", 0)
 
         points_gdf = gpd.GeoDataFrame(geometry=pts, crs=4490)
@@ -280,7 +279,6 @@ def print_table(f: dict) -> None:
         ("1M: shapely STRtree.query (s)", f["strtree_1M_s"], ""),
         ("1M: sjoin / gis_grid", f["sjoin_over_gis_grid_1M"], "sjoin_over_gis_grid_1M"),
         ("1M: STRtree / gis_grid", f["strtree_over_gis_grid_1M"], ""),
-        ("1M: points in boundary cells", f["boundary_cell_points_1M"], ""),
         ("1M: points via exact shapely test", f["exact_path_points_1M"], ""),
         (f"ties ({f['n_ties']:,} on edges/vertices): lookup (s)", f["gis_grid_lookup_ties_s"], ""),
         ("ties: sjoin (s)", f["sjoin_ties_s"], ""),

@@ -50,7 +50,7 @@ class Atlas:
     divisions: pd.DataFrame          # every level, sorted by (level depth, code)
     buildings: pd.DataFrame          # sorted by id
     households: pd.DataFrame         # sorted by (grid, building)
-    grid_cell_exp: int = 14
+    grid_cell_exp: int = 12  # ~25 m cells: a 2 MB table stays in cache; boundary cells are cheap
     cache_dir: str | None = None
 
     @classmethod

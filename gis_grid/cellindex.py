@@ -229,6 +229,10 @@ class CellIndex:
         if v != BOUNDARY:
             return v
         pos = int(np.searchsorted(self.bcells, flat))
+        ax, ay, bx, by = self.seg[pos].tolist()
+        p, q = (bx - ax) * (y - ay), (by - ay) * (x - ax)
+        if abs(p - q) > _SURE * (abs(p) + abs(q)) + 1e-300:  # False for NaN (no segment)
+            return int(self.side[pos, 0] if p - q > 0 else self.side[pos, 1])
         for p in self.indices[self.indptr[pos]:self.indptr[pos + 1]].tolist():
             if shapely.intersects_xy(self.geoms[p], x, y):
                 return p
@@ -241,41 +245,15 @@ class CellIndex:
         """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
-        with np.errstate(invalid="ignore"):
-            ix = _cell(x, self.x0, self.inv)
-            iy = _cell(y, self.y0, self.inv)
-        # negatives (and NaN's INT_MIN) wrap to huge unsigned values: one test per axis
-        ok = (ix.view(np.uintp) < self.nx) & (iy.view(np.uintp) < self.ny)
-        flat = iy
-        flat *= self.nx
-        flat += ix
-        flat[~ok] = 0
-        out = self.label[flat]
-        out[~ok] = OUTSIDE
-        b = np.flatnonzero(out == BOUNDARY)
-        if stats is not None:
-            stats["boundary_points"] = len(b)
-        if len(b):
-            out[b] = self._boundary(x[b], y[b], flat[b], stats)
-        return out
-
-    def _boundary(self, x, y, flat, stats=None):
-        pos = np.searchsorted(self.bcells, flat)
-        s = self.seg[pos]
-        ux, uy = s[:, 2] - s[:, 0], s[:, 3] - s[:, 1]
-        dx, dy = x - s[:, 0], y - s[:, 1]
-        with np.errstate(invalid="ignore"):
-            p, q = ux * dy, uy * dx
-            cross = p - q
-            # far above the rounding error of the products: the sign is certain
-            sure = np.abs(cross) > 1e-12 * (np.abs(p) + np.abs(q)) + 1e-300
-        sure &= ~np.isnan(cross)
-        out = np.where(cross > 0, self.side[pos, 0], self.side[pos, 1]).astype(np.int64)
-        rest = np.flatnonzero(~sure)
+        out = _classify(x, y, self.x0, self.y0, self.inv, self.nx, self.ny, self.label,
+                        self.bcells, self.seg, self.side, stats)
+        rest = np.flatnonzero(out == _NEEDS_EXACT)
         if stats is not None:
             stats["exact_points"] = len(rest)
         if len(rest):
-            out[rest] = self._exact(x[rest], y[rest], pos[rest])
+            xr, yr = x[rest], y[rest]
+            flat = _cell(yr, self.y0, self.inv) * self.nx + _cell(xr, self.x0, self.inv)
+            out[rest] = self._exact(xr, yr, np.searchsorted(self.bcells, flat))
         return out
 
     def _exact(self, x, y, pos):
@@ -293,6 +271,43 @@ class CellIndex:
         res = np.full(len(x), np.iinfo(np.int32).max, dtype=np.int64)
         np.minimum.at(res, pt[hit], cand[hit])
         return np.where(res == np.iinfo(np.int32).max, OUTSIDE, res)
+
+
+_NEEDS_EXACT = -3
+_SURE = 1e-12  # relative margin above the rounding error of the cross product's two products
+
+
+def _classify(x, y, x0, y0, inv, nx, ny, label, bcells, seg, side, stats=None):
+    """Polygon index per point, -1 outside, _NEEDS_EXACT where only shapely can tell.
+
+    Interior cells answer from the table; single-segment boundary cells from the
+    sign of one cross product unless the point lies within rounding distance of
+    the segment.
+    """
+    with np.errstate(invalid="ignore"):
+        ix = _cell(x, x0, inv)
+        iy = _cell(y, y0, inv)
+    # negatives (and NaN's INT_MIN) wrap to huge unsigned values: one test per axis
+    ok = (ix.view(np.uintp) < nx) & (iy.view(np.uintp) < ny)
+    flat = iy
+    flat *= nx
+    flat += ix
+    flat[~ok] = 0
+    out = label[flat].astype(np.int32)
+    out[~ok] = OUTSIDE
+    b = np.flatnonzero(out == BOUNDARY)
+    if stats is not None:
+        stats["boundary_points"] = len(b)
+    if len(b):
+        pos = np.searchsorted(bcells, flat[b])
+        s = seg[pos]
+        with np.errstate(invalid="ignore"):
+            p = (s[:, 2] - s[:, 0]) * (y[b] - s[:, 1])
+            q = (s[:, 3] - s[:, 1]) * (x[b] - s[:, 0])
+            cross = p - q
+            sure = np.abs(cross) > _SURE * (np.abs(p) + np.abs(q)) + 1e-300  # False for NaN
+        out[b] = np.where(sure, np.where(cross > 0, side[pos, 0], side[pos, 1]), _NEEDS_EXACT)
+    return out
 
 
 def _cell(v: np.ndarray, origin: float, inv: float) -> np.ndarray:
