@@ -18,6 +18,7 @@ All transforms accept scalars or array-likes and return float64 ndarrays
 from __future__ import annotations
 
 import enum
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -315,21 +316,11 @@ _ZONE_X = (200_000.0, 800_000.0)
 _ZONE_Y = (0.0, 6_000_000.0)
 
 
-def check_coordinates(x, y, crs=None) -> np.ndarray:
-    """Per-point reason strings ("" = fine), flattened to 1-D (row order).
-
-    Catches the usual client mistakes: NaN/inf, out of range, (lat, lon)
-    instead of (lon, lat), and metres that do not belong to EPSG:4548.
-    """
-    crs = parse_crs(crs)
-    x, y = (a.ravel() for a in _xy(x, y))
-    reasons = np.full(x.shape, "", dtype=object)
-    finite = np.isfinite(x) & np.isfinite(y)
-    ax, ay = np.abs(x), np.abs(y)
-    # Each rule applies only where no earlier rule fired, so the first
-    # (most specific) reason wins.
+def _rules(x, y, crs: InputCRS, finite) -> list:
+    """(mask, reason) pairs, most specific first; works on arrays and on plain floats."""
+    ax, ay = abs(x), abs(y)
     if crs.is_projected:
-        rules = [
+        return [
             (~finite, "x/y is NaN or infinite"),
             ((y < 1e6) & (x > 1e6), "x/y looks swapped: EPSG:4548 x is the easting "
              "(200000..800000 m), y the northing (0..6000000 m)"),
@@ -339,20 +330,48 @@ def check_coordinates(x, y, crs=None) -> np.ndarray:
             ((x < _ZONE_X[0]) | (x > _ZONE_X[1]), "outside the EPSG:4548 zone (x 200000..800000 m)"),
             ((y < _ZONE_Y[0]) | (y > _ZONE_Y[1]), "outside the EPSG:4548 zone (y 0..6000000 m)"),
         ]
-    else:
-        rules = [
-            (~finite, "lon/lat is NaN or infinite"),
-            # China lies at lon 73..136, lat 3..54: a point given as (lat, lon).
-            ((x >= 3) & (x <= 54) & (y >= 73) & (y <= 136),
-             "lon/lat looks swapped (this is (lat, lon) of a point in China): send (lon, lat)"),
-            ((ay > 90) & (ax <= 90), "lon/lat looks swapped (lat > 90): send (lon, lat)"),
-            ((ax > 1000) & (ay > 1000), "looks like projected metres, not lon/lat degrees; "
-             "for EPSG:4548 say so in crs"),
-            ((ax > 180) | (ay > 90), "lon/lat out of range (lon -180..180, lat -90..90)"),
-        ]
-    for mask, reason in rules:
+    return [
+        (~finite, "lon/lat is NaN or infinite"),
+        # China lies at lon 73..136, lat 3..54: a point given as (lat, lon).
+        ((x >= 3) & (x <= 54) & (y >= 73) & (y <= 136),
+         "lon/lat looks swapped (this is (lat, lon) of a point in China): send (lon, lat)"),
+        ((ay > 90) & (ax <= 90), "lon/lat looks swapped (lat > 90): send (lon, lat)"),
+        ((ax > 1000) & (ay > 1000), "looks like projected metres, not lon/lat degrees; "
+         "for EPSG:4548 say so in crs"),
+        ((ax > 180) | (ay > 90), "lon/lat out of range (lon -180..180, lat -90..90)"),
+    ]
+
+
+def check_coordinates(x, y, crs=None) -> np.ndarray:
+    """Per-point reason strings ("" = fine), flattened to 1-D (row order).
+
+    Catches the usual client mistakes: NaN/inf, out of range, (lat, lon)
+    instead of (lon, lat), and metres that do not belong to EPSG:4548.
+    """
+    crs = parse_crs(crs)
+    x, y = (a.ravel() for a in _xy(x, y))
+    reasons = np.full(x.shape, "", dtype=object)
+    # each rule applies only where no earlier rule fired: the first reason wins
+    for mask, reason in _rules(x, y, crs, np.isfinite(x) & np.isfinite(y)):
         reasons[mask & (reasons == "")] = reason
     return reasons
+
+
+def check_point(x: float, y: float, crs=None) -> str:
+    """:func:`check_coordinates` for one point, without numpy's per-call overhead."""
+    x, y = float(x), float(y)
+    finite = _PyBool(math.isfinite(x) and math.isfinite(y))
+    for mask, reason in _rules(x, y, parse_crs(crs), finite):
+        if mask:
+            return reason
+    return ""
+
+
+class _PyBool(int):
+    """A bool whose ~ is logical not, so the array rules read the same on floats."""
+
+    def __invert__(self):
+        return _PyBool(not self)
 
 
 def validate_coordinates(x, y, crs=None):
@@ -361,6 +380,10 @@ def validate_coordinates(x, y, crs=None):
     ``detail`` lists ``{"row", "reason"}`` for the first 100 bad rows.
     """
     crs = parse_crs(crs)
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        reason = check_point(x, y, crs)  # the hot single-point path (GET /locate)
+        if not reason:
+            return np.float64(x), np.float64(y)
     x, y = _xy(x, y)
     reasons = check_coordinates(x, y, crs)
     bad = np.flatnonzero(reasons != "")

@@ -5,25 +5,48 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from gis_grid import crs as crs_mod
 from gis_grid.atlas import Atlas
 from gis_grid.errors import InvalidInputError, LimitExceededError
 
-from ..asof import atlas_at_dep
+from ..asof import AT_DESCRIPTION, atlas_at_dep
 from ..deps import atlas_dep, crs_query, settings_dep
 from ..settings import Settings
 
 router = APIRouter(tags=["locate"])
 
 
-@router.get("/locate", summary="Which grid is this point in?")
-async def locate_one(lon: float = Query(..., description="longitude (or easting for EPSG:4548)"),
-                     lat: float = Query(..., description="latitude (or northing for EPSG:4548)"),
-                     crs: str | None = Depends(crs_query), atlas: Atlas = Depends(atlas_at_dep)) -> Response:
-    # async and inline: the work is microseconds, a thread-pool hop would cost more
+_GET_PARAMS = {"parameters": [
+    {"name": "lon", "in": "query", "required": True, "schema": {"type": "number"},
+     "description": "longitude (or easting for EPSG:4548)"},
+    {"name": "lat", "in": "query", "required": True, "schema": {"type": "number"},
+     "description": "latitude (or northing for EPSG:4548)"},
+    {"name": "crs", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "EPSG:4326 (= CRS84, default), EPSG:4490, EPSG:4548, gcj02, bd09"},
+    {"name": "at", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": AT_DESCRIPTION}]}
+
+
+def _number(query, name: str) -> float:
+    raw = query.get(name)
+    if raw is None:
+        raise InvalidInputError(f"query parameter {name!r} is required, e.g. /locate?lon=117.558&lat=34.862")
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInputError(f"query parameter {name!r} must be a number, got {raw!r}") from None
+
+
+@router.get("/locate", summary="Which grid is this point in?", openapi_extra=_GET_PARAMS)
+async def locate_one(request: Request) -> Response:
+    # the hot path for other systems: parameters are read by hand because FastAPI's
+    # generic dependency solving costs more than validating and locating the point
+    q = request.query_params
+    lon, lat, crs = _number(q, "lon"), _number(q, "lat"), q.get("crs")
+    atlas = await atlas_at_dep(request, q.get("at"))
     x, y = crs_mod.validate_coordinates(lon, lat, crs)
     slon, slat = crs_mod.to_storage(x, y, crs)
     out = atlas.locate_one(float(slon), float(slat)).to_dict()

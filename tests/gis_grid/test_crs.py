@@ -264,3 +264,20 @@ def test_no_web_framework_import():
             "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'flask', 'django') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_check_point_agrees_with_vector_check_on_a_catalogue():
+    """The scalar fast path gives the same reason as the array rules, rule for rule."""
+    import itertools
+
+    from gis_grid.crs import check_coordinates, check_point
+
+    vals = [np.nan, np.inf, -np.inf, 0.0, 34.86, 117.55, 200.0, -100.0, 95.0, 3.0, 54.0, 73.0,
+            136.0, 1e6, 5e5, 3.8e6, 39.5e6, 1001.0, 89.9]
+    seen = set()
+    for crs_name in ("EPSG:4326", "EPSG:4548", "gcj02"):
+        for a, b in itertools.product(vals, vals):
+            expected = check_coordinates(np.array([a]), np.array([b]), crs_name)[0]
+            assert check_point(a, b, crs_name) == expected, (crs_name, a, b)
+            seen.add(expected)
+    assert len(seen) >= 8  # the catalogue reaches most rules, not just "fine"
