@@ -321,3 +321,41 @@ def ranking(table: pd.DataFrame, metric: str, min_cases: int = 30, limit: int | 
     r = r.sort_values([metric, "cases"], ascending=[asc, False], kind="stable")
     r.insert(0, "rank", r[metric].rank(method="min", ascending=asc).astype(int))
     return r.head(limit) if limit else r
+
+
+# -- filtering (GET /incidents, exports) ------------------------------------------------------
+def select(t: CaseTable, atlas: Atlas, *, bbox=None, code: str | None = None, category=None, status=None,
+           colour=None, department=None, start=None, end=None, at=None,
+           ladder: model.SupervisionLadder = model.DEFAULT_LADDER) -> tuple[np.ndarray, np.ndarray]:
+    """Rows matching every given filter, newest first, and every case's colour index at ``at``.
+
+    ``bbox`` is (min lon, min lat, max lon, max lat) in the storage CRS; ``code``
+    a division of any level; ``category``/``status``/``colour``/``department``
+    one value or a list; the time range applies to the creation time.
+    """
+    m = _mask(t, start, end, None, None)
+    if category:
+        cats = [category] if isinstance(category, str) else list(category)
+        m &= np.isin(t.category, [t.CATEGORY_CODES.index(model.check_category(c).code) for c in cats])
+    if department:
+        deps = [department] if isinstance(department, str) else list(department)
+        m &= np.isin(t.department, [t.DEPARTMENT_CODES.index(model.check_department(d).code) for d in deps])
+    if status:
+        sts = [status] if isinstance(status, str) else list(status)
+        m &= np.isin(t.status, [model.parse_enum(model.Status, s, "status").value for s in sts])
+    if code:
+        lo, hi = atlas.grid_positions(code)
+        m &= (t.grid >= lo) & (t.grid < hi)
+    if bbox is not None:
+        x0, y0, x1, y1 = (float(v) for v in bbox)
+        if not (x0 <= x1 and y0 <= y1) or not np.isfinite([x0, y0, x1, y1]).all():
+            raise InvalidInputError("bbox must be min lon, min lat, max lon, max lat with min <= max")
+        m &= (t.lon >= x0) & (t.lon <= x1) & (t.lat >= y0) & (t.lat <= y1)
+    at_s = _at_seconds(at, None)
+    col = t.colours(at_s, ladder)
+    if colour:
+        cols = [colour] if isinstance(colour, str) else list(colour)
+        m &= np.isin(col, [COLOUR_NAMES.index(model.parse_enum(model.Colour, c, "colour").value) for c in cols])
+    rows = np.flatnonzero(m)
+    rows = rows[np.argsort(-t.created[rows], kind="stable")]
+    return rows, col

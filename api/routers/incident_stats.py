@@ -1,0 +1,115 @@
+"""Statistics of cases: district summary, per division (any level), department, category; assessment, rankings."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from gis_grid.errors import InvalidInputError
+from gis_grid.incidents import aggregate, model
+
+from ..deps import holder
+from ..state import AtlasHolder
+
+router = APIRouter(tags=["statistics"])
+
+
+def range_query(start: str | None = Query(None, alias="from", description="date or date-time (UTC+8 if naive)"),
+                end: str | None = Query(None, alias="to", description="a bare date is inclusive")) -> tuple:
+    aggregate.time_range(start, end)  # 400 when the range ends before it starts
+    return start, end
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    df = df.reset_index()
+    out = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+    for r in out:
+        for k, v in r.items():
+            if isinstance(v, np.generic):
+                r[k] = v.item()
+    return out
+
+
+def _answer(df: pd.DataFrame, fmt: str, meta: dict, name: str):
+    if fmt == "csv":
+        buf = io.StringIO()
+        df.to_csv(buf)
+        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if fmt != "json":
+        raise InvalidInputError(f"unknown format {fmt!r}; use json or csv")
+    return {**meta, "items": _records(df)}
+
+
+@router.get("/stats/summary", summary="District totals: cases, closed, closure_rate, disputes, disputes_closed, "
+                                      "satisfaction (rates in percent)")
+def summary(r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)) -> dict:
+    t = aggregate.case_table(h.store, h.atlas)
+    return {"from": r[0], "to": r[1], **aggregate.summary(t, *r)}
+
+
+@router.get("/stats/divisions", summary="Per division of one level: counts, closure and on-time rate, "
+                                        "median/p90 handling time, rework rate, satisfaction, open red/yellow")
+def by_division(level: str = Query("grid", description="district, street, community or grid"),
+                within: str | None = Query(None, description="only divisions under this code"),
+                category: str | None = None, department: str | None = None,
+                at: str | None = Query(None, description="colour evaluation time (default: the range end)"),
+                format: str = Query("json", description="json or csv"),
+                r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
+    if level in ("department", "category"):
+        raise InvalidInputError("use /stats/departments or /stats/categories")
+    t = aggregate.case_table(h.store, h.atlas)
+    df = aggregate.group_stats(t, h.atlas, level, *r, at=at, category=category, department=department,
+                               within=within)
+    names = dict(zip(h.atlas.divisions["code"], h.atlas.divisions["name"]))
+    df.insert(0, "name", [names.get(c, "") for c in df.index])
+    return _answer(df, format, {"level": level, "from": r[0], "to": r[1]}, f"stats_{level}")
+
+
+@router.get("/stats/departments", summary="Per department (same figures as /stats/divisions)")
+def by_department(category: str | None = None, format: str = Query("json"),
+                  r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
+    t = aggregate.case_table(h.store, h.atlas)
+    df = aggregate.group_stats(t, h.atlas, "department", *r, category=category)
+    df.insert(0, "name", [model.DEPARTMENTS[d].name_zh for d in df.index])
+    return _answer(df, format, {"from": r[0], "to": r[1]}, "stats_departments")
+
+
+@router.get("/stats/categories", summary="Per category (17 content areas and disputes)")
+def by_category(format: str = Query("json"), r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
+    t = aggregate.case_table(h.store, h.atlas)
+    df = aggregate.group_stats(t, h.atlas, "category", *r)
+    df.insert(0, "name", [model.CATEGORIES[c].name_zh for c in df.index])
+    return _answer(df, format, {"from": r[0], "to": r[1]}, "stats_categories")
+
+
+@router.get("/stats/assessment", summary="Department assessment: below 90 % satisfaction is not eligible "
+                                         "for 'advanced'")
+def assessment(year: int | None = Query(None, ge=2000, le=2100, description="shortcut for from/to of one year"),
+               format: str = Query("json"), r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
+    start, end = r
+    if year is not None:
+        if start or end:
+            raise InvalidInputError("give either year or from/to, not both")
+        start, end = f"{year}-01-01", f"{year}-12-31"
+    t = aggregate.case_table(h.store, h.atlas)
+    df = aggregate.department_assessment(t, h.atlas, start, end)
+    return _answer(df, format, {"from": start, "to": end, "rule": "satisfaction below "
+                                f"{aggregate.ADVANCED_MIN_SATISFACTION:g} % -> not eligible for advanced"},
+                   "assessment")
+
+
+@router.get("/stats/ranking", summary="Best first by a metric, among groups with at least min_cases cases")
+def ranking(by: str = Query("grid", description="grid, community, street, department or category"),
+            metric: str = Query("closure_rate", description=", ".join(aggregate.METRICS)),
+            min_cases: int = Query(30, ge=1), limit: int = Query(20, ge=1, le=1000), format: str = Query("json"),
+            r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
+    t = aggregate.case_table(h.store, h.atlas)
+    df = aggregate.group_stats(t, h.atlas, by, *r)
+    out = aggregate.ranking(df, metric, min_cases=min_cases, limit=limit)
+    return _answer(out, format, {"by": by, "metric": metric, "min_cases": min_cases, "from": r[0], "to": r[1],
+                                 "order": "ascending" if metric in aggregate.LOWER_IS_BETTER else "descending"},
+                   "ranking")
