@@ -152,3 +152,37 @@ def grid_history(code: str = Path(..., description="15-digit base-grid code (or 
         versions.append(v)
     current = versions[-1]["valid_to"] is None
     return {"code": code, "current": current, "versions": versions, "changes": h.store.grid_changes(code)}
+
+
+class ProposeBody(BaseModel):
+    community: str | None = Field(None, description="12-digit community/village code")
+    street: str | None = Field(None, description="or a 9-digit street/town code")
+    min_households: int = Field(..., gt=0, description="fewest households a proposed grid may hold")
+    max_households: int = Field(..., gt=0, description="most households a proposed grid may hold")
+    seed: int = Field(0, description="random seed of the heuristic (same seed, same proposal)")
+
+
+@router.post("/plans/propose", status_code=201,
+             summary="Propose balanced contiguous grids from whole buildings (PySAL spopt max-p); stored as a plan")
+def post_propose(body: ProposeBody, h: AtlasHolder = Depends(holder)) -> JSONResponse:
+    from gis_grid.planning.rebalance import balance_range, propose
+    scope = body.community or body.street
+    if not scope:
+        raise InvalidInputError('name the area: {"community": CODE} or {"street": CODE}')
+    atlas = h.atlas
+    grids, report = propose(atlas, scope, body.min_households, body.max_households, seed=body.seed)
+    plan, validation = create_plan(h.store, atlas, scope, grids, source="propose",
+                                   note=f"rebalance to {body.min_households}-{body.max_households} households per grid")
+    target = (body.min_households + body.max_households) / 2
+    impact = impact_of(h.store, atlas, plan, target_households=target)
+    out = plan_body(h.store.plan(plan.id))
+    out["proposal"] = {
+        **report,
+        "balance_before": balance_range([g["households"] for g in impact["old_grids"]], body.min_households,
+                                        body.max_households),
+        "balance_after": balance_range([g["households"] for g in impact["grids"]], body.min_households,
+                                       body.max_households),
+        "households_moved": impact["changes"]["households"], "buildings_moved": impact["changes"]["buildings"],
+    }
+    return JSONResponse(out, status_code=201, headers={"ETag": _etag(plan.base_version),
+                                                       "Location": f"/plans/{plan.id}"})

@@ -69,7 +69,7 @@ def test_draft_impact_apply_history_asof(client, no_pii):
     now = client.get("/locate", params={"lon": 117.505, "lat": 34.805}).json()
     assert now["grid"]["code"] == G1 and now["atlas_version"] == 2
     old = client.get("/locate", params={"lon": 117.505, "lat": 34.805, "at": before}).json()
-    assert old["grid"]["code"] == G2 and old["atlas_version"] == 1
+    assert old["grid"]["code"] == G2 and old["atlas_version"] == 1, (old, before)
     assert client.get(f"/grids/{G2}").status_code == 404
     card = client.get(f"/grids/{G2}", params={"at": before})
     assert card.status_code == 200 and card.json()["statistics"]["households"] == 1
@@ -126,3 +126,19 @@ def test_edit_ops_and_concurrent_applies(client):
     assert client.get("/capabilities").status_code == 200
     assert len(client.get("/plans").json()["plans"]) == 2
     assert sum(p["status"] == "applied" for p in client.get("/plans").json()["plans"]) == 1
+
+
+def test_propose_is_an_ordinary_plan(tmp_path):
+    from planning_common import make_crowded_store
+    make_crowded_store(tmp_path / "c.gpkg").close()
+    with TestClient(create_app(Settings(db=str(tmp_path / "c.gpkg")))) as c:
+        r = c.post("/plans/propose", json={"community": WEST, "min_households": 30, "max_households": 60})
+        assert r.status_code == 201, r.text
+        p = r.json()["proposal"]
+        assert p["balance_before"]["in_range"] == 0 and p["balance_after"]["in_range"] == p["balance_after"]["grids"]
+        assert p["households_moved"] > 0 and r.json()["source"] == "propose"
+        pid = r.json()["id"]
+        assert c.get(f"/plans/{pid}/impact").status_code == 200
+        assert c.post(f"/plans/{pid}/apply", headers={"If-Match": r.headers["etag"]}).status_code == 200
+        assert c.post("/plans/propose", json={"community": WEST, "min_households": 60,
+                                              "max_households": 30}).status_code == 400
