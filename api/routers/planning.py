@@ -186,3 +186,19 @@ def post_propose(body: ProposeBody, h: AtlasHolder = Depends(holder)) -> JSONRes
     }
     return JSONResponse(out, status_code=201, headers={"ETag": _etag(plan.base_version),
                                                        "Location": f"/plans/{plan.id}"})
+
+
+@router.get("/plans/{plan_id}/export", summary="The plan as GeoPackage/GeoJSON, or the building -> grid assignment CSV")
+def get_export(plan_id: int = Path(...), format: str = Query("geojson", description="gpkg, geojson or csv"),
+               h: AtlasHolder = Depends(holder)):
+    from fastapi.responses import Response
+
+    from gis_grid.planning.export import FORMATS, export_plan
+    from gis_grid.planning.workflow import _require_base
+    atlas, plan = _plan(h, plan_id)
+    _require_base(atlas, plan)
+    data = export_plan(atlas, h.store, plan, format)
+    ext = {"gpkg": "gpkg", "geojson": "geojson", "csv": "csv"}[format]
+    name = f"plan_{plan_id}{'_assignment' if format == 'csv' else ''}.{ext}"
+    return Response(data, media_type=FORMATS[format],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "ETag": _etag(plan.base_version)})

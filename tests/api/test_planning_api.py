@@ -142,3 +142,16 @@ def test_propose_is_an_ordinary_plan(tmp_path):
         assert c.post(f"/plans/{pid}/apply", headers={"If-Match": r.headers["etag"]}).status_code == 200
         assert c.post("/plans/propose", json={"community": WEST, "min_households": 60,
                                               "max_households": 30}).status_code == 400
+
+
+def test_exports(client):
+    pid = client.post("/plans", json={"community": WEST, "grids": MOVED}).json()["id"]
+    r = client.get(f"/plans/{pid}/export", params={"format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.text.splitlines()[0] == "building_id,grid_code,current_grid_code"
+    assert f"2,{G1},{G2}" in r.text.splitlines()
+    r = client.get(f"/plans/{pid}/export", params={"format": "gpkg"})
+    assert r.status_code == 200 and r.content[:16] == b"SQLite format 3\x00"
+    r = client.get(f"/plans/{pid}/export", params={"format": "geojson"})
+    assert r.status_code == 200 and len(r.json()["features"]) == 2
+    assert client.get(f"/plans/{pid}/export", params={"format": "shp"}).status_code == 400
