@@ -75,6 +75,36 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_keys(args) -> int:
+    from datetime import datetime, timezone
+
+    from .security import audit, keys
+    with open_store(args.db) as store:
+        if args.keys_command == "create":
+            record, token = keys.create_key(store, args.role, args.scope, days=args.days, note=args.note)
+            store.append_audit(audit.new_record(key_id=None, role="cli", scope=None, action="key.create",
+                                                resource=f"key/{record['id']}", fields=("role", "scope")))
+            print(json.dumps(record, ensure_ascii=False))
+            print(token)  # last line: the only time the secret is shown
+        elif args.keys_command == "list":
+            for record in store.keys():
+                print(json.dumps(record, ensure_ascii=False))
+        else:
+            store.revoke_key(args.key_id, datetime.now(timezone.utc).isoformat())
+            store.append_audit(audit.new_record(key_id=None, role="cli", scope=None, action="key.revoke",
+                                                resource=f"key/{args.key_id}"))
+            print(f"revoked {args.key_id}")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from .security.audit import verify_store
+    with open_store(args.db) as store:
+        ok, seq, message = verify_store(store)
+    print(("OK: " if ok else f"BROKEN at record {seq}: ") + message)
+    return 0 if ok else 1
+
+
 def cmd_serve(args) -> int:
     from api.server import serve  # the API lives outside the library
     return serve(db=args.db, host=args.host, port=args.port)
@@ -114,6 +144,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--crs", default="EPSG:4490", help="output CRS: EPSG:4326, EPSG:4490, EPSG:4548, gcj02, bd09")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    k = keys_sub.add_parser("create", help="create a key; its token is printed once, on the last line")
+    _db(k)
+    k.add_argument("--role", required=True, help="command_center, street_admin, community_admin, grid_worker, "
+                                                 "planner, external_system, auditor or admin")
+    k.add_argument("--scope", required=True, help="a division code: the part of the hierarchy the key may see")
+    k.add_argument("--days", type=int, default=90, help="lifetime in days (default 90)")
+    k.add_argument("--note", default="")
+    k = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    _db(k)
+    k = keys_sub.add_parser("revoke", help="revoke a key by id")
+    _db(k)
+    k.add_argument("key_id")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("audit", help="the audit log")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    k = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if it is broken")
+    _db(k)
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("serve", help="run the HTTP API and map viewer")
     _db(p)

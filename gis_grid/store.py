@@ -109,6 +109,32 @@ class Store(abc.ABC):
         """Bumped on every incident write: a cache key for aggregations."""
         return int(self.meta().get("incidents_version", "0"))
 
+    # -- API keys and the audit log (gis_grid.security) ----------------------------------
+    @abc.abstractmethod
+    def insert_key(self, record: dict) -> None: ...
+
+    @abc.abstractmethod
+    def key(self, key_id: str) -> dict:
+        """The key record with its digest; NotFoundError if unknown."""
+
+    @abc.abstractmethod
+    def keys(self) -> list[dict]:
+        """Every key without its digest, oldest first."""
+
+    @abc.abstractmethod
+    def revoke_key(self, key_id: str, when: str) -> None: ...
+
+    @abc.abstractmethod
+    def append_audit(self, record: dict) -> dict:
+        """Append one record to the hash chain atomically; returns it with seq and hashes."""
+
+    @abc.abstractmethod
+    def audit_records(self) -> list[dict]: ...
+
+    @abc.abstractmethod
+    def audit_head(self) -> str | None:
+        """'seq:hash' of the newest record as recorded at append time."""
+
     def cache_dir(self) -> str | None:
         """Where derived, content-keyed lookup tables may be cached (None: no cache)."""
         return None

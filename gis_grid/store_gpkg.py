@@ -179,6 +179,35 @@ class GeoPackageStore(Store):
             raise NotFoundError(f"no division with code {code!r}")
         return df
 
+    # -- API keys and audit (SQL in gis_grid.security.gpkg_security) ---------------------
+    def insert_key(self, record: dict) -> None:
+        from .security import gpkg_security
+        gpkg_security.insert_key(self, record)
+
+    def key(self, key_id: str) -> dict:
+        from .security import gpkg_security
+        return gpkg_security.key(self, key_id)
+
+    def keys(self) -> list[dict]:
+        from .security import gpkg_security
+        return gpkg_security.keys(self)
+
+    def revoke_key(self, key_id: str, when: str) -> None:
+        from .security import gpkg_security
+        gpkg_security.revoke_key(self, key_id, when)
+
+    def append_audit(self, record: dict) -> dict:
+        from .security import gpkg_security
+        return gpkg_security.append_audit(self, record)
+
+    def audit_records(self) -> list[dict]:
+        from .security import gpkg_security
+        return gpkg_security.audit_records(self)
+
+    def audit_head(self) -> str | None:
+        from .security import gpkg_security
+        return gpkg_security.audit_head(self)
+
     # -- boundary planning (SQL in gis_grid.planning.gpkg_plans) -------------------------
     def save_plan(self, record: dict) -> int:
         from .planning import gpkg_plans

@@ -1,0 +1,1 @@
+"""Access control, API keys and the tamper-evident audit log (no HTTP here)."""

@@ -1,0 +1,90 @@
+"""What each role may read and write: one table, as data.
+
+The API asks :func:`permission` and never hard-codes a role name.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..errors import InvalidInputError
+from ..hierarchy import is_within, level_of
+
+
+class PersonalData(str, enum.Enum):
+    NONE = "none"          # no personal fields at all
+    COUNTS = "counts"      # aggregates only
+    MASKED = "masked"      # fields present, masked on the server
+    FULL = "full"          # unmasked, and every read audited
+
+
+@dataclass(frozen=True)
+class Permission:
+    maps: bool = False               # grid geometry, maps, tiles, statistics
+    locate: bool = False
+    personal: PersonalData = PersonalData.NONE
+    vulnerability: PersonalData = PersonalData.NONE   # special-group flags
+    min_cell: int = 0                # counts below this are suppressed
+    cases_read: bool = False
+    cases_write: bool = False
+    plans: bool = False
+    audit: bool = False
+    keys: bool = False
+    subtree_only: bool = True        # confined to the key's scope code
+
+
+ROLES: dict[str, Permission] = {
+    "command_center": Permission(maps=True, locate=True, personal=PersonalData.MASKED,
+                                 vulnerability=PersonalData.COUNTS, min_cell=5, cases_read=True,
+                                 subtree_only=False),
+    "street_admin": Permission(maps=True, locate=True, personal=PersonalData.MASKED,
+                               vulnerability=PersonalData.COUNTS, cases_read=True, cases_write=True),
+    "community_admin": Permission(maps=True, locate=True, personal=PersonalData.MASKED,
+                                  vulnerability=PersonalData.COUNTS, cases_read=True, cases_write=True),
+    "grid_worker": Permission(maps=True, locate=True, personal=PersonalData.FULL,
+                              vulnerability=PersonalData.FULL, cases_read=True, cases_write=True),
+    "planner": Permission(maps=True, locate=True, personal=PersonalData.COUNTS,
+                          vulnerability=PersonalData.COUNTS, plans=True, subtree_only=False),
+    "external_system": Permission(locate=True, subtree_only=False),
+    "auditor": Permission(audit=True, subtree_only=False),
+    "admin": Permission(keys=True, subtree_only=False),
+}
+
+# the level a scope must have for roles tied to one part of the hierarchy
+SCOPE_LEVEL = {"street_admin": 9, "community_admin": 12, "grid_worker": 15}
+
+
+def permission(role: str) -> Permission:
+    try:
+        return ROLES[role]
+    except KeyError:
+        raise InvalidInputError(f"unknown role {role!r}; roles: {', '.join(ROLES)}") from None
+
+
+def check_scope(role: str, scope: str) -> str:
+    """A key's scope: a division code whose level fits the role."""
+    permission(role)
+    level_of(scope)  # raises for malformed codes
+    need = SCOPE_LEVEL.get(role)
+    if need is not None and len(scope) != need:
+        raise InvalidInputError(f"a {role} key needs a scope code of {need} digits, got {scope!r}")
+    return scope
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key's id, role and scope."""
+
+    key_id: str
+    role: str
+    scope: str
+
+    @property
+    def permission(self) -> Permission:
+        return permission(self.role)
+
+    def sees(self, code: str) -> bool:
+        """True if the division ``code`` lies in (or contains nothing beyond) the caller's scope."""
+        if not self.permission.subtree_only:
+            return True
+        return is_within(code, self.scope)
