@@ -25,6 +25,8 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
     app.state.settings = settings
     app.state.holder = holder or AtlasHolder(open_store(settings.db))
     errors.install(app)
+    from .security import RateLimiter
+    app.state.rate_limiter = RateLimiter()
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     from .routers import ROUTERS

@@ -22,6 +22,9 @@ STATUS = [
     (e.PreconditionRequiredError, 428),
     (e.PreconditionError, 412),
     (e.StoreError, 503),
+    (e.AuthenticationError, 401),
+    (e.PermissionDeniedError, 403),
+    (e.RateLimitedError, 429),
 ]
 
 
@@ -41,7 +44,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.GisGridError)
     async def _library(request: Request, exc: e.GisGridError):
         extra = {"errors": exc.detail} if exc.detail is not None else {}
-        return problem(status_of(exc), type(exc).__name__, exc.message, **extra)
+        resp = problem(status_of(exc), type(exc).__name__, exc.message, **extra)
+        if isinstance(exc, e.AuthenticationError):
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="gis_grid"'
+        if isinstance(exc, e.RateLimitedError):
+            resp.headers["Retry-After"] = str(int((exc.detail or {}).get("retry_after_s", 1)))
+        return resp
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

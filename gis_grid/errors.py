@@ -60,3 +60,15 @@ class PreconditionError(GisGridError):
 
 class PreconditionRequiredError(PreconditionError):
     """A write that must name the version it was drawn on (``If-Match``) did not."""
+
+
+class AuthenticationError(GisGridError):
+    """Missing, malformed, unknown, revoked or expired credentials."""
+
+
+class PermissionDeniedError(GisGridError):
+    """The caller's role may not do this at all (out-of-scope objects answer NotFoundError)."""
+
+
+class RateLimitedError(GisGridError):
+    """Too many requests for this key; ``detail`` holds ``{"retry_after_s": N}``."""

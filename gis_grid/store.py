@@ -50,8 +50,8 @@ class Store(abc.ABC):
     def households(self, ids=None, building_ids=None) -> pd.DataFrame: ...
 
     @abc.abstractmethod
-    def residents(self, household_ids=None, columns=None) -> pd.DataFrame:
-        """Residents (all columns, or ``columns``), optionally of some households."""
+    def residents(self, household_ids=None, columns=None, ids=None) -> pd.DataFrame:
+        """Residents (all columns, or ``columns``), optionally of some households or by id."""
 
     @abc.abstractmethod
     def workers(self, grid_codes=None) -> pd.DataFrame: ...

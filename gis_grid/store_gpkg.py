@@ -240,9 +240,9 @@ class GeoPackageStore(Store):
         sql = "SELECT id, building_id, grid_code, unit, floor, room, size, head_name, flags FROM households"
         return self._filtered(sql, ids=ids, building_id=building_ids)
 
-    def residents(self, household_ids=None, columns=None) -> pd.DataFrame:
+    def residents(self, household_ids=None, columns=None, ids=None) -> pd.DataFrame:
         cols = ", ".join(_safe_columns(columns)) if columns else "*"
-        return self._filtered(f"SELECT {cols} FROM residents", household_id=household_ids)
+        return self._filtered(f"SELECT {cols} FROM residents", ids=ids, household_id=household_ids)
 
     def workers(self, grid_codes=None) -> pd.DataFrame:
         return self._filtered("SELECT * FROM workers", grid_code=grid_codes)

@@ -11,14 +11,11 @@ import hmac
 import secrets
 from datetime import datetime, timedelta, timezone
 
-from ..errors import GisGridError, NotFoundError
+from ..errors import AuthenticationError, NotFoundError
 from .roles import Principal, check_scope
 
+__all__ = ["AuthenticationError", "authenticate", "create_key"]
 PREFIX = "gg"
-
-
-class AuthenticationError(GisGridError):
-    """Missing, malformed, unknown, revoked or expired credentials."""
 
 
 def _digest(secret: str) -> str:

@@ -1,0 +1,114 @@
+"""Sign-in for the map viewer, the caller's identity, unmasked reads and the audit log."""
+from __future__ import annotations
+
+import html
+import secrets
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from gis_grid.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
+from gis_grid.security import keys
+from gis_grid.security.roles import PersonalData, Principal
+
+from ..security import CSRF_COOKIE, SESSION_COOKIE, principal_dep, record
+
+router = APIRouter(tags=["access"])
+
+_LOGIN = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>gis_grid sign in</title>
+<style>body{{font:15px system-ui,sans-serif;max-width:28em;margin:12vh auto;color:#222}}
+input{{width:100%;padding:.5em;font:inherit;margin:.4em 0}}button{{padding:.5em 1.2em;font:inherit}}
+.err{{color:#a00}}</style></head><body><h1>市中区网格化社会管理</h1><p>Sign in with your API key.</p>
+{error}<form method="post" action="/login"><input name="key" type="password" autocomplete="off"
+placeholder="gg_…" autofocus required><input type="hidden" name="next" value="{next}">
+<button type="submit">Sign in</button></form></body></html>"""
+
+
+def _safe_next(target: str) -> str:
+    # only same-site paths: never redirect a signed-in user to another host
+    return target if target.startswith("/") and not target.startswith("//") else "/map"
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+async def login_page(next: str = "/map") -> HTMLResponse:
+    return HTMLResponse(_LOGIN.format(error="", next=html.escape(_safe_next(next))))
+
+
+@router.post("/login", include_in_schema=False)
+async def login(request: Request, key: str = Form(...), next: str = Form("/map")):
+    store = request.app.state.holder.store
+    try:
+        who = await run_in_threadpool(keys.authenticate, store, key.strip())
+    except AuthenticationError as exc:
+        await record(request, None, "login", "session", result=f"denied: {exc.message}")
+        page = _LOGIN.format(error=f'<p class="err">{html.escape(exc.message)}</p>',
+                             next=html.escape(_safe_next(next)))
+        return HTMLResponse(page, status_code=401)
+    await record(request, who, "login", "session")
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp.set_cookie(SESSION_COOKIE, key.strip(), httponly=True, samesite="strict", path="/")
+    resp.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(24), httponly=False, samesite="strict", path="/")
+    return resp
+
+
+@router.post("/logout", include_in_schema=False)
+async def logout(request: Request, who: Principal = Depends(principal_dep)):
+    await record(request, who, "logout", "session")
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    resp.delete_cookie(CSRF_COOKIE, path="/")
+    return resp
+
+
+@router.get("/me", summary="The calling key's role, scope and permissions")
+async def me(who: Principal = Depends(principal_dep)) -> dict:
+    p = who.permission
+    return {"key_id": who.key_id, "role": who.role, "scope": who.scope,
+            "permissions": {k: (v.value if isinstance(v, PersonalData) else v) for k, v in vars(p).items()}}
+
+
+_UNMASKED_FIELDS = ("name", "id_number", "phone", "birth_date")
+
+
+@router.get("/residents/{resident_id}/unmasked",
+            summary="One resident's personal data unmasked: grid workers of the resident's grid, with a purpose")
+async def unmasked(request: Request, resident_id: str,
+                   purpose: str = Query(..., min_length=4, max_length=200,
+                                        description="why the unmasked data is needed (kept in the audit log)"),
+                   who: Principal = Depends(principal_dep)) -> dict:
+    if who.permission.personal is not PersonalData.FULL:
+        await record(request, who, "resident.unmask", f"resident/{resident_id}", purpose=purpose, result="denied")
+        raise PermissionDeniedError(f"the {who.role} role may not read unmasked personal data")
+    settings = request.app.state.settings
+    request.app.state.rate_limiter.take(who.key_id, "unmask", settings.unmask_per_minute)
+    store, atlas = request.app.state.holder.store, request.app.state.holder.atlas
+    rows = await run_in_threadpool(store.residents, None, None, [resident_id])
+    grid = None
+    if len(rows):
+        hh = atlas.households
+        match = hh.loc[hh["id"] == rows.iloc[0]["household_id"], "grid_code"]
+        grid = match.iloc[0] if len(match) else None
+    if grid is None or not who.sees(grid):
+        # out of scope looks exactly like missing, so existence does not leak
+        await record(request, who, "resident.unmask", f"resident/{resident_id}", purpose=purpose,
+                     result="not found")
+        raise NotFoundError(f"no resident {resident_id!r}")
+    r = rows.iloc[0]
+    await record(request, who, "resident.unmask", f"resident/{resident_id}", fields=_UNMASKED_FIELDS,
+                 masked=False, purpose=purpose)
+    return {"id": r["id"], "household_id": r["household_id"], "grid_code": grid,
+            **{f: (None if r[f] is None else str(r[f])) for f in _UNMASKED_FIELDS}}
+
+
+@router.get("/audit", summary="The audit log (auditors only), newest first")
+async def audit_log(request: Request, limit: int = Query(100, ge=1), offset: int = Query(0, ge=0),
+                    who: Principal = Depends(principal_dep)) -> dict:
+    if not who.permission.audit:
+        raise PermissionDeniedError("only the auditor role reads the audit log")
+    limit = min(limit, request.app.state.settings.max_page_size)
+    records = await run_in_threadpool(request.app.state.holder.store.audit_records)
+    records.reverse()
+    if offset > len(records):
+        raise InvalidInputError(f"offset {offset} is beyond the {len(records)} records")
+    return {"numberMatched": len(records), "records": records[offset:offset + limit]}

@@ -1,0 +1,92 @@
+"""Who is calling: API keys (Bearer header or the viewer's session cookie), rate limits, audit.
+
+The role table lives in the library (gis_grid.security.roles); this module only
+reads credentials from HTTP and records reads in the audit log.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from gis_grid.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from gis_grid.security import audit, keys
+from gis_grid.security.roles import Principal
+
+SESSION_COOKIE = "gg_session"
+CSRF_COOKIE = "gg_csrf"
+CSRF_HEADER = "x-csrf-token"
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class RateLimiter:
+    """A token bucket per (key, bucket name): ``per_minute`` requests, refilled continuously."""
+
+    def __init__(self):
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key_id: str, name: str, per_minute: int) -> None:
+        now = time.monotonic()
+        rate = per_minute / 60.0
+        with self._lock:
+            tokens, last = self._buckets.get((key_id, name), (float(per_minute), now))
+            tokens = min(float(per_minute), tokens + (now - last) * rate)
+            if tokens < 1.0:
+                self._buckets[(key_id, name)] = (tokens, now)
+                wait = max(1, int((1.0 - tokens) / rate + 0.999))
+                raise RateLimitedError(f"rate limit of {per_minute} requests per minute reached for this key "
+                                       f"({name}); retry in {wait} s", detail={"retry_after_s": wait})
+            self._buckets[(key_id, name)] = (tokens - 1.0, now)
+
+
+def _token(request: Request) -> tuple[str | None, bool]:
+    """(token, came from the cookie)."""
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AuthenticationError("use Authorization: Bearer gg_<id>_<secret>")
+        return value.strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+async def principal_dep(request: Request) -> Principal:
+    """Authenticate the request (deny by default), enforce CSRF for cookie writes and the rate limit."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    token, from_cookie = _token(request)
+    store = request.app.state.holder.store
+    principal = await run_in_threadpool(keys.authenticate, store, token)
+    if from_cookie and request.method not in _SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        expected = request.cookies.get(CSRF_COOKIE, "")
+        if not expected or not secrets.compare_digest(sent, expected):
+            raise PermissionDeniedError("a write with the session cookie needs the X-CSRF-Token header "
+                                        f"equal to the {CSRF_COOKIE} cookie")
+    settings = request.app.state.settings
+    request.app.state.rate_limiter.take(principal.key_id, "all", settings.rate_limit_per_minute)
+    request.state.principal = principal
+    return principal
+
+
+def request_id(request: Request) -> str:
+    rid = request.headers.get("x-request-id", "")
+    return rid[:64] if rid else uuid.uuid4().hex
+
+
+async def record(request: Request, principal: Principal | None, action: str, resource: str, *,
+                 fields=(), masked: bool | None = None, purpose: str | None = None, result: str = "ok") -> None:
+    """Append one audit record for this request (in a worker thread: it writes the store)."""
+    rec = audit.new_record(key_id=principal.key_id if principal else None,
+                           role=principal.role if principal else None,
+                           scope=principal.scope if principal else None, action=action, resource=resource,
+                           fields=fields, masked=masked, purpose=purpose, request_id=request_id(request),
+                           result=result)
+    await run_in_threadpool(request.app.state.holder.store.append_audit, rec)

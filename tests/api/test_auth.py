@@ -1,0 +1,84 @@
+"""Sign-in, identity, the unmasked-read endpoint and the audit log over HTTP (toy district)."""
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+from common import make_toy_store
+from gis_grid.security import audit, keys
+
+# toy residents: Rq1..Rq3 live in grid 370402001001001, Rq5 in 370402002001001
+G1, G_OTHER = "370402001001001", "370402002001001"
+
+
+@pytest.fixture
+def env(tmp_path):
+    store = make_toy_store(tmp_path / "toy.gpkg")
+    app = create_app(Settings(db=store.url, unmask_per_minute=3))
+    tokens = {role: keys.create_key(store, role, scope)[1] for role, scope in
+              [("grid_worker", G1), ("command_center", "370402"), ("auditor", "370402")]}
+    with TestClient(app) as client:
+        yield client, store, tokens
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_deny_by_default_and_identity(env):
+    client, _, tokens = env
+    r = client.get("/me")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/me", headers={"Authorization": "Basic abc"}).status_code == 401
+    assert client.get("/me", headers=bearer("gg_nope_nope")).status_code == 401
+    me = client.get("/me", headers=bearer(tokens["grid_worker"])).json()
+    assert (me["role"], me["scope"], me["permissions"]["personal"]) == ("grid_worker", G1, "full")
+
+
+def test_login_sets_strict_httponly_cookie_and_csrf_guards_writes(env):
+    client, _, tokens = env
+    bad = client.post("/login", data={"key": "gg_x_y"}, follow_redirects=False)
+    assert bad.status_code == 401 and "unknown API key" in bad.text
+    r = client.post("/login", data={"key": tokens["command_center"], "next": "https://evil.example/"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/map"
+    cookie = [h for h in r.headers.get_list("set-cookie") if h.startswith("gg_session=")][0].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert client.get("/me").json()["role"] == "command_center"  # the cookie authenticates reads
+    assert client.post("/logout", follow_redirects=False).status_code == 403  # no CSRF header
+    csrf = client.cookies.get("gg_csrf")
+    assert client.post("/logout", headers={"X-CSRF-Token": csrf}, follow_redirects=False).status_code == 303
+
+
+def test_unmasked_read_is_scoped_purposeful_audited_and_rate_limited(env):
+    client, store, tokens = env
+    h = bearer(tokens["grid_worker"])
+    r = client.get("/residents/Rq1/unmasked", params={"purpose": "home visit"}, headers=h)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["id_number"] == "370402197001010011" and body["name"] == "张三" and body["grid_code"] == G1
+    # another grid's resident looks like a missing one
+    assert client.get("/residents/Rq5/unmasked", params={"purpose": "home visit"}, headers=h).status_code == 404
+    assert client.get("/residents/Rq1/unmasked", headers=h).status_code == 400  # purpose required
+    assert client.get("/residents/Rq1/unmasked", params={"purpose": "look"},
+                      headers=bearer(tokens["command_center"])).status_code == 403
+    # the limit is 3 per minute: Rq1, Rq5 (refused, but counted) and Rq2 use it up
+    assert client.get("/residents/Rq2/unmasked", params={"purpose": "home visit"}, headers=h).status_code == 200
+    limited = client.get("/residents/Rq3/unmasked", params={"purpose": "home visit"}, headers=h)
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    records = store.audit_records()
+    reads = [r for r in records if r["action"] == "resident.unmask" and r["result"] == "ok"]
+    assert [r["resource"] for r in reads] == ["resident/Rq1", "resident/Rq2"]
+    assert all(r["masked"] is False and r["purpose"] == "home visit" and r["role"] == "grid_worker" for r in reads)
+    assert {r["result"] for r in records if r["action"] == "resident.unmask"} >= {"not found", "denied"}
+    assert audit.verify_store(store)[0]
+
+
+def test_only_the_auditor_reads_the_audit_log(env):
+    client, _, tokens = env
+    client.get("/residents/Rq1/unmasked", params={"purpose": "home visit"}, headers=bearer(tokens["grid_worker"]))
+    assert client.get("/audit", headers=bearer(tokens["grid_worker"])).status_code == 403
+    log = client.get("/audit", headers=bearer(tokens["auditor"])).json()
+    assert log["numberMatched"] >= 1 and log["records"][0]["action"] == "resident.unmask"
