@@ -44,6 +44,29 @@ class RateLimiter:
             self._buckets[(key_id, name)] = (tokens - 1.0, now)
 
 
+class OneTimeLogins:
+    """Single-use sign-in nonces (in memory) that stand for a key without showing it."""
+
+    def __init__(self, ttl_s: float = 24 * 3600):
+        self._pending: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self.ttl_s = ttl_s
+
+    def issue(self, token: str) -> str:
+        nonce = secrets.token_urlsafe(24)
+        with self._lock:
+            self._pending[nonce] = (token, time.monotonic() + self.ttl_s)
+        return f"/login/once/{nonce}"
+
+    def redeem(self, nonce: str) -> str:
+        with self._lock:
+            token, expires = self._pending.pop(nonce, (None, 0.0))
+        if token is None or time.monotonic() > expires:
+            raise AuthenticationError("this sign-in link was already used or has expired; "
+                                      "sign in with an API key at /login")
+        return token
+
+
 def _token(request: Request) -> tuple[str | None, bool]:
     """(token, came from the cookie)."""
     header = request.headers.get("authorization", "")

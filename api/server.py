@@ -26,6 +26,25 @@ def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000) -> i
     settings.db = target
     from .app import create_app
     app = create_app(settings)
-    print(f"gis_grid serving {target} (atlas v{app.state.holder.version}) on http://{settings.host}:{settings.port}/map")
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"gis_grid serving {target} (atlas v{app.state.holder.version}) on {base}/map")
+    link = demo_sign_in_link(app)
+    if link:
+        print(f"demo store: sign in as the command centre (one use, 24 h): {base}{link}")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=os.environ.get("GIS_GRID_LOG_LEVEL", "info"))
     return 0
+
+
+def demo_sign_in_link(app) -> str | None:
+    """On the demo store only: a one-time sign-in path for a fresh command-centre key.
+
+    The key itself never appears in the URL (URLs end up in logs and history);
+    the path carries a single-use nonce that sets the session cookie.
+    """
+    store = app.state.holder.store
+    if store.meta().get("demo") != "1":
+        return None
+    from gis_grid.security.keys import create_key
+    _, token = create_key(store, "command_center", store.meta().get("district", "370402"), days=1,
+                          note="demo sign-in link printed by gis-grid serve")
+    return app.state.one_time_logins.issue(token)

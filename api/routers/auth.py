@@ -46,10 +46,22 @@ async def login(request: Request, key: str = Form(...), next: str = Form("/map")
                              next=html.escape(_safe_next(next)))
         return HTMLResponse(page, status_code=401)
     await record(request, who, "login", "session")
-    resp = RedirectResponse(_safe_next(next), status_code=303)
-    resp.set_cookie(SESSION_COOKIE, key.strip(), httponly=True, samesite="strict", path="/")
+    return _signed_in(who, key.strip(), next)
+
+
+def _signed_in(who: Principal, token: str, target: str) -> RedirectResponse:
+    resp = RedirectResponse(_safe_next(target), status_code=303)
+    resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", path="/")
     resp.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(24), httponly=False, samesite="strict", path="/")
     return resp
+
+
+@router.get("/login/once/{nonce}", include_in_schema=False)
+async def login_once(request: Request, nonce: str):
+    token = request.app.state.one_time_logins.redeem(nonce)
+    who = await run_in_threadpool(keys.authenticate, request.app.state.holder.store, token)
+    await record(request, who, "login", "session", purpose="one-time demo link")
+    return _signed_in(who, token, "/map")
 
 
 @router.post("/logout", include_in_schema=False)

@@ -82,3 +82,24 @@ def test_only_the_auditor_reads_the_audit_log(env):
     assert client.get("/audit", headers=bearer(tokens["grid_worker"])).status_code == 403
     log = client.get("/audit", headers=bearer(tokens["auditor"])).json()
     assert log["numberMatched"] >= 1 and log["records"][0]["action"] == "resident.unmask"
+
+
+def test_demo_sign_in_link_is_single_use_and_only_on_demo_stores(tmp_path, demo_store_path):
+    import sqlite3
+
+    from api.server import demo_sign_in_link
+
+    toy = make_toy_store(tmp_path / "toy.gpkg")
+    with TestClient(create_app(Settings(db=toy.url))) as client:
+        assert demo_sign_in_link(client.app) is None  # a real (non-demo) store prints no link
+    demo = tmp_path / "demo.gpkg"
+    with sqlite3.connect(demo_store_path) as src, sqlite3.connect(demo) as dst:
+        src.backup(dst)  # consistent copy even with a live WAL
+    with TestClient(create_app(Settings(db=str(demo)))) as client:
+        link = demo_sign_in_link(client.app)
+        assert link.startswith("/login/once/") and "gg_" not in link
+        r = client.get(link, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/map"
+        assert client.get("/me").json()["role"] == "command_center"
+        client.cookies.clear()
+        assert client.get(link, follow_redirects=False).status_code == 401  # used up
