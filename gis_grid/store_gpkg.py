@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import contextmanager
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -112,19 +113,34 @@ class GeoPackageStore(Store):
             c.close()
             self._local.conn = None
 
-    def _create(self) -> None:
+    @contextmanager
+    def write_transaction(self):
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error: all or nothing.
+
+        IMMEDIATE takes SQLite's write lock up front, so concurrent writers queue
+        instead of failing half-way, and a read-then-write (a version check, the
+        audit chain's head) cannot be raced.
+        """
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
-        gpkg.init(c, STORAGE_EPSG)
-        for stmt in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit early
-            c.execute(stmt)
-        for t, gtype in _GEOM_TABLES.items():
-            gpkg.register(c, t, geometry_column="geom", geometry_type=gtype, epsg=STORAGE_EPSG)
-        for t in _ATTR_TABLES:
-            gpkg.register(c, t, geometry_column=None)
-        c.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        c.execute("INSERT OR REPLACE INTO meta VALUES ('atlas_version', '0')")
-        c.execute("COMMIT")
+        try:
+            yield c
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def _create(self) -> None:
+        with self.write_transaction() as c:
+            gpkg.init(c, STORAGE_EPSG)
+            for stmt in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit early
+                c.execute(stmt)
+            for t, gtype in _GEOM_TABLES.items():
+                gpkg.register(c, t, geometry_column="geom", geometry_type=gtype, epsg=STORAGE_EPSG)
+            for t in _ATTR_TABLES:
+                gpkg.register(c, t, geometry_column=None)
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('atlas_version', '0')")
 
     def _check(self) -> None:
         # a read-only connection: a foreign or corrupt file must not be switched
@@ -297,16 +313,10 @@ class GeoPackageStore(Store):
         c.execute("INSERT OR REPLACE INTO meta VALUES ('incidents_version', ?)", (str(v),))
 
     def _write(self, fn) -> None:
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self.write_transaction() as c:
             self._ensure_incidents(c)
             fn(c)
             self._bump_incidents(c)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
 
     def insert_incident(self, row: dict) -> None:
         cols, rows = self._incident_rows(pd.DataFrame([row]))
@@ -344,9 +354,7 @@ class GeoPackageStore(Store):
         self._write(go)
 
     def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self.write_transaction() as c:
             for table, df in tables.items():
                 c.execute(f"DELETE FROM {table}")
                 df = df.copy()
@@ -362,7 +370,3 @@ class GeoPackageStore(Store):
             version = int(self.meta().get("atlas_version", "0")) + 1
             for k, v in {**meta, "atlas_version": str(version), "updated_at": _now()}.items():
                 c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, str(v)))
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise

@@ -28,16 +28,9 @@ def _ensure(c) -> None:
 
 
 def _write(store, fn):
-    c = store.conn
-    c.execute("BEGIN IMMEDIATE")
-    try:
+    with store.write_transaction() as c:
         _ensure(c)
-        out = fn(c)
-        c.execute("COMMIT")
-        return out
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
+        return fn(c)
 
 
 def _read(store, sql: str, params=()) -> list[tuple]:
