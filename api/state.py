@@ -56,6 +56,26 @@ class AtlasHolder:
             return new
 
 
+    def reload_boundaries(self) -> Atlas:
+        """After a boundary commit: re-read the divisions only and swap in one step.
+
+        A plan moves no building and no household (the atlas assigns them to grids
+        from their representative points), so the new snapshot reuses the current
+        one's building and household frames instead of re-reading ~1.3 s of rows.
+        """
+        from gis_grid.planning.asof import read_boundaries
+        with self._lock:
+            old = self._atlas
+            version, divisions = read_boundaries(self.store)
+            if version == old.version:
+                return old
+            new = Atlas(version=version, at=None, divisions=divisions, buildings=old.buildings,
+                        households=old._public(old.households), cache_dir=self.store.cache_dir())
+            self._atlas = new
+            self._warm(new)
+            return new
+
+
 def _quietly(fn, *args) -> None:
     try:
         fn(*args)

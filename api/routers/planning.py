@@ -130,7 +130,7 @@ def post_apply(plan_id: int = Path(...), if_match: str | None = Header(None, ali
                h: AtlasHolder = Depends(holder)) -> JSONResponse:
     atlas, plan = _plan(h, plan_id)
     out = apply_plan(h.store, atlas, plan, parse_if_match(if_match))
-    h.reload()  # readers switch to the new snapshot in one assignment
+    h.reload_boundaries()  # readers switch to the new snapshot in one assignment
     out["serving_version"] = h.version
     return JSONResponse(out, headers={"ETag": _etag(out["atlas_version"])})
 

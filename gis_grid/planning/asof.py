@@ -47,3 +47,15 @@ def atlas_at(store, when: datetime) -> Atlas:
     atlas = Atlas.from_store(store, at=when)
     atlas.version = version_at(store, when)
     return atlas
+
+
+def read_boundaries(store) -> tuple[int, "object"]:
+    """The atlas version and the current divisions, read in one snapshot when the store allows it."""
+    conn = getattr(store, "conn", None)
+    if conn is None:
+        return store.atlas_version(), store.divisions()
+    conn.execute("BEGIN")  # a deferred read transaction: both reads see one committed state
+    try:
+        return store.atlas_version(), store.divisions()
+    finally:
+        conn.execute("COMMIT")

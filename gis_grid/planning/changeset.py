@@ -30,7 +30,7 @@ from ..atlas import Atlas
 from ..demo.grids import reading_order
 from ..errors import InvalidInputError
 from .plan import Plan
-from .validate import AREA_TOLERANCE_M2, to_metric
+from .validate import AREA_TOLERANCE_M2, area_m2, to_metric
 
 SUCCESSOR_SHARE = 0.5
 _SUFFIXES = ("居民委员会", "村民委员会", "居委会", "村委会")
@@ -55,18 +55,21 @@ def _short(name: str) -> str:
 
 def number_grids(atlas: Atlas, plan: Plan, parents: list[str], used_codes) -> Numbering:
     """Codes for the plan's grids. ``used_codes``: every grid code ever used under the scope."""
-    new_m = list(to_metric(np.asarray(plan.geometries, dtype=object)))
+    new_m = list(to_metric(np.asarray(plan.geometries, dtype=object)))  # for reading order
+    new_s = list(plan.geometries)
     old_codes = list(plan.scope.replaces)
-    old_m = list(to_metric(np.asarray([atlas.division(c)["geometry"] for c in old_codes], dtype=object)))
+    old_s = [atlas.division(c)["geometry"] for c in old_codes]
     hist = atlas.divisions.set_index("code")
     n = len(new_m)
     codes: list[str | None] = [None] * n
     status = ["new"] * n
     versions = [1] * n
     successor_of: list[str | None] = [None] * n
-    for i, g in enumerate(new_m):
+    # shares are compared on the stored lon/lat vertices (exact overlays; the ratios
+    # of such small areas are the same in any CRS to far below the 50 % threshold)
+    for i, g in enumerate(new_s):
         best, best_area = None, 0.0
-        for j, o in enumerate(old_m):
+        for j, o in enumerate(old_s):
             if old_codes[j][:12] != parents[i] or not g.intersects(o):
                 continue
             a = shapely.intersection(g, o).area
@@ -74,11 +77,11 @@ def number_grids(atlas: Atlas, plan: Plan, parents: list[str], used_codes) -> Nu
                 best, best_area = j, a
         if best is None:
             continue
-        o = old_m[best]
+        o = old_s[best]
         if best_area > SUCCESSOR_SHARE * o.area and best_area > SUCCESSOR_SHARE * g.area:
             code = old_codes[best]
             codes[i], successor_of[i] = code, code
-            same = shapely.symmetric_difference(g, o).area <= AREA_TOLERANCE_M2
+            same = area_m2(shapely.symmetric_difference(g, o)) <= AREA_TOLERANCE_M2
             status[i] = "unchanged" if same else "successor"
             versions[i] = int(hist.loc[code, "version"]) + (0 if same else 1)
     # fresh codes in reading order per community, after the highest sequence ever used
@@ -172,11 +175,10 @@ def build_changeset(atlas: Atlas, plan: Plan, parents: list[str], used_codes) ->
         "area_m2": [round(crs_mod.area_m2(plan.geometries[i]), 1) for i in write],
         "geometry": [shapely.MultiPolygon(list(shapely.get_parts(plan.geometries[i]))) for i in write]})
     # the workers of a retired grid follow most of its land
-    new_m = list(to_metric(np.asarray(plan.geometries, dtype=object)))
     worker_moves = {}
     for code in num.retired:
-        o = to_metric(atlas.division(code)["geometry"])
-        k = max(range(len(new_m)), key=lambda i: shapely.intersection(o, new_m[i]).area)
+        o = atlas.division(code)["geometry"]
+        k = max(range(len(plan.geometries)), key=lambda i: shapely.intersection(o, plan.geometries[i]).area)
         worker_moves[code] = num.codes[k]
     close = sorted({num.successor_of[i] for i in write if num.successor_of[i]} | set(num.retired))
     audit = {"plan_id": plan.id, "scope": plan.scope.code, "base_version": plan.base_version,
