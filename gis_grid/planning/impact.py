@@ -40,6 +40,23 @@ def balance(households: list[int] | np.ndarray, target: float, band: float = DEF
             "within_band": int((np.abs(dev) <= band).sum())}
 
 
+_PEOPLE_ATTR = "_gis_grid_planning_people"
+
+
+def people_per_building(atlas: Atlas, store) -> tuple[np.ndarray, np.ndarray]:
+    """Households and registered residents per building row, computed once per atlas snapshot."""
+    cached = getattr(atlas, _PEOPLE_ATTR, None)
+    if cached is not None and cached[0] == atlas.version:
+        return cached[1]
+    n = len(atlas.building_ids)
+    hh = np.diff(atlas._hh_by_building).astype(np.int64)
+    members = store.residents(columns=["household_id"])["household_id"].value_counts()
+    per_hh = members.reindex(atlas.household_ids).fillna(0).to_numpy(dtype=np.int64)
+    res = np.bincount(atlas.households["_b"].to_numpy(dtype=np.int64), weights=per_hh, minlength=n).astype(np.int64)
+    setattr(atlas, _PEOPLE_ATTR, (atlas.version, (hh, res)))
+    return hh, res
+
+
 def _incidents(store):
     """Cases with a point, or None when the store has no incidents."""
     fn = getattr(store, "incidents", None)
@@ -72,15 +89,10 @@ def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
         after = after.reindex(after.index.union(pd.Index(moves["id"])))
         after.loc[moves["id"].to_numpy()] = moves["new"].to_numpy()
     bids = after.index.to_numpy()
-    b_rows = np.array([atlas._building_rows[int(b)] for b in bids], dtype=int)
-    hh_per_b = (atlas._hh_by_building[b_rows + 1] - atlas._hh_by_building[b_rows]) if len(b_rows) else np.array([])
-    hh_rows = [atlas._hh_by_building_order[atlas._hh_by_building[r]:atlas._hh_by_building[r + 1]] for r in b_rows]
-    hh_ids = atlas.household_ids[np.concatenate(hh_rows)] if hh_rows else np.array([], dtype=object)
-    res = store.residents(household_ids=list(hh_ids), columns=["household_id"]) if len(hh_ids) else pd.DataFrame(
-        {"household_id": []})
-    res_per_hh = res["household_id"].value_counts()
-    res_per_b = np.array([int(res_per_hh.reindex(atlas.household_ids[r]).fillna(0).sum()) for r in hh_rows], dtype=int)
-    per_b = pd.DataFrame({"id": bids, "after": after.to_numpy(), "households": hh_per_b, "residents": res_per_b})
+    b_rows = np.array([atlas._building_rows[int(x)] for x in bids], dtype=int)
+    hh_per_b, res_per_b = people_per_building(atlas, store)
+    per_b = pd.DataFrame({"id": bids, "after": after.to_numpy(), "households": hh_per_b[b_rows],
+                          "residents": res_per_b[b_rows]})
     per_b["before"] = before.reindex(bids).to_numpy()
 
     moved = per_b[per_b["before"] != per_b["after"]]
