@@ -12,16 +12,32 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from gis_grid.errors import InvalidInputError
+from gis_grid.errors import InvalidInputError, PermissionDeniedError
 from gis_grid.hierarchy import level_of
 from gis_grid.planning import edits
 from gis_grid.planning.impact import DEFAULT_BAND, DEFAULT_TARGET_HOUSEHOLDS
 from gis_grid.planning.workflow import apply_plan, create_plan, impact_of, parse_if_match, plan_from_record
 
 from ..deps import holder
+from ..security import principal_dep, record
 from ..state import AtlasHolder
 
 router = APIRouter(tags=["planning"])
+
+
+async def planner_dep(request: Request) -> object:
+    """Plans are read and written by roles with the ``plans`` permission (the planner)."""
+    who = await principal_dep(request)
+    if not who.permission.plans:
+        raise PermissionDeniedError(f"plans are for the planner role; a {who.role} key cannot read or write them")
+    return who
+
+
+async def maps_dep(request: Request) -> object:
+    who = await principal_dep(request)
+    if not who.permission.maps:
+        raise PermissionDeniedError(f"a {who.role} key cannot read grid boundaries")
+    return who
 
 
 class PlanBody(BaseModel):
@@ -65,7 +81,7 @@ def _edit_collection(atlas, edit: dict):
 
 
 @router.post("/plans", status_code=201, summary="Draft a plan (GeoJSON or an edit); validated before it is stored")
-def post_plan(body: PlanBody, h: AtlasHolder = Depends(holder)) -> JSONResponse:
+def post_plan(body: PlanBody, h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
     atlas = h.atlas
     if body.edit is not None:
         scope, grids = _edit_collection(atlas, body.edit)
@@ -87,7 +103,7 @@ def post_plan(body: PlanBody, h: AtlasHolder = Depends(holder)) -> JSONResponse:
 
 @router.get("/plans", summary="Stored plans (without geometries)")
 def list_plans(scope: str | None = Query(None, description="only plans under this code"),
-               h: AtlasHolder = Depends(holder)) -> dict:
+               h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> dict:
     plans = []
     for r in h.store.plans(scope):
         b = plan_body(r)
@@ -97,7 +113,7 @@ def list_plans(scope: str | None = Query(None, description="only plans under thi
 
 
 @router.get("/plans/{plan_id}", summary="One plan; its ETag is the atlas version it was drawn on")
-def get_plan(plan_id: int = Path(...), h: AtlasHolder = Depends(holder)) -> JSONResponse:
+def get_plan(plan_id: int = Path(...), h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
     r = h.store.plan(plan_id)
     return JSONResponse(plan_body(r), headers={"ETag": _etag(r["base_version"])})
 
@@ -111,14 +127,14 @@ def _plan(h: AtlasHolder, plan_id: int):
 def get_impact(plan_id: int = Path(...),
                target_households: float = Query(DEFAULT_TARGET_HOUSEHOLDS, gt=0, description="households per grid aimed at"),
                band: float = Query(DEFAULT_BAND, gt=0, le=1, description="balanced within +-band of the target"),
-               h: AtlasHolder = Depends(holder)) -> JSONResponse:
+               h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
     atlas, plan = _plan(h, plan_id)
     out = impact_of(h.store, atlas, plan, target_households=target_households, band=band)
     return JSONResponse(out, headers={"ETag": _etag(plan.base_version)})
 
 
 @router.get("/plans/{plan_id}/map", response_class=HTMLResponse, summary="Folium diff map: old grids against new")
-def get_map(plan_id: int = Path(...), h: AtlasHolder = Depends(holder)) -> HTMLResponse:
+def get_map(plan_id: int = Path(...), h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> HTMLResponse:
     from gis_grid.planning.diffmap import diff_map_html
     atlas, plan = _plan(h, plan_id)
     impact = impact_of(h.store, atlas, plan)
@@ -126,20 +142,35 @@ def get_map(plan_id: int = Path(...), h: AtlasHolder = Depends(holder)) -> HTMLR
 
 
 @router.post("/plans/{plan_id}/apply", summary="Commit a plan atomically (If-Match: the version it was drawn on)")
-def post_apply(plan_id: int = Path(...), if_match: str | None = Header(None, alias="If-Match"),
-               h: AtlasHolder = Depends(holder)) -> JSONResponse:
+async def post_apply(request: Request, plan_id: int = Path(...),
+                     if_match: str | None = Header(None, alias="If-Match"),
+                     h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
+    from starlette.concurrency import run_in_threadpool
+    try:
+        out = await run_in_threadpool(_apply, h, plan_id, if_match)
+    except Exception as exc:
+        await record(request, who, "apply_plan", f"plan:{plan_id}", result=f"refused: {type(exc).__name__}")
+        raise
+    await record(request, who, "apply_plan", f"plan:{plan_id}",
+                 result=f"ok: version {out['from_version']} -> {out['atlas_version']}")
+    return JSONResponse(out, headers={"ETag": _etag(out["atlas_version"])})
+
+
+def _apply(h: AtlasHolder, plan_id: int, if_match: str | None) -> dict:
     atlas, plan = _plan(h, plan_id)
     out = apply_plan(h.store, atlas, plan, parse_if_match(if_match))
     h.reload_boundaries()  # readers switch to the new snapshot in one assignment
     out["serving_version"] = h.version
-    return JSONResponse(out, headers={"ETag": _etag(out["atlas_version"])})
+    return out
 
 
 @router.get("/grids/{code}/history", summary="Every version of a grid, and the applied plans that changed it")
 def grid_history(code: str = Path(..., description="15-digit base-grid code (or any division code)"),
                  geometry: bool = Query(False, description="include each version's boundary"),
-                 h: AtlasHolder = Depends(holder)) -> dict:
+                 h: AtlasHolder = Depends(holder), who=Depends(maps_dep)) -> dict:
     level_of(code)
+    if not who.sees(code):
+        raise PermissionDeniedError(f"grid {code} is outside the scope {who.scope} of this key")
     df = h.store.grid_history(code)  # 404 when the code never existed
     versions = []
     for _, r in df.iterrows():
@@ -164,7 +195,7 @@ class ProposeBody(BaseModel):
 
 @router.post("/plans/propose", status_code=201,
              summary="Propose balanced contiguous grids from whole buildings (PySAL spopt max-p); stored as a plan")
-def post_propose(body: ProposeBody, h: AtlasHolder = Depends(holder)) -> JSONResponse:
+def post_propose(body: ProposeBody, h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
     from gis_grid.planning.rebalance import balance_range, propose
     scope = body.community or body.street
     if not scope:
@@ -190,7 +221,7 @@ def post_propose(body: ProposeBody, h: AtlasHolder = Depends(holder)) -> JSONRes
 
 @router.get("/plans/{plan_id}/export", summary="The plan as GeoPackage/GeoJSON, or the building -> grid assignment CSV")
 def get_export(plan_id: int = Path(...), format: str = Query("geojson", description="gpkg, geojson or csv"),
-               h: AtlasHolder = Depends(holder)):
+               h: AtlasHolder = Depends(holder), who=Depends(planner_dep)):
     from fastapi.responses import Response
 
     from gis_grid.planning.export import FORMATS, export_plan

@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from common import X0, X1, XM, Y0, Y1, YM, make_toy_store
+from gis_grid.security import keys
+from gis_grid.store import open_store
 
 WEST = "370402001001"
 G1, G2, G3 = WEST + "001", WEST + "002", WEST + "003"
@@ -27,11 +29,34 @@ def fc(*geoms):
 MOVED = fc(shapely.box(X0, 34.804, XM, Y1), shapely.box(X0, Y0, XM, 34.804))
 
 
+def planner_client(path):
+    """A client that sends a planner's API key with every request."""
+    with open_store(path) as store:
+        token = keys.create_key(store, "planner", "370402")[1]
+    c = TestClient(create_app(Settings(db=str(path))))
+    c.headers["Authorization"] = f"Bearer {token}"
+    return c
+
+
 @pytest.fixture
 def client(tmp_path):
     make_toy_store(tmp_path / "toy.gpkg").close()
-    with TestClient(create_app(Settings(db=str(tmp_path / "toy.gpkg")))) as c:
+    with planner_client(tmp_path / "toy.gpkg") as c:
         yield c
+
+
+def test_plans_are_for_planners(tmp_path):
+    store = make_toy_store(tmp_path / "toy.gpkg")
+    worker = keys.create_key(store, "grid_worker", G1)[1]
+    store.close()
+    with TestClient(create_app(Settings(db=str(tmp_path / "toy.gpkg")))) as c:
+        assert c.get("/plans").status_code == 401
+        assert c.post("/plans", json={"community": WEST, "grids": MOVED}).status_code == 401
+        h = {"Authorization": f"Bearer {worker}"}
+        assert c.get("/plans", headers=h).status_code == 403
+        assert c.post("/plans/1/apply", headers={**h, "If-Match": "1"}).status_code == 403
+        assert c.get(f"/grids/{G1}/history", headers=h).status_code == 200  # a worker sees their own grid
+        assert c.get(f"/grids/{G2}/history", headers=h).status_code == 403
 
 
 def test_draft_impact_apply_history_asof(client, no_pii):
@@ -64,6 +89,10 @@ def test_draft_impact_apply_history_asof(client, no_pii):
     assert r.json()["atlas_version"] == 2 and r.json()["serving_version"] == 2
     r = client.post(f"/plans/{plan['id']}/apply", headers={"If-Match": '"1"'})
     assert r.status_code == 412 and r.json()["errors"]["current_version"] == 2
+    store = client.app.state.holder.store
+    applies = [a for a in store.audit_records() if a["action"] == "apply_plan"]
+    assert [a["result"].split(":")[0] for a in applies] == ["refused", "refused", "ok", "refused"]
+    assert applies[2]["role"] == "planner" and applies[2]["resource"] == f"plan:{plan['id']}"
 
     # readers see the new state; ?at= reproduces the old one
     now = client.get("/locate", params={"lon": 117.505, "lat": 34.805}).json()
@@ -131,7 +160,7 @@ def test_edit_ops_and_concurrent_applies(client):
 def test_propose_is_an_ordinary_plan(tmp_path):
     from planning_common import make_crowded_store
     make_crowded_store(tmp_path / "c.gpkg").close()
-    with TestClient(create_app(Settings(db=str(tmp_path / "c.gpkg")))) as c:
+    with planner_client(tmp_path / "c.gpkg") as c:
         r = c.post("/plans/propose", json={"community": WEST, "min_households": 30, "max_households": 60})
         assert r.status_code == 201, r.text
         p = r.json()["proposal"]
