@@ -318,3 +318,26 @@ def test_kill_mid_apply_leaves_old_or_new_state(tmp_path, kill):
         else:
             assert version == 2 and north.bounds[1] == pytest.approx(34.804)
             assert after.buildings().set_index("id").loc[2, "grid_code"] == G1
+
+
+def test_impact_counts_open_cases_and_case_workload(toy):
+    from gis_grid.store_gpkg import INCIDENT_COLUMNS
+    rows = []
+    for i, (status, created, lon, lat, grid) in enumerate([
+            ("dispatched", "2024-01-01T00:00:00+08:00", 117.505, 34.805, G2),   # open, moves to 001
+            ("closed", "2026-01-01T00:00:00+08:00", 117.5051, 34.8051, G2),     # closed, moves too
+            ("dispatched", "2025-01-01T00:00:00+08:00", 117.505, 34.815, G1),   # open, stays in 001
+            ("registered", "2025-06-01T00:00:00+08:00", 117.505, 34.802, G2)]):  # open, goes to 003
+        row = {c: None for c in INCIDENT_COLUMNS}
+        row.update(id=f"C{i}", category="city", department="d", priority="normal", lon=lon, lat=lat,
+                   grid_code=grid, status=status, created=created, rework_count=0, version=1, events=[])
+        rows.append(row)
+    toy.replace_incidents(pd.DataFrame(rows))
+    atlas = Atlas.from_store(toy)
+    plan, _ = create_plan(toy, atlas, WEST, moved_edge())
+    imp = impact_of(toy, atlas, plan)
+    # C0 (open) and C3 (open) change grid; C1 is closed; C2 stays
+    assert imp["changes"]["open_cases"] == 2
+    by = {g["code"]: g for g in imp["grids"]}
+    assert by[G1]["cases_per_year"] == pytest.approx(3 / 2.0, rel=1e-2)  # 3 cases over 2 years
+    assert by[WEST + "003"]["cases_per_year"] == pytest.approx(1 / 2.0, rel=1e-2)
