@@ -15,11 +15,31 @@ class AtlasHolder:
         self._warm(self._atlas)
 
     def _warm(self, atlas: Atlas) -> None:
-        """Compute grid statistics off the request path (about 2 s for the demo)."""
+        """Compute grid statistics off the request path (about 2 s for the demo).
+
+        One warm-up thread at a time, always for the newest snapshot: when boundary
+        commits come faster than warm-ups, superseded snapshots are skipped instead of
+        each keeping a thread (and a whole atlas in memory) alive.
+        """
+        wl = self.__dict__.setdefault("_warm_lock", threading.Lock())
+        with wl:
+            self._warm_next = atlas
+            if getattr(self, "_warm_running", False):
+                return
+            self._warm_running = True
+        threading.Thread(target=self._warm_loop, daemon=True, name=f"warm-atlas-{atlas.version}").start()
+
+    def _warm_loop(self) -> None:
         from gis_grid.stats import grid_table
-        store = self.store
-        threading.Thread(target=lambda: _quietly(grid_table, atlas, store), daemon=True,
-                         name=f"warm-atlas-{atlas.version}").start()
+        while True:
+            with self._warm_lock:
+                atlas, self._warm_next = self._warm_next, None
+                if atlas is None:
+                    self._warm_running = False
+                    return
+            if atlas is self._atlas:  # superseded snapshots are not worth warming
+                _quietly(grid_table, atlas, self.store)
+            del atlas
 
     @property
     def atlas(self) -> Atlas:
