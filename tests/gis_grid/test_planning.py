@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -261,8 +260,7 @@ def test_concurrent_applies_exactly_one_wins(toy):
 
 
 KILL_SCRIPT = """
-import json, sys
-sys.path.insert(0, {tests!r})
+import json
 from gis_grid.atlas import Atlas
 from gis_grid.store import open_store
 from gis_grid.planning.workflow import apply_plan, plan_from_record
@@ -282,7 +280,7 @@ def test_kill_mid_apply_leaves_old_or_new_state(tmp_path, kill):
     create_plan(store, atlas, WEST, moved_edge())
     store.close()
     env = {**os.environ, "GIS_GRID_TEST_APPLY_PAUSE_S": "30" if kill else "0"}
-    script = KILL_SCRIPT.format(tests=str(Path(__file__).resolve().parents[1]), db=str(db))
+    script = KILL_SCRIPT.format(db=str(db))
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "applying"
     if kill:
