@@ -113,3 +113,15 @@ def ranking(by: str = Query("grid", description="grid, community, street, depart
     return _answer(out, format, {"by": by, "metric": metric, "min_cases": min_cases, "from": r[0], "to": r[1],
                                  "order": "ascending" if metric in aggregate.LOWER_IS_BETTER else "descending"},
                    "ranking")
+
+
+@router.get("/warnings", summary="Early warning at a date: grids anomalous against their own baseline "
+                                 "(exact conditional binomial test, BH-adjusted) and Getis-Ord Gi* hot spots")
+def warnings(at: str = Query(..., description="evaluation date (YYYY-MM-DD, end of that day) or date-time"),
+             window_days: int = Query(28, ge=1, le=366), baseline_days: int = Query(364, ge=1, le=3660),
+             alpha: float = Query(0.05, gt=0, lt=1), category: str | None = None,
+             h: AtlasHolder = Depends(holder)) -> dict:
+    from gis_grid.incidents import early_warning
+    t = aggregate.case_table(h.store, h.atlas)
+    return early_warning.report(t, h.atlas, at, window_days=window_days, baseline_days=baseline_days,
+                                alpha=alpha, category=category)

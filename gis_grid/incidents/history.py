@@ -21,7 +21,11 @@
   below "basically satisfied" (99.95 %), most of them in the
   :data:`WEAK_DEPARTMENTS`, which end up under the 90 % line. The cases that
   are not closed are the ones whose natural close falls latest (still open at
-  the end of 2016) plus a random tail of stuck (long overdue) and cancelled ones.
+  the end of 2016) plus a random tail of stuck (long overdue) and cancelled ones;
+- **surges**: :data:`N_EPISODES` local episodes, each moving
+  :data:`EPISODE_CASES` cases of one category into one grid within
+  :data:`EPISODE_DAYS` days (listed in ``frame.attrs["episodes"]``), for the
+  early warning to find.
 
 Deterministic for a seed (its own generator stream, independent of the
 district's).
@@ -71,6 +75,11 @@ KIND_AFFINITY = {
     "party_building": {"office": 40},
     "other": {"office": 5},
 }
+#: local surges planted in the history (early warning should find them)
+N_EPISODES = 6
+EPISODE_CASES = 45
+EPISODE_DAYS = 21
+EPISODE_CATEGORIES = ("dispute", "sanitation", "city_management")
 _PRIORITIES = (["routine", "urgent", "critical"], [0.85, 0.12, 0.03])
 
 
@@ -169,9 +178,8 @@ def build_history(atlas: Atlas, workers: pd.DataFrame, seed: int = 370402) -> pd
         rep = shapely.point_on_surface(b["geometry"].to_numpy()[bidx[out]])
         lon[out], lat[out] = shapely.get_x(rep), shapely.get_y(rep)
         g[out] = atlas.grid_index.lookup(lon[out], lat[out])
-    grid_code = atlas.grid_codes[g]
-    bhit = atlas.building_index.lookup(lon, lat)
-    building_id = np.where(bhit >= 0, atlas.building_ids[np.maximum(bhit, 0)], -1)
+    g_all = g
+    episodes: list[dict] = []
 
     # -- when -------------------------------------------------------------------
     days = pd.date_range(START.tz_localize(None), END.tz_localize(None).normalize(), freq="D")
@@ -179,6 +187,26 @@ def build_history(atlas: Atlas, workers: pd.DataFrame, seed: int = 370402) -> pd
     for c in counts:
         m = category == c
         day[m] = rng.choice(len(days), int(m.sum()), p=_day_weights(c, days))
+    # a few local surges (a dispute over a demolition, a blocked drain ...): what early warning should catch
+    bgrid = atlas.building_grid
+    for k in range(N_EPISODES):
+        c = EPISODE_CATEGORIES[k % len(EPISODE_CATEGORIES)]
+        g = int(rng.choice(np.unique(bgrid[bgrid >= 0])))
+        in_g = np.flatnonzero(bgrid == g)
+        pool = np.flatnonzero(category == c)
+        take = rng.choice(pool, EPISODE_CASES, replace=False)
+        d0 = int(rng.integers(120, len(days) - 40))
+        day[take] = d0 + rng.integers(0, EPISODE_DAYS, EPISODE_CASES)
+        nb_g = in_g[rng.integers(0, len(in_g), EPISODE_CASES)]
+        bidx[take] = nb_g
+        rep = shapely.point_on_surface(b["geometry"].to_numpy()[nb_g])
+        lon[take], lat[take] = shapely.get_x(rep), shapely.get_y(rep)
+        g_all[take] = atlas.grid_index.lookup(lon[take], lat[take])
+        episodes.append({"grid": str(atlas.grid_codes[g]), "category": c, "start": str(days[d0].date()),
+                         "days": EPISODE_DAYS, "cases": EPISODE_CASES})
+    grid_code = atlas.grid_codes[g_all]
+    bhit = atlas.building_index.lookup(lon, lat)
+    building_id = np.where(bhit >= 0, atlas.building_ids[np.maximum(bhit, 0)], -1)
     t0 = START.value // 10**9
     created = t0 + day * 86400 + _hours(rng, n)
     end_s = END.value // 10**9
@@ -316,7 +344,9 @@ def build_history(atlas: Atlas, workers: pd.DataFrame, seed: int = 370402) -> pd
     })
     df.loc[building_id < 0, "building_id"] = pd.NA
     df.loc[~is_closed, "satisfaction"] = pd.NA
-    return df.iloc[order].reset_index(drop=True)
+    out = df.iloc[order].reset_index(drop=True)
+    out.attrs["episodes"] = episodes
+    return out
 
 
 def write_incident_history(store: Store, seed: int = 370402, atlas: Atlas | None = None) -> int:

@@ -178,3 +178,22 @@ def test_demo_list_by_colour_and_grid(demo):
     r = demo.get("/incidents", params={"grid": "370402001", "from": "2016-06-01", "to": "2016-06-30"}).json()
     assert r["numberMatched"] > 0 and all(i["grid_code"].startswith("370402001") for i in r["items"])
     assert all("2016-05-31T16" <= i["created"] <= "2016-06-30T16" for i in r["items"])
+
+
+def test_warnings_endpoint(demo):
+    r = demo.get("/warnings", params={"at": "2016-12-31"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["counts"]["grids"] == 445 and "Gi*" in body["method"]["hotspot"]
+    assert all(i["anomaly"] or i["hotspot"].startswith("hot") for i in body["items"])
+    for bad in ({"at": "someday"}, {"at": "1990-01-01"}, {"at": "2016-01-01", "alpha": 2}, {}):
+        assert demo.get("/warnings", params=bad).status_code == 400, bad
+
+
+def test_incident_map_page(demo):
+    r = demo.get("/map/incidents", params={"category": "sanitation", "from": "2016-01-01", "to": "2016-12-31"})
+    assert r.status_code == 200 and len(r.content) < 3_000_000
+    assert "/map/static/leaflet-heat/leaflet-heat.js" in r.text and "cdn" not in r.text.lower()
+    assert demo.get("/map/static/leaflet-heat/leaflet-heat.js").status_code == 200
+    assert demo.get("/map/incidents", params={"layer": "pie"}).status_code == 400
+    assert demo.get("/map/incidents", params={"from": "2016-02-01", "to": "2016-01-01"}).status_code == 400

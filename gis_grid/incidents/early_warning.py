@@ -1,0 +1,199 @@
+"""Early warning (超前预警研判): anomalous grids against their own baseline, and spatial hot spots.
+
+At a date ``at`` every base grid has ``recent`` cases in the window
+``[at - window_days, at)`` and ``baseline`` cases in the ``baseline_days``
+before that window.
+
+**Anomaly test (per grid, against its own baseline).** Under "nothing changed
+here beyond what changed everywhere", a grid's recent cases, given its recent
+plus baseline total ``n``, are binomial with the district-wide recent share
+``p0 = K_recent / (K_recent + K_baseline)`` (the exact conditional test for
+two Poisson rates; conditioning on the district share removes seasons and
+trends that hit all grids alike). The one-sided p-value is
+``P(X >= recent | n, p0)``. Benjamini-Hochberg adjusts for testing every grid
+(``q``); a grid is flagged when ``q < alpha`` and it has at least
+``min_recent`` recent cases.
+
+**Hot spots (Getis-Ord Gi\\*).** ``esda.G_Local(star=True)`` on the grids'
+recent case counts (Gi\\* needs a non-negative variable) with queen contiguity
+(grids sharing an edge or a vertex; the grid itself included): ``gi_z`` is the standardised Gi\\*,
+``gi_p`` its two-sided normal p-value (the ArcGIS convention) and
+``gi_p_sim`` the pseudo p-value of 999 conditional permutations (fixed seed).
+A hot spot is ``gi_z > 0`` with ``gi_p < 0.01`` / ``0.05`` / ``0.10``
+(99 / 95 / 90 % confidence); cold spots likewise with ``gi_z < 0``.
+"""
+from __future__ import annotations
+
+import threading
+import warnings as _warnings
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from ..atlas import Atlas
+from ..errors import InvalidInputError
+from . import aggregate, model
+
+_W_ATTR = "_gis_grid_queen_w"
+_LOCK = threading.Lock()
+PERMUTATIONS = 999
+SEED = 370402
+
+
+def queen_weights(atlas: Atlas):
+    """Binary queen contiguity of the base grids (cached per atlas); Gi* adds each grid to itself."""
+    cached = getattr(atlas, _W_ATTR, None)
+    if cached is not None:
+        return cached
+    with _LOCK:
+        cached = getattr(atlas, _W_ATTR, None)
+        if cached is None:
+            import geopandas as gpd
+            from libpysal.weights import Queen
+            gdf = gpd.GeoDataFrame({"code": atlas.grid_codes}, geometry=list(atlas.grid_geometries), crs=4490)
+            with _warnings.catch_warnings():
+                _warnings.simplefilter("ignore")
+                w = Queen.from_dataframe(gdf, use_index=False)
+            w.transform = "b"
+            cached = w
+            setattr(atlas, _W_ATTR, w)
+    return cached
+
+
+def bh_adjust(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values)."""
+    p = np.asarray(p, dtype=float)
+    n = len(p)
+    order = np.argsort(p)
+    ranked = p[order] * n / np.arange(1, n + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(n)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def detect(t: aggregate.CaseTable, atlas: Atlas, at, *, window_days: int = 28, baseline_days: int = 364,
+           alpha: float = 0.05, min_recent: int = 5, category=None) -> pd.DataFrame:
+    """One row per base grid with the anomaly test and Gi* (see the module docstring)."""
+    if window_days < 1 or baseline_days < window_days:
+        raise InvalidInputError("window_days must be >= 1 and baseline_days >= window_days")
+    if not 0 < alpha < 1:
+        raise InvalidInputError("alpha must be between 0 and 1")
+    at_t = aggregate.parse_time(at)
+    if at_t is None:
+        raise InvalidInputError("give the date to evaluate warnings at (at=YYYY-MM-DD)")
+    if len(str(at).strip()) == 10:  # a bare date means the end of that day
+        at_t = aggregate.parse_time(at, end=True)
+    a = int(at_t.timestamp())
+    w0 = a - window_days * 86400
+    b0 = w0 - baseline_days * 86400
+    n = len(atlas.grid_codes)
+    m = (t.grid >= 0) & ~t.cancelled
+    if category:
+        m &= aggregate._mask(t, category=category)
+    g, c = t.grid[m], t.created[m]
+    recent = np.bincount(g[(c >= w0) & (c < a)], minlength=n)[:n]
+    base = np.bincount(g[(c >= b0) & (c < w0)], minlength=n)[:n]
+    K_r, K_b = int(recent.sum()), int(base.sum())
+    if K_r + K_b == 0:
+        raise InvalidInputError(f"no cases in the {baseline_days + window_days} days before {at}; "
+                                "pick a date inside the history")
+    p0 = K_r / (K_r + K_b)
+    tot = recent + base
+    expected = tot * p0
+    pval = np.where(tot > 0, sps.binom.sf(recent - 1, tot, p0), 1.0)
+    q = bh_adjust(pval)
+    anomaly = (q < alpha) & (recent >= min_recent)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(expected > 0, recent / expected, np.nan)
+
+    from esda.getisord import G_Local
+    w = queen_weights(atlas)
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        gi = G_Local(recent.astype(float), w, star=True, permutations=PERMUTATIONS, seed=SEED, transform="B")
+    gz, gp = np.asarray(gi.Zs, dtype=float), np.asarray(gi.p_norm, dtype=float) * 2  # two-sided
+    gsim = np.asarray(gi.p_sim, dtype=float)
+    level = np.select([gp < 0.01, gp < 0.05, gp < 0.10], ["99%", "95%", "90%"], "")
+    hot = np.where(level == "", "", np.where(gz > 0, "hot " + level, "cold " + level))
+
+    names = dict(zip(atlas.divisions["code"], atlas.divisions["name"]))
+    df = pd.DataFrame({
+        "code": atlas.grid_codes, "name": [names.get(c, "") for c in atlas.grid_codes],
+        "recent": recent, "baseline": base, "expected": np.round(expected, 2), "ratio": np.round(ratio, 2),
+        "p_value": pval, "q_value": q, "anomaly": anomaly, "gi_z": np.round(gz, 3), "gi_p": gp, "gi_p_sim": gsim, "hotspot": hot,
+    })
+    df.attrs.update(at=at_t.isoformat(), window_start=pd.Timestamp(w0, unit="s", tz="UTC").isoformat(),
+                    baseline_start=pd.Timestamp(b0, unit="s", tz="UTC").isoformat(), district_recent=K_r,
+                    district_baseline=K_b, p0=p0, alpha=alpha)
+    return df
+
+
+def flagged(df: pd.DataFrame) -> pd.DataFrame:
+    """Grids with an anomaly or a significant (95 %+) hot spot, most significant first."""
+    hot95 = df["hotspot"].isin(["hot 99%", "hot 95%"])
+    out = df[df["anomaly"] | hot95].copy()
+    out["why"] = [_why(r) for r in out.itertuples()]
+    return out.sort_values(["anomaly", "q_value", "gi_p"], ascending=[False, True, True])
+
+
+def _why(r) -> str:
+    parts = []
+    if r.anomaly:
+        parts.append(f"{r.recent} cases in the window vs {r.expected:g} expected from its own baseline "
+                     f"(x{r.ratio:g}, q={r.q_value:.2g})")
+    if str(r.hotspot).startswith("hot"):
+        parts.append(f"Gi* hot spot at {r.hotspot.split()[1]} (z={r.gi_z:g}, p={r.gi_p:.3g})")
+    return "; ".join(parts)
+
+
+def report(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
+    """JSON-ready warnings at ``at``: the method, the flagged grids, and counts."""
+    df = detect(t, atlas, at, **kw)
+    f = flagged(df)
+    return {
+        "at": df.attrs["at"], "window_start": df.attrs["window_start"], "baseline_start": df.attrs["baseline_start"],
+        "method": {
+            "anomaly": "one-sided exact conditional binomial test of the grid's recent cases given its recent + "
+                       "baseline total, against the district-wide recent share; Benjamini-Hochberg q < alpha",
+            "hotspot": f"Getis-Ord Gi* (esda.G_Local, star=True) of the window's case counts, queen contiguity, "
+                       f"{PERMUTATIONS} permutations",
+            "alpha": df.attrs["alpha"], "district_share_recent": round(df.attrs["p0"], 5)},
+        "counts": {"grids": int(len(df)), "anomalies": int(df["anomaly"].sum()),
+                   "hot_spots_95": int(df["hotspot"].isin(["hot 99%", "hot 95%"]).sum()),
+                   "cold_spots_95": int(df["hotspot"].isin(["cold 99%", "cold 95%"]).sum()),
+                   "district_recent": df.attrs["district_recent"], "district_baseline": df.attrs["district_baseline"]},
+        "items": [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
+                  for r in f.to_dict(orient="records")],
+    }
+
+
+WARN_COLOURS = {"anomaly+hot": "#7f0000", "anomaly": "#d7301f", "hot": "#fc8d59", "cold": "#4575b4"}
+
+
+def warnings_layer(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
+    """The flagged grids as GeoJSON with colours and a legend, for the incident map page."""
+    from .. import maps as grid_maps
+    df = detect(t, atlas, at, **kw)
+    f = flagged(df)
+    cold = df[df["hotspot"].isin(["cold 99%", "cold 95%"])].copy()
+    cold["why"] = [f"Gi* cold spot at {h.split()[1]} (z={z:g})" for h, z in zip(cold["hotspot"], cold["gi_z"])]
+    info = {}
+    for r in f.itertuples():
+        kind = "anomaly+hot" if r.anomaly and r.hotspot.startswith("hot") else "anomaly" if r.anomaly else "hot"
+        info[r.code] = (WARN_COLOURS[kind], r.why)
+    for r in cold.itertuples():
+        info.setdefault(r.code, (WARN_COLOURS["cold"], r.why))
+    fc = grid_maps.level_features(atlas, "grid")
+    fc["features"] = [ft for ft in fc["features"] if ft["properties"]["code"] in info]
+    for ft in fc["features"]:
+        p = ft["properties"]
+        p.pop("label", None)
+        p["colour"], p["why"] = info[p["code"]]
+    legend = [{"label": "anomaly and hot spot", "colour": WARN_COLOURS["anomaly+hot"]},
+              {"label": "anomaly vs own baseline", "colour": WARN_COLOURS["anomaly"]},
+              {"label": "Gi* hot spot (95 %+)", "colour": WARN_COLOURS["hot"]},
+              {"label": "Gi* cold spot (95 %+)", "colour": WARN_COLOURS["cold"]}]
+    return {"at": df.attrs["at"][:10], "geojson": fc, "legend": legend}

@@ -1,0 +1,89 @@
+"""Early warning: the planted surges are found, quiet periods are quiet, the statistics are right."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from gis_grid.atlas import Atlas
+from gis_grid.errors import InvalidInputError
+from gis_grid.incidents import aggregate, early_warning as ew, history
+from gis_grid.store import open_store
+from incident_demo import incident_store_path
+
+
+@pytest.fixture(scope="module")
+def demo(demo_store_path, tmp_path_factory):
+    with open_store(incident_store_path(demo_store_path, tmp_path_factory)) as store:
+        atlas = Atlas.from_store(store)
+        t = aggregate.case_table(store, atlas)
+        episodes = history.build_history(atlas, store.workers(), int(store.meta().get("seed", 370402))
+                                         ).attrs["episodes"]
+        yield atlas, t, episodes
+
+
+def test_bh_adjust_matches_definition():
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    q = ew.bh_adjust(p)
+    np.testing.assert_allclose(q, [0.04, 0.16 / 3, 0.16 / 3, 0.5])
+    rng = np.random.default_rng(1)
+    p = rng.random(200) ** 3
+    np.testing.assert_allclose(ew.bh_adjust(p), sps.false_discovery_control(p, method="bh"))
+
+
+def test_every_planted_surge_is_flagged_and_little_else(demo):
+    atlas, t, episodes = demo
+    assert len(episodes) == history.N_EPISODES
+    for e in episodes:
+        at = (pd.Timestamp(e["start"]) + pd.Timedelta(days=e["days"])).date().isoformat()
+        df = ew.detect(t, atlas, at)
+        row = df.set_index("code").loc[e["grid"]]
+        assert row["anomaly"] and row["q_value"] < 1e-6 and row["ratio"] > 2, (e, row.to_dict())
+        assert df["anomaly"].sum() <= 3  # the surge, not a map full of alarms
+        # the reported p-value is the stated test
+        p = sps.binom.sf(row["recent"] - 1, row["recent"] + row["baseline"],
+                         df.attrs["district_recent"] / (df.attrs["district_recent"] + df.attrs["district_baseline"]))
+        assert row["p_value"] == pytest.approx(p)
+
+
+def test_a_quiet_date_far_from_surges(demo):
+    atlas, t, episodes = demo
+    starts = [pd.Timestamp(e["start"]) for e in episodes]
+    for at in pd.date_range("2015-01-31", "2016-12-31", freq="MS"):
+        if all(abs((at - s).days) > 80 for s in starts):
+            df = ew.detect(t, atlas, at.date().isoformat())
+            assert df["anomaly"].sum() <= 1
+            break
+    else:
+        pytest.skip("no quiet month")
+
+
+def test_hot_spots_are_gi_star(demo):
+    atlas, t, _ = demo
+    df = ew.detect(t, atlas, "2016-06-30")
+    hot = df["hotspot"].str.startswith("hot")
+    assert (df.loc[hot, "gi_z"] > 0).all() and (df.loc[df["hotspot"].str.startswith("cold"), "gi_z"] < 0).all()
+    assert (df.loc[df["hotspot"].str.endswith("95%"), "gi_p"] < 0.05).all()
+    # Gi* from first principles: z of the local sum over the queen neighbourhood incl. the grid itself
+    w = ew.queen_weights(atlas)
+    y = df["recent"].to_numpy(dtype=float)
+    i = int(np.argmax(df["gi_z"].to_numpy()))
+    nb = [i] + list(w.neighbors[i])
+    n = len(y)
+    sum_w, mean, s = len(nb), y.mean(), y.std()
+    z = (y[nb].sum() - mean * sum_w) / (s * np.sqrt((n * sum_w - sum_w ** 2) / (n - 1)))
+    assert df["gi_z"].iloc[i] == pytest.approx(z, abs=1e-2)
+
+
+def test_report_and_bad_input(demo):
+    atlas, t, _ = demo
+    r = ew.report(t, atlas, "2016-12-31")
+    assert r["counts"]["grids"] == 445 and "binomial" in r["method"]["anomaly"]
+    assert all(i["why"] for i in r["items"])
+    with pytest.raises(InvalidInputError):
+        ew.detect(t, atlas, "1999-01-01")
+    with pytest.raises(InvalidInputError):
+        ew.detect(t, atlas, "2016-01-01", window_days=0)
+    with pytest.raises(InvalidInputError):
+        ew.detect(t, atlas, "not a date")
