@@ -23,7 +23,7 @@
   are not closed are the ones whose natural close falls latest (still open at
   the end of 2016) plus a random tail of stuck (long overdue) and cancelled ones;
 - **surges**: :data:`N_EPISODES` local episodes, each moving
-  :data:`EPISODE_CASES` cases of one category into one grid within
+  :data:`EPISODE_CASES` cases of one category onto up to three buildings of one grid within
   :data:`EPISODE_DAYS` days (listed in ``frame.attrs["episodes"]``), for the
   early warning to find.
 
@@ -197,7 +197,8 @@ def build_history(atlas: Atlas, workers: pd.DataFrame, seed: int = 370402) -> pd
         take = rng.choice(pool, EPISODE_CASES, replace=False)
         d0 = int(rng.integers(120, len(days) - 40))
         day[take] = d0 + rng.integers(0, EPISODE_DAYS, EPISODE_CASES)
-        nb_g = in_g[rng.integers(0, len(in_g), EPISODE_CASES)]
+        focus = rng.choice(in_g, min(3, len(in_g)), replace=False)  # one complex, a market, a lane
+        nb_g = focus[rng.integers(0, len(focus), EPISODE_CASES)]
         bidx[take] = nb_g
         rep = shapely.point_on_surface(b["geometry"].to_numpy()[nb_g])
         lon[take], lat[take] = shapely.get_x(rep), shapely.get_y(rep)
