@@ -56,10 +56,10 @@ END = pd.Timestamp("2016-12-31 23:59:59", tz=model.CST)   # the seed report's sn
 #: expected share of the non-dispute cases per content area (normalised)
 CATEGORY_WEIGHTS = {
     "city_management": 0.17, "sanitation": 0.16, "public_security": 0.08, "petition_stability": 0.035,
-    "environmental_protection": 0.06, "work_safety": 0.05, "food_drugs": 0.0016, "party_building": 0.0013,
+    "environmental_protection": 0.06, "work_safety": 0.05, "food_drugs": 0.0012, "party_building": 0.0010,
     "fire_safety": 0.045, "traffic_safety": 0.05, "social_assistance": 0.07, "labour_security": 0.04,
     "health_family_planning": 0.05, "housing_construction": 0.06, "public_utilities": 0.07,
-    "education": 0.0014, "other": 0.06,
+    "education": 0.0011, "other": 0.06,
 }
 #: building-kind affinity added to the household weight (per building, in household-equivalents)
 KIND_AFFINITY = {
