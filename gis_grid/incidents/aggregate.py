@@ -77,13 +77,27 @@ class CaseTable:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @property
-    def done(self) -> np.ndarray:
-        return (self.status == model.Status.CLOSED.value) | (self.status == model.Status.ASSESSED.value)
+    def __post_init__(self):
+        # derived once: string comparisons over 140k objects cost more than a whole aggregation
+        self.done = (self.status == model.Status.CLOSED.value) | (self.status == model.Status.ASSESSED.value)
+        self.cancelled = self.status == model.Status.CANCELLED.value
+        self.open = ~self.done & ~self.cancelled
+        ok = self.done & (self.dispatched != NONE) & (self.closed != NONE)
+        self.handled_h = np.where(ok, (self.closed - self.dispatched) / 3600.0, np.nan)
+        self.has_handling = ok
+        # cases with a handling time, ordered by it: per-group quantiles then need one stable int sort
+        rows = np.flatnonzero(ok)
+        self.by_handling = rows[np.argsort(self.handled_h[rows], kind="stable")]
+        self.has_deadline = self.done & (self.deadline != NONE) & (self.closed != NONE)
+        self.on_time = self.has_deadline & (self.closed <= self.deadline)
+        self.rated = self.done & (self.satisfaction > 0)
+        self.satisfied = self.rated & (self.satisfaction >= model.SATISFIED_FROM)
+        # every per-case flag in one byte: a group aggregation is then one bincount
+        self.state = np.zeros(len(self.ids), dtype=np.int64)
+        for bit, flag in enumerate(self._FLAGS):
+            self.state |= getattr(self, flag).astype(np.int64) << bit
 
-    @property
-    def cancelled(self) -> np.ndarray:
-        return self.status == model.Status.CANCELLED.value
+    _FLAGS = ("done", "on_time", "has_deadline", "rework", "rated", "satisfied", "open")
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, atlas: Atlas, version=(0, 0)) -> "CaseTable":
@@ -105,16 +119,19 @@ class CaseTable:
                    closed=_seconds(df["closed"]), deadline=_seconds(df["deadline"]), satisfaction=sat, rework=rw,
                    version=version)
 
-    def colours(self, at_s: int, ladder: model.SupervisionLadder = model.DEFAULT_LADDER) -> np.ndarray:
-        """Supervision colour index per case at ``at_s``: 0 green, 1 blue, 2 yellow, 3 red, -1 none."""
-        t = np.where(self.done & (self.closed != NONE), self.closed, at_s).astype(float)
-        has = (self.dispatched != NONE) & (self.deadline != NONE)
-        span = np.where(has, self.deadline - self.dispatched, 1).astype(float)
+    def colours(self, at_s: int, ladder: model.SupervisionLadder = model.DEFAULT_LADDER,
+                rows: np.ndarray | None = None) -> np.ndarray:
+        """Supervision colour index at ``at_s`` (0 green, 1 blue, 2 yellow, 3 red, -1 none), of all or ``rows``."""
+        r = slice(None) if rows is None else rows
+        done, closed, disp, dl = self.done[r], self.closed[r], self.dispatched[r], self.deadline[r]
+        t = np.where(done & (closed != NONE), closed, at_s).astype(float)
+        has = (disp != NONE) & (dl != NONE)
+        span = np.where(has, dl - disp, 1).astype(float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            u = np.where(span > 0, (t - self.dispatched) / span, np.inf)
+            u = np.where(span > 0, (t - disp) / span, np.inf)
         out = np.select([u >= ladder.red_from, u >= ladder.yellow_from, u >= ladder.blue_from], [3, 2, 1], 0)
         out[~has] = 0
-        out[self.cancelled] = -1
+        out[self.cancelled[r]] = -1
         return out
 
 
@@ -168,7 +185,11 @@ def time_range(start=None, end=None) -> tuple[int, int]:
 
 def _mask(t: CaseTable, start=None, end=None, category=None, department=None) -> np.ndarray:
     lo, hi = time_range(start, end)
-    m = (t.created >= lo) & (t.created < hi)
+    m = np.ones(len(t), dtype=bool)
+    if start is not None and start != "":
+        m &= t.created >= lo
+    if end is not None and end != "":
+        m &= t.created < hi
     if category:
         codes = [category] if isinstance(category, str) else list(category)
         m &= np.isin(t.category, [t.CATEGORY_CODES.index(model.check_category(c).code) for c in codes])
@@ -186,7 +207,11 @@ def _pct(num, den) -> np.ndarray:
 def _group_quantiles(group: np.ndarray, values: np.ndarray, n_groups: int, qs) -> np.ndarray:
     """Per-group quantiles (linear interpolation, as numpy); NaN for empty groups."""
     order = np.lexsort((values, group))
-    g, v = group[order], values[order]
+    return _sorted_quantiles(group[order], values[order], n_groups, qs)
+
+
+def _sorted_quantiles(g: np.ndarray, v: np.ndarray, n_groups: int, qs) -> np.ndarray:
+    """Quantiles of values already sorted by (group, value)."""
     counts = np.bincount(g, minlength=n_groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     out = np.full((len(qs), n_groups), np.nan)
@@ -232,31 +257,35 @@ def group_stats(t: CaseTable, atlas: Atlas, by: str = "grid", start=None, end=No
     else:
         keep = np.ones(n, dtype=bool)
     m &= key >= 0
-    k = key[m]
-    done = t.done[m]
-    canc = t.cancelled[m]
-    at_s = _at_seconds(at, end)
-    col = t.colours(at_s, ladder)[m]
-    rated = done & (t.satisfaction[m] > 0)
-    sat_ok = rated & (t.satisfaction[m] >= model.SATISFIED_FROM)
-    has_dl = done & (t.deadline[m] != NONE) & (t.closed[m] != NONE)
-    on_time = has_dl & (t.closed[m] <= t.deadline[m])
-    openm = ~done & ~canc
+    nf = len(t._FLAGS)
+    combo = (key * (1 << nf) + t.state) if m.all() else (key[m] * (1 << nf) + t.state[m])
+    per_state = np.bincount(combo, minlength=n << nf)[:n << nf].reshape(n, 1 << nf)
+    bits = (np.arange(1 << nf)[:, None] >> np.arange(nf)) & 1
+    flags = dict(zip(t._FLAGS, (per_state @ bits).T))
 
-    def bc(w=None):
-        return np.bincount(k, weights=None if w is None else w.astype(float), minlength=n)[:n].astype(np.int64)
+    def bc(flag=None):
+        return per_state.sum(axis=1) if flag is None else flags[flag]
 
-    cases, closed = bc(), bc(done)
-    hmask = done & (t.dispatched[m] != NONE) & (t.closed[m] != NONE)
-    hours = (t.closed[m][hmask] - t.dispatched[m][hmask]) / 3600.0
-    q = _group_quantiles(k[hmask], hours, n, (0.5, 0.9)) if hmask.any() else np.full((2, n), np.nan)
+    cases, closed = bc(), bc("done")
+    # open cases only need a colour (closed ones are not counted in open_red / open_yellow)
+    open_rows = np.flatnonzero(m & t.open)
+    col = t.colours(_at_seconds(at, end), ladder, open_rows)
+    ko = key[open_rows]
+    open_red = np.bincount(ko[col == 3], minlength=n)[:n]
+    open_yellow = np.bincount(ko[col == 2], minlength=n)[:n]
+    # quantiles: the rows already ordered by handling time, then a stable sort by group
+    rows = t.by_handling[m[t.by_handling]]
+    g = key[rows].astype(np.int32 if n > 32000 else np.int16)
+    order = np.argsort(g, kind="stable")
+    q = _sorted_quantiles(g[order], t.handled_h[rows][order], n, (0.5, 0.9))
+    rated = bc("rated")
     df = pd.DataFrame({
         "cases": cases, "closed": closed, "closure_rate": _pct(closed, cases),
-        "on_time_rate": _pct(bc(on_time), bc(has_dl)),
+        "on_time_rate": _pct(bc("on_time"), bc("has_deadline")),
         "median_handling_h": np.round(q[0], 2), "p90_handling_h": np.round(q[1], 2),
-        "rework_rate": _pct(bc(t.rework[m]), cases),
-        "satisfaction": _pct(bc(sat_ok), bc(rated)), "dissatisfied": bc(rated & ~sat_ok),
-        "open": bc(openm), "open_red": bc(openm & (col == 3)), "open_yellow": bc(openm & (col == 2)),
+        "rework_rate": _pct(bc("rework"), cases),
+        "satisfaction": _pct(bc("satisfied"), rated), "dissatisfied": rated - bc("satisfied"),
+        "open": bc("open"), "open_red": open_red, "open_yellow": open_yellow,
     }, index=pd.Index(labels, name="department" if by == "department" else
                       "category" if by == "category" else "code"))
     return df[keep]
