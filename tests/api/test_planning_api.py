@@ -78,6 +78,8 @@ def test_draft_impact_apply_history_asof(client, no_pii):
     assert page.status_code == 200 and "leaflet" in page.text and G3 in page.text
     assert "https://cdn" not in page.text
 
+    layer = client.get("/map/layers/grid.geojson")
+    assert layer.headers["etag"] == '"1-grid-none"' and G2 in layer.text and G3 not in layer.text
     before = (datetime.now(timezone.utc) - timedelta(microseconds=1)).isoformat()
     time.sleep(0.01)
     r = client.post(f"/plans/{plan['id']}/apply")
@@ -94,7 +96,10 @@ def test_draft_impact_apply_history_asof(client, no_pii):
     assert [a["result"].split(":")[0] for a in applies] == ["refused", "refused", "ok", "refused"]
     assert applies[2]["role"] == "planner" and applies[2]["resource"] == f"plan:{plan['id']}"
 
-    # readers see the new state; ?at= reproduces the old one
+    # readers see the new state (map caches follow the version); ?at= reproduces the old one
+    layer = client.get("/map/layers/grid.geojson", headers={"If-None-Match": '"1-grid-none"'})
+    assert layer.status_code == 200 and layer.headers["etag"] == '"2-grid-none"'
+    assert G3 in layer.text and G2 not in layer.text
     now = client.get("/locate", params={"lon": 117.505, "lat": 34.805}).json()
     assert now["grid"]["code"] == G1 and now["atlas_version"] == 2
     old = client.get("/locate", params={"lon": 117.505, "lat": 34.805, "at": before}).json()

@@ -54,3 +54,11 @@ def test_bad_range_is_refused(crowded):
     atlas = Atlas.from_store(crowded)
     with pytest.raises(ValueError):
         propose(atlas, WEST, 60, 30)
+
+
+def test_street_scope_redraws_its_communities_without_crossing_them(crowded):
+    atlas = Atlas.from_store(crowded)
+    grids, report = propose(atlas, "370402001", 30, 60)
+    assert [c["community"] for c in report["communities"]] == [WEST]
+    plan, validation = create_plan(crowded, atlas, "370402001", grids, source="propose")
+    assert validation.ok and set(validation.parents) == {WEST}
