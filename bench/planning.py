@@ -12,7 +12,9 @@ copied to a temporary directory first: the benchmark writes to the copy only.
 2. apply + atlas swap (``AtlasHolder.reload_boundaries``), medians over
    ``--repeats`` applies with nothing else running; anchor: a full
    ``Atlas.from_store``. Target: <= 1 s. (Step 3 also reports the median under load.)
-3. ``--applies`` sequential applies (a boundary toggled between two states) while
+3. the rebalance of the ``--communities`` most crowded urban communities to 300-600
+   households per grid: grids in range and the spread, before and after.
+4. ``--applies`` sequential applies (a boundary toggled between two states) while
    another thread locates probe points without pause; every answer is checked
    against the state its snapshot's version says it must show. Target: 0 errors,
    0 mixed answers.
@@ -59,12 +61,17 @@ def median_s(fn, n):
     return statistics.median(ts)
 
 
-def crowded_community(atlas: Atlas) -> str:
+def crowded_communities(atlas: Atlas, n: int = 1) -> list[str]:
+    """Urban communities by households per base grid, most crowded first."""
     d = atlas.divisions
     urban = d[(d["level"] == "community") & (d["kind"] == "urban")]["code"]
     per = {c: (atlas._hh_by_grid[hi] - atlas._hh_by_grid[lo]) / (hi - lo)
            for c in urban for lo, hi in [atlas.grid_positions(c)]}
-    return max(per, key=per.get)
+    return sorted(per, key=per.get, reverse=True)[:n]
+
+
+def crowded_community(atlas: Atlas) -> str:
+    return crowded_communities(atlas, 1)[0]
 
 
 def toggle_pair(atlas: Atlas, community: str):
@@ -114,6 +121,8 @@ def main() -> int:
     ap.add_argument("store", nargs="?", default=str(default_store_path()))
     ap.add_argument("--applies", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--communities", type=int, default=5,
+                    help="rebalance this many of the most crowded urban communities (300-600 households)")
     args = ap.parse_args()
     src = Path(args.store)
     if not src.exists():
@@ -156,6 +165,25 @@ def main() -> int:
         out["anchor_coverage_is_valid_ms"] = round(1e3 * median_s(lambda: shapely.coverage_is_valid(new_m), args.repeats), 1)
         out["balance_before_max_abs_dev"] = imp["balance"]["before"]["max_abs_deviation"]
         out["balance_after_max_abs_dev"] = imp["balance"]["after"]["max_abs_deviation"]
+
+        # the rebalance on several crowded communities: households per grid before and after
+        from gis_grid.planning.rebalance import balance_range
+        before_h, after_h = [], []
+        for code in crowded_communities(atlas, args.communities):
+            g, _ = propose(atlas, code, 300, 600)
+            p = plan_from_geojson(atlas, code, g)
+            rep = validate_plan(atlas, p)
+            if not rep.ok:
+                print(f"proposal for {code} does not validate: {rep.failures[:2]}", file=sys.stderr)
+                out["rebalance_invalid"] = out.get("rebalance_invalid", 0) + 1
+                continue
+            im = plan_impact(atlas, store, p, rep.parents)
+            before_h += [x["households"] for x in im["old_grids"]]
+            after_h += [x["households"] for x in im["grids"]]
+        for name, h in (("before", before_h), ("after", after_h)):
+            br = balance_range(h, 300, 600)
+            out[f"rebalance_{name}"] = {k: br[k] for k in ("grids", "in_range", "above", "below", "std",
+                                                             "max_abs_deviation")}
 
         # 2 + 3. applies with atlas swap, while a thread locates without pause
         a, b, state_a, state_b, probes = toggle_pair(atlas, community)
@@ -248,10 +276,15 @@ def main() -> int:
             ("balance max |dev| before -> after",
              f"{out['balance_before_max_abs_dev']} -> {out['balance_after_max_abs_dev']}", "lower"),
             ("gis-grid check after all applies", "OK" if out["check_ok"] else "FAILED", "OK")]
+    rb, ra = out["rebalance_before"], out["rebalance_after"]
+    rows.append((f"{args.communities} crowded communities: grids in 300-600",
+                 f"{rb['in_range']}/{rb['grids']} -> {ra['in_range']}/{ra['grids']}", "more"))
+    rows.append(("  std of households per grid", f"{rb['std']} -> {ra['std']}", "lower"))
     for name, val, target in rows:
         print(f"{name:<40} {str(val):>18}   {target}")
     print(json.dumps(out))
-    bad = out["apply_errors"] or out["locate_errors"] or out["mixed_answers"] or not out["check_ok"]
+    bad = out["apply_errors"] or out["locate_errors"] or out["mixed_answers"] or not out["check_ok"] \
+        or out.get("rebalance_invalid")
     return 1 if bad else 0
 
 
