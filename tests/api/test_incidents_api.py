@@ -197,3 +197,20 @@ def test_incident_map_page(demo):
     assert demo.get("/map/static/leaflet-heat/leaflet-heat.js").status_code == 200
     assert demo.get("/map/incidents", params={"layer": "pie"}).status_code == 400
     assert demo.get("/map/incidents", params={"from": "2016-02-01", "to": "2016-01-01"}).status_code == 400
+
+
+def test_statistics_follow_writes(toy):
+    assert toy.get("/stats/summary").json()["cases"] == 0
+    cid = new(toy).json()["id"]
+    s = toy.get("/stats/summary").json()
+    assert (s["cases"], s["closed"], s["disputes"]) == (1, 0, 1)
+    for k, (a, role) in enumerate([("register", "command_centre"), ("dispatch", "command_centre"),
+                                   ("handle", "department"), ("feedback", "department")], 1):
+        assert go(toy, cid, a, role, k).status_code == 200
+    assert go(toy, cid, "close", "grid_worker", 10, satisfaction=2).status_code == 200
+    s = toy.get("/stats/summary").json()
+    assert (s["closed"], s["disputes_closed"], s["satisfaction"], s["closure_rate"]) == (1, 1, 0.0, 100.0)
+    g = toy.get("/stats/divisions", params={"level": "grid"}).json()["items"]
+    assert {x["code"]: x["cases"] for x in g}["370402001001001"] == 1
+    a = toy.get("/stats/assessment").json()["items"]
+    assert [x["department"] for x in a] == ["justice"] and a[0]["eligible_advanced"] is False

@@ -130,3 +130,14 @@ def test_deterministic_by_seed(inc):
     s = aggregate.summary(aggregate.CaseTable.from_frame(other, atlas))
     assert (s["cases"], s["closed"], s["disputes"], s["disputes_closed"], s["satisfaction"]) == \
            (139_345, 137_901, 4_424, 4_186, 99.95)
+
+
+@pytest.mark.parametrize("seed", [1, 2024])
+def test_figures_hold_for_other_seeds(inc, seed):
+    store, atlas, _, _ = inc
+    df = history.build_history(atlas, store.workers(), seed)
+    s = aggregate.summary(aggregate.CaseTable.from_frame(df, atlas))
+    assert (s["cases"], s["closed"], s["disputes"], s["disputes_closed"], s["satisfaction"]) == \
+           (139_345, 137_901, 4_424, 4_186, 99.95)
+    a = aggregate.department_assessment(aggregate.CaseTable.from_frame(df, atlas), atlas)
+    assert set(a.index[~a["eligible_advanced"]]) == set(history.WEAK_DEPARTMENTS)
