@@ -4,9 +4,11 @@ Units are the buildings of each community in scope. Each building gets the
 Voronoi cell of its representative point inside the community, so the cells
 tile the community exactly; two buildings are neighbours when their cells
 share an edge. spopt's max-p regionalisation (``MaxPHeuristic``) then groups
-the units into as many contiguous regions as possible with at least
-``min_households`` each, using the cell centroids as the dissimilarity
-(compact regions). Regions above ``max_households`` are split again with
+the units into as many contiguous regions as possible with at least a floor of
+households each (:data:`FLOOR_SHARE` of the range's midpoint, at least
+``min_households``), using the cell centroids as the dissimilarity (compact
+regions). Communities with more than :data:`MAX_UNITS` buildings are first
+grouped into connected blocks of neighbouring buildings. Regions above ``max_households`` are split again with
 max-p on their own units (and reported if they still exceed it).
 
 A region's grid is the union of its cells plus its buildings' footprints,
@@ -32,6 +34,12 @@ from .plan import resolve_scope
 
 #: two cells are neighbours when they share more than this much edge (degrees, ~1 cm)
 EDGE_DEG = 1e-7
+#: above this many buildings in a community, max-p runs on connected blocks of buildings
+MAX_UNITS = 200
+#: max-p's floor is this share of the range's midpoint (at least the minimum): max-p makes as
+#: many regions as the floor allows, so a floor at the minimum packs grids at the bottom of the
+#: range; near the middle they come out closer to the target with fewer grid teams
+FLOOR_SHARE = 0.75
 
 
 def _cells(community, points) -> list:
@@ -78,6 +86,32 @@ def _maxp(cells, households, neighbours, min_households: int, seed: int) -> np.n
     return np.asarray(model.labels_)
 
 
+def _blocks(cells, households, nb: dict[int, list[int]], max_units: int, max_block_h: float) -> np.ndarray:
+    """Group neighbouring cells into at most ~``max_units`` connected blocks (breadth-first growth
+    from seeds in reading order), each under ``max_block_h`` households; block id per cell."""
+    n = len(cells)
+    size = int(np.ceil(n / max_units))
+    c = shapely.centroid(np.asarray(cells, dtype=object))
+    order = np.lexsort((shapely.get_x(c), -shapely.get_y(c)))
+    block = np.full(n, -1)
+    k = 0
+    for seed in order:
+        if block[seed] >= 0:
+            continue
+        block[seed] = k
+        queue, members, hh = [seed], 1, households[seed]
+        while queue and members < size:
+            i = queue.pop(0)
+            for j in sorted(nb[i], key=lambda j: (c[j].distance(c[seed]))):
+                if block[j] < 0 and members < size and hh + households[j] <= max_block_h:
+                    block[j] = k
+                    members += 1
+                    hh += households[j]
+                    queue.append(j)
+        k += 1
+    return block
+
+
 def _regions(cells, households, min_h: int, max_h: int, seed: int) -> np.ndarray:
     """Labels (0..k-1) of a contiguous partition with each region >= min_h where possible."""
     n = len(cells)
@@ -85,6 +119,25 @@ def _regions(cells, households, min_h: int, max_h: int, seed: int) -> np.ndarray
     if total < 2 * min_h or n < 2:
         return np.zeros(n, dtype=int)
     nb = _neighbours(cells)
+    if n > MAX_UNITS:
+        # max-p slows down sharply with the number of units: work on connected blocks of
+        # neighbouring buildings instead (each block is one piece, so regions stay contiguous)
+        block = _blocks(cells, households, nb, MAX_UNITS, max(min_h / 2, 1))
+        nblocks = int(block.max() + 1)
+        bcells = [shapely.union_all(np.asarray(cells, dtype=object)[block == b]) for b in range(nblocks)]
+        bh = np.bincount(block, weights=households, minlength=nblocks)
+        bnb: dict[int, set] = {b: set() for b in range(nblocks)}
+        for i, js in nb.items():
+            for j in js:
+                if block[i] != block[j]:
+                    bnb[int(block[i])].add(int(block[j]))
+        blabels = _regions_of_units(bcells, bh, {b: sorted(v) for b, v in bnb.items()}, min_h, max_h, seed)
+        return blabels[block]
+    return _regions_of_units(cells, households, nb, min_h, max_h, seed)
+
+
+def _regions_of_units(cells, households, nb, min_h: int, max_h: int, seed: int) -> np.ndarray:
+    n = len(cells)
     labels = _maxp(cells, households, nb, min_h, seed)
     # max-p leaves units it could not place as 0 (islands); give them to a neighbouring region
     for _ in range(n):
@@ -118,6 +171,20 @@ def _regions(cells, households, min_h: int, max_h: int, seed: int) -> np.ndarray
     return pd.factorize(out)[0]
 
 
+def _fit(regions: list, community) -> list:
+    """Clip regions to the community and give every uncovered sliver (Voronoi edges meet the
+    community boundary with extra vertices) to the region sharing most of its boundary."""
+    regions = [shapely.intersection(g, community) for g in regions]
+    gap = shapely.difference(community, shapely.union_all(regions))
+    for part in shapely.get_parts(gap):
+        if part.is_empty or part.area == 0:
+            continue
+        grown = shapely.buffer(part, 1e-9)
+        k = max(range(len(regions)), key=lambda i: shapely.intersection(grown, regions[i]).area)
+        regions[k] = shapely.union(regions[k], part)
+    return regions
+
+
 def propose(atlas: Atlas, scope_code: str, min_households: int, max_households: int, *, seed: int = 0) -> tuple[dict, dict]:
     """A balanced, contiguous redraw of the base grids of ``scope_code`` (community or street).
 
@@ -126,6 +193,7 @@ def propose(atlas: Atlas, scope_code: str, min_households: int, max_households: 
     if not (0 < min_households <= max_households):
         raise InvalidInputError("need 0 < min_households <= max_households")
     scope = resolve_scope(atlas, scope_code)
+    floor = max(float(min_households), min(float(max_households), FLOOR_SHARE * (min_households + max_households) / 2))
     feats, summary = [], []
     b_geoms = atlas.buildings["geometry"].to_numpy()
     hh_per_b = np.diff(atlas._hh_by_building)
@@ -140,8 +208,9 @@ def propose(atlas: Atlas, scope_code: str, min_households: int, max_households: 
         pts = shapely.get_coordinates(shapely.point_on_surface(b_geoms[rows]))
         cells = _cells(community, pts)
         households = hh_per_b[rows].astype(float)
-        labels = _regions(cells, households, min_households, max_households, seed)
+        labels = _regions(cells, households, floor, max_households, seed)
         foot = b_geoms[rows]
+        regions = []
         for r in range(labels.max() + 1):
             mine = labels == r
             g = shapely.union_all(list(np.asarray(cells, dtype=object)[mine]) + list(foot[mine]))
@@ -149,7 +218,8 @@ def propose(atlas: Atlas, scope_code: str, min_households: int, max_households: 
             near = others[shapely.intersects(others, g)] if len(others) else others
             if len(near):
                 g = shapely.difference(g, shapely.union_all(near))
-            feats.append((g, comm))
+            regions.append(g)
+        feats.extend((g, comm) for g in _fit(regions, community))
         summary.append({"community": comm, "buildings": int(len(rows)), "households": int(households.sum()),
                         "grids_before": int(hi - lo), "grids_after": int(labels.max() + 1)})
     geoms = make_contiguous([f[0] for f in feats])
@@ -157,7 +227,7 @@ def propose(atlas: Atlas, scope_code: str, min_households: int, max_households: 
         {"type": "Feature", "properties": {"community": comm},
          "geometry": json.loads(shapely.to_geojson(g))} for g, (_, comm) in zip(geoms, feats)]}
     return collection, {"method": "spopt.region.MaxPHeuristic", "min_households": min_households,
-                        "max_households": max_households, "communities": summary}
+                        "max_households": max_households, "maxp_threshold": floor, "communities": summary}
 
 
 def balance_range(households, min_households: int, max_households: int) -> dict:

@@ -62,3 +62,20 @@ def test_street_scope_redraws_its_communities_without_crossing_them(crowded):
     assert [c["community"] for c in report["communities"]] == [WEST]
     plan, validation = create_plan(crowded, atlas, "370402001", grids, source="propose")
     assert validation.ok and set(validation.parents) == {WEST}
+
+
+def test_large_communities_are_regionalised_on_connected_blocks(crowded, monkeypatch):
+    from gis_grid.planning import rebalance
+    monkeypatch.setattr(rebalance, "MAX_UNITS", 8)  # 24 buildings -> blocks of up to 3
+    seen = []
+    real = rebalance._blocks
+    monkeypatch.setattr(rebalance, "_blocks", lambda *a: seen.append(real(*a)) or seen[-1])
+    atlas = Atlas.from_store(crowded)
+    grids, _ = propose(atlas, WEST, 60, 120)
+    sizes = np.bincount(seen[0])
+    assert len(sizes) < 24 and sizes.max() == 3  # buildings really were grouped
+    plan, validation = create_plan(crowded, atlas, WEST, grids, source="propose")
+    assert validation.ok
+    imp = impact_of(crowded, atlas, plan)
+    h = [g["households"] for g in imp["grids"]]
+    assert sum(h) == 240 and all(60 <= x <= 120 for x in h), h
