@@ -53,18 +53,22 @@ def _payload_at(v):
 @router.post("/incidents", status_code=201, summary="Log a case; its grid is found by locate (outside: 422)")
 def create_incident(body: NewIncident, h: AtlasHolder = Depends(holder)) -> dict:
     atlas = h.atlas
+    before = h.store.incidents_version()
     case = service.create(h.store, atlas, lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
                           reporter=body.reporter, role=body.role, priority=body.priority,
                           department=body.department, description=body.description, at=_payload_at(body.at))
+    aggregate.note_write(h.store, atlas, service._row(case), before)
     return service.view(case, atlas=atlas)
 
 
 @router.post("/incidents/{incident_id}/transitions", summary="Advance a case by one workflow action")
 def transition(incident_id: str, body: Transition, h: AtlasHolder = Depends(holder)) -> dict:
+    before = h.store.incidents_version()
     case = service.transition(h.store, incident_id, body.action, actor=body.actor, role=body.role,
                               at=_payload_at(body.at), satisfaction=body.satisfaction, note=body.note,
                               assessment=body.assessment, department=body.department,
                               expected_version=body.expected_version)
+    aggregate.note_write(h.store, h.atlas, service._row(case), before)
     return service.view(case, atlas=h.atlas)
 
 

@@ -153,6 +153,35 @@ def case_table(store: Store, atlas: Atlas) -> CaseTable:
         return table
 
 
+_ARRAYS = ("ids", "grid", "category", "department", "status", "lon", "lat", "created", "dispatched", "closed",
+           "deadline", "satisfaction", "rework")
+
+
+def note_write(store: Store, atlas: Atlas, row: dict, version_before: int) -> None:
+    """Patch the cached case table with one case just written, instead of reloading ~140k rows.
+
+    Safe only when the cache was current right before this write and the store moved by
+    exactly this one write; otherwise the cache is left alone and the next read reloads it.
+    """
+    cached = getattr(atlas, _ATTR, None)
+    now = store.incidents_version()
+    if cached is None or cached.version != (atlas.version, version_before) or now != version_before + 1:
+        return
+    one = CaseTable.from_frame(pd.DataFrame([{c: row.get(c) for c in _COLS}]), atlas)
+    with _LOCK:
+        hit = np.flatnonzero(cached.ids == row["id"])
+        cols = {}
+        for name in _ARRAYS:
+            a = getattr(cached, name)
+            if len(hit):
+                a = a.copy()
+                a[hit[0]] = getattr(one, name)[0]
+            else:
+                a = np.concatenate([a, getattr(one, name)])
+            cols[name] = a
+        setattr(atlas, _ATTR, CaseTable(**cols, version=(atlas.version, now)))
+
+
 # -- time ranges ----------------------------------------------------------------------------
 def parse_time(value, *, end: bool = False) -> datetime | None:
     """A date or date-time (naive = China Standard Time) -> aware datetime; a bare end date is inclusive."""

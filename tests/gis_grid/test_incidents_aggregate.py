@@ -118,3 +118,32 @@ def test_demo_levels_agree_and_quantiles_match_pandas(demo_store_path, tmp_path_
     ref = h.groupby(done["grid_code"].str[:12]).median()
     ours = aggregate.group_stats(t, atlas, "community")["median_handling_h"]
     np.testing.assert_allclose(ours.reindex(ref.index).to_numpy(), ref.round(2).to_numpy(), atol=0.011)
+
+
+def test_note_write_patches_the_cache_like_a_reload(tmp_path):
+    from datetime import datetime, timedelta, timezone
+    from gis_grid.incidents import service
+    store = make_toy_store(tmp_path / "toy.gpkg")
+    atlas = Atlas.from_store(store)
+    now = datetime(2016, 6, 1, tzinfo=timezone.utc)
+    first = aggregate.case_table(store, atlas)  # empty, current
+    v = store.incidents_version()
+    c = service.create(store, atlas, lon=117.505, lat=34.815, crs="EPSG:4490", category="sanitation",
+                       reporter="W1", role="grid_worker", at=now - timedelta(days=1), now=now)
+    aggregate.note_write(store, atlas, service._row(c), v)
+    patched = aggregate.case_table(store, atlas)
+    assert patched is not first and len(patched) == 1
+    v = store.incidents_version()
+    c2 = service.transition(store, c.id, "register", actor="a", role="command_centre",
+                            at=now - timedelta(hours=20), now=now)
+    aggregate.note_write(store, atlas, service._row(c2), v)
+    patched = aggregate.case_table(store, atlas)
+    delattr(atlas, aggregate._ATTR)
+    fresh = aggregate.case_table(store, atlas)
+    for name in aggregate._ARRAYS + ("state",):
+        np.testing.assert_array_equal(getattr(patched, name), getattr(fresh, name), err_msg=name)
+    # a stale cache (someone else wrote in between) is left for a reload
+    v_old = store.incidents_version() - 1
+    aggregate.note_write(store, atlas, service._row(c2), v_old)
+    assert aggregate.case_table(store, atlas) is fresh
+    store.close()
