@@ -73,3 +73,29 @@ def test_incident_layers_render(browser, page_file, artifacts_dir):
     assert not errors, errors
     assert not blocked, blocked
     ctx.close()
+
+
+def test_served_incident_page(browser, live_server):
+    """GET /map/incidents from the running service: vendored assets load from the host, layers draw."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = ctx.new_page()
+    errors, blocked = [], []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: m.type == "error" and errors.append(m.text))
+
+    def guard(route):
+        host = urlsplit(route.request.url).hostname
+        if host not in ("127.0.0.1", "localhost"):
+            blocked.append(route.request.url)
+            return route.abort()
+        return route.continue_()
+
+    pg.route("**/*", guard)
+    pg.goto(live_server + "/map/incidents?layer=choropleth&from=2016-01-01&to=2016-12-31", wait_until="load")
+    pg.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    assert pg.evaluate("typeof L.heatLayer") == "function"  # the vendored plugin came from the host
+    pg.select_option("#layer", "community")
+    n = pg.evaluate("IncidentMap.layer().getLayers().length")
+    assert n == 170
+    assert not errors and not blocked, (errors, blocked)
+    ctx.close()
