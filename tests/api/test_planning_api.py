@@ -91,6 +91,9 @@ def test_draft_impact_apply_history_asof(client, no_pii):
     assert r.json()["atlas_version"] == 2 and r.json()["serving_version"] == 2
     r = client.post(f"/plans/{plan['id']}/apply", headers={"If-Match": '"1"'})
     assert r.status_code == 412 and r.json()["errors"]["current_version"] == 2
+    stale = client.get(f"/plans/{plan['id']}/impact")  # drawn on version 1, the atlas is at 2
+    assert stale.status_code == 409 and stale.json()["errors"]["current_version"] == 2
+    assert client.get(f"/plans/{plan['id']}").json()["status"] == "applied"
     store = client.app.state.holder.store
     applies = [a for a in store.audit_records() if a["action"] == "apply_plan"]
     assert [a["result"].split(":")[0] for a in applies] == ["refused", "refused", "ok", "refused"]
