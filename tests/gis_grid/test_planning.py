@@ -8,13 +8,13 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
 import shapely
 
-from common import X0, X1, XM, Y0, Y1, YM, make_toy_store
+from common import X0, XM, Y0, Y1, YM, make_toy_store
 from gis_grid.atlas import Atlas
 from gis_grid.coverage import check_store
 from gis_grid.errors import PreconditionError, PreconditionRequiredError

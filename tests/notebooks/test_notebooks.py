@@ -4,7 +4,6 @@ Notebooks read the store path from ``GIS_GRID_DB`` and may write to it.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
