@@ -12,6 +12,7 @@ from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, model
 
 from ..deps import holder
+from .incidents import ladder_query
 from ..state import AtlasHolder
 
 router = APIRouter(tags=["statistics"])
@@ -58,12 +59,13 @@ def by_division(level: str = Query("grid", description="district, street, commun
                 category: str | None = None, department: str | None = None,
                 at: str | None = Query(None, description="colour evaluation time (default: the range end)"),
                 format: str = Query("json", description="json or csv"),
+                ladder: model.SupervisionLadder = Depends(ladder_query),
                 r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
     if level in ("department", "category"):
         raise InvalidInputError("use /stats/departments or /stats/categories")
     t = aggregate.case_table(h.store, h.atlas)
     df = aggregate.group_stats(t, h.atlas, level, *r, at=at, category=category, department=department,
-                               within=within)
+                               within=within, ladder=ladder)
     names = dict(zip(h.atlas.divisions["code"], h.atlas.divisions["name"]))
     df.insert(0, "name", [names.get(c, "") for c in df.index])
     return _answer(df, format, {"level": level, "from": r[0], "to": r[1]}, f"stats_{level}")

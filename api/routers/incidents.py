@@ -72,6 +72,20 @@ def transition(incident_id: str, body: Transition, h: AtlasHolder = Depends(hold
     return service.view(case, atlas=h.atlas)
 
 
+def ladder_query(
+    blue_from: float | None = Query(None, description=f"四色单 ladder: blue from this share of the allowed time "
+                                                      f"(default {model.DEFAULT_LADDER.blue_from})"),
+    yellow_from: float | None = Query(None, description=f"yellow (late) from (default "
+                                                        f"{model.DEFAULT_LADDER.yellow_from})"),
+    red_from: float | None = Query(None, description=f"red (seriously late) from (default "
+                                                     f"{model.DEFAULT_LADDER.red_from})"),
+) -> model.SupervisionLadder:
+    d = model.DEFAULT_LADDER
+    return model.SupervisionLadder(blue_from=d.blue_from if blue_from is None else blue_from,
+                                   yellow_from=d.yellow_from if yellow_from is None else yellow_from,
+                                   red_from=d.red_from if red_from is None else red_from)
+
+
 def filters_query(
     bbox: str | None = Query(None, description="min lon, min lat, max lon, max lat (EPSG:4326/4490)"),
     grid: str | None = Query(None, description="division code of any level"),
@@ -99,20 +113,21 @@ _LIST_COLS = ["id", "category", "department", "priority", "status", "grid_code",
               "dispatched", "closed", "deadline", "satisfaction", "rework_count"]
 
 
-def _rows(h: AtlasHolder, atlas: Atlas, f: dict):
+def _rows(h: AtlasHolder, atlas: Atlas, f: dict, ladder: model.SupervisionLadder = model.DEFAULT_LADDER):
     t = aggregate.case_table(h.store, atlas)
-    rows, col = aggregate.select(t, atlas, **f)
+    rows, col = aggregate.select(t, atlas, ladder=ladder, **f)
     return t, rows, col
 
 
 @router.get("/incidents", summary="Cases filtered by bbox, grid (any level), category, status, colour, "
                                   "department and time range; newest first, paginated")
 def list_incidents(request: Request, f: dict = Depends(filters_query),
+                   ladder: model.SupervisionLadder = Depends(ladder_query),
                    limit: int | None = Query(None, ge=1), offset: int = Query(0, ge=0),
                    h: AtlasHolder = Depends(holder), settings: Settings = Depends(settings_dep)) -> dict:
     atlas = h.atlas
     lim = min(limit or settings.default_page_size, settings.max_page_size)
-    t, rows, col = _rows(h, atlas, f)
+    t, rows, col = _rows(h, atlas, f, ladder)
     page = rows[offset:offset + lim]
     df = h.store.incidents(ids=t.ids[page].tolist(), columns=_LIST_COLS).set_index("id")
     items = []
@@ -135,9 +150,10 @@ def list_incidents(request: Request, f: dict = Depends(filters_query),
 
 @router.get("/incidents/export.csv", summary="Every matching case as CSV (same filters as GET /incidents)",
             response_class=StreamingResponse)
-def export_csv(f: dict = Depends(filters_query), h: AtlasHolder = Depends(holder)):
+def export_csv(f: dict = Depends(filters_query), ladder: model.SupervisionLadder = Depends(ladder_query),
+               h: AtlasHolder = Depends(holder)):
     atlas = h.atlas
-    t, rows, col = _rows(h, atlas, f)
+    t, rows, col = _rows(h, atlas, f, ladder)
     ids = t.ids[rows]
     colour = {i: (aggregate.COLOUR_NAMES[c] if c >= 0 else "") for i, c in zip(ids, col[rows])}
 
@@ -163,9 +179,10 @@ def export_csv(f: dict = Depends(filters_query), h: AtlasHolder = Depends(holder
 
 
 @router.get("/incidents/{incident_id}", summary="One case with its event log and supervision colour")
-def get_incident(incident_id: str, at: str | None = Query(None), h: AtlasHolder = Depends(holder)) -> dict:
+def get_incident(incident_id: str, at: str | None = Query(None),
+                 ladder: model.SupervisionLadder = Depends(ladder_query), h: AtlasHolder = Depends(holder)) -> dict:
     case = service.get(h.store, incident_id)
-    return service.view(case, at=aggregate.parse_time(at) if at else None, atlas=h.atlas)
+    return service.view(case, at=aggregate.parse_time(at) if at else None, ladder=ladder, atlas=h.atlas)
 
 
 @router.get("/incidents-meta", summary="Categories, departments, priorities, roles, steps and the colour ladder")

@@ -214,3 +214,18 @@ def test_statistics_follow_writes(toy):
     assert {x["code"]: x["cases"] for x in g}["370402001001001"] == 1
     a = toy.get("/stats/assessment").json()["items"]
     assert [x["department"] for x in a] == ["justice"] and a[0]["eligible_advanced"] is False
+
+
+def test_ladder_is_configurable_per_request(demo):
+    q = {"status": ["dispatched", "handled", "fed_back"], "at": "2016-12-31T23:59:59+08:00"}
+    default = demo.get("/incidents", params={**q, "colour": "red"}).json()["numberMatched"]
+    strict = demo.get("/incidents", params={**q, "colour": "red", "red_from": 1.0, "yellow_from": 1.0}
+                      ).json()["numberMatched"]
+    assert strict > default > 0
+    late = demo.get("/incidents", params={**q, "colour": ["yellow", "red"]}).json()["numberMatched"]
+    assert strict == late  # with red from 100 %, every late case is red
+    s = demo.get("/stats/divisions", params={"level": "district", "red_from": 1.0, "yellow_from": 1.0,
+                                             "to": "2016-12-31"}).json()["items"][0]
+    assert s["open_red"] == strict and s["open_yellow"] == 0
+    r = demo.get("/incidents", params={"blue_from": 1.5, "yellow_from": 1.0})
+    assert r.status_code == 400 and "ladder" in r.json()["detail"]
