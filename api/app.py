@@ -25,8 +25,9 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
     app.state.settings = settings
     app.state.holder = holder or AtlasHolder(open_store(settings.db))
     errors.install(app)
-    from .security import OneTimeLogins, RateLimiter
+    from .security import AuthCache, OneTimeLogins, RateLimiter
     app.state.rate_limiter = RateLimiter()
+    app.state.auth_cache = AuthCache()
     app.state.one_time_logins = OneTimeLogins()
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -5,6 +5,7 @@ reads credentials from HTTP and records reads in the audit log.
 """
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -13,7 +14,7 @@ import uuid
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from gis_grid.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from gis_grid.errors import AuthenticationError, NotFoundError, PermissionDeniedError, RateLimitedError
 from gis_grid.security import audit, keys
 from gis_grid.security.roles import Principal
 
@@ -79,14 +80,40 @@ def _token(request: Request) -> tuple[str | None, bool]:
     return (cookie, True) if cookie else (None, False)
 
 
+AUTH_CACHE_S = 5.0  # a revoked key stops working within this many seconds
+
+
+class AuthCache:
+    """Recently verified tokens, keyed by their digest, so hot paths skip the store."""
+
+    def __init__(self, ttl_s: float = AUTH_CACHE_S, size: int = 10_000):
+        self.ttl_s, self.size = ttl_s, size
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> Principal | None:
+        hit = self._entries.get(digest)
+        return hit[0] if hit and hit[1] > time.monotonic() else None
+
+    def put(self, digest: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()  # crude but bounded; entries are cheap to rebuild
+            self._entries[digest] = (principal, time.monotonic() + self.ttl_s)
+
+
 async def principal_dep(request: Request) -> Principal:
     """Authenticate the request (deny by default), enforce CSRF for cookie writes and the rate limit."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
     token, from_cookie = _token(request)
-    store = request.app.state.holder.store
-    principal = await run_in_threadpool(keys.authenticate, store, token)
+    cache = request.app.state.auth_cache
+    digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
+    principal = cache.get(digest) if token else None
+    if principal is None:
+        principal = await run_in_threadpool(keys.authenticate, request.app.state.holder.store, token)
+        cache.put(digest, principal)
     if from_cookie and request.method not in _SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         expected = request.cookies.get(CSRF_COOKIE, "")
@@ -97,6 +124,23 @@ async def principal_dep(request: Request) -> Principal:
     request.app.state.rate_limiter.take(principal.key_id, "all", settings.rate_limit_per_minute)
     request.state.principal = principal
     return principal
+
+
+def require(*flags: str):
+    """A dependency: an authenticated caller whose role has every permission flag named."""
+    async def dep(request: Request) -> Principal:
+        who = await principal_dep(request)
+        missing = [f for f in flags if not getattr(who.permission, f)]
+        if missing:
+            raise PermissionDeniedError(f"the {who.role} role may not use this endpoint (needs {', '.join(missing)})")
+        return who
+    return dep
+
+
+def check_scope(who: Principal, code: str, what: str = "division") -> None:
+    """Out of the caller's scope answers exactly like a missing object (404), so nothing leaks."""
+    if not who.sees(code):
+        raise NotFoundError(f"no {what} {code!r}")
 
 
 def request_id(request: Request) -> str:

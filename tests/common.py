@@ -80,3 +80,14 @@ def make_toy_store(path, divisions=None, buildings=None, households=None, reside
     store = open_store(path, create=True)
     store.replace_all(tables, {"district": "370402"})
     return store
+
+
+def bearer(store_or_path, role: str = "command_center", scope: str = "370402") -> dict:
+    """Authorization header of a fresh key with ``role`` and ``scope`` in that store."""
+    from gis_grid.security.keys import create_key
+    from gis_grid.store import open_store
+
+    store = open_store(store_or_path) if isinstance(store_or_path, (str, bytes)) or hasattr(store_or_path, "__fspath__") \
+        else store_or_path
+    _, token = create_key(store, role, scope, days=1, note="test")
+    return {"Authorization": f"Bearer {token}"}

@@ -40,6 +40,13 @@ def demo_atlas(demo_store) -> Atlas:
 
 
 @pytest.fixture(scope="session")
+def demo_headers(demo_store_path) -> dict:
+    """A command-centre key for the demo store (district-wide, personal data masked)."""
+    from common import bearer
+    return bearer(demo_store_path)
+
+
+@pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS

@@ -8,9 +8,10 @@ from gis_grid.atlas import Atlas
 from gis_grid.hierarchy import Level
 
 from ..deps import atlas_dep, settings_dep
+from ..security import principal_dep
 from ..settings import Settings
 
-router = APIRouter(tags=["capabilities"])
+router = APIRouter(tags=["capabilities"], dependencies=[Depends(principal_dep)])
 
 _CRS_NOTES = {
     crs_mod.InputCRS.CRS84: "lon/lat (x = longitude) degrees; the default; treated as identical to CGCS2000",

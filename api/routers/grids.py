@@ -12,12 +12,30 @@ from gis_grid.atlas import Atlas
 from gis_grid.errors import NotFoundError
 from gis_grid.hierarchy import Level, level_of, parent_code
 from gis_grid.masking import mask_names, mask_phones
+from gis_grid.security.roles import PersonalData, Principal
 
 from ..asof import atlas_at_dep
 from ..deps import atlas_dep, holder
+from ..security import check_scope, require
 from ..state import AtlasHolder
 
 router = APIRouter(tags=["grids"])
+_maps = require("maps")
+
+
+def _visible_stats(figures: dict, who: Principal) -> dict:
+    """Special-group counts as the role may see them: small cells suppressed, or none at all."""
+    p = who.permission
+    groups = figures.get("special_groups")
+    if groups is None:
+        return figures
+    if p.vulnerability is PersonalData.NONE:
+        return {k: v for k, v in figures.items() if k != "special_groups"}
+    if p.min_cell:
+        # a count of 1-4 people in a small area can identify them: publish it as null
+        figures = {**figures, "special_groups": {k: (None if 0 < v < p.min_cell else v) for k, v in groups.items()},
+                   "suppressed_below": p.min_cell}
+    return figures
 
 
 def geojson(geometry) -> dict | None:
@@ -43,12 +61,14 @@ def _none(v):
 @router.get("/grids/{code}", summary="A division of any level: hierarchy, geometry, statistics")
 def grid_card(code: str = Path(..., description="6-, 9-, 12- or 15-digit division code"),
               geometry: bool = Query(True, description="include the boundary as GeoJSON"),
-              atlas: Atlas = Depends(atlas_at_dep), h: AtlasHolder = Depends(holder)) -> dict:
+              atlas: Atlas = Depends(atlas_at_dep), h: AtlasHolder = Depends(holder),
+              who: Principal = Depends(_maps)) -> dict:
     level = level_of(code)  # 400 for malformed codes
+    check_scope(who, code)
     if code not in atlas.by_code:
         parent = parent_code(code)
         hint = ""
-        if parent and parent in atlas.by_code:
+        if parent and parent in atlas.by_code and who.sees(parent):
             kids = atlas.children(parent)["code"].tolist()
             hint = f"; {parent} has {len(kids)} {level.value} divisions: {', '.join(kids[:10])}" + \
                    (" ..." if len(kids) > 10 else "")
@@ -62,7 +82,7 @@ def grid_card(code: str = Path(..., description="6-, 9-, 12- or 15-digit divisio
         "children": [{"code": c, "name": n, "level": lv}
                      for c, n, lv in zip(kids["code"], kids["name"], kids["level"])],
         "area_m2": stats.division_area_m2(row),
-        "statistics": stats.division_stats(atlas, h.store, code),
+        "statistics": _visible_stats(stats.division_stats(atlas, h.store, code), who),
         "atlas_version": atlas.version,
     }
     if level is Level.GRID:
@@ -79,10 +99,11 @@ def grid_card(code: str = Path(..., description="6-, 9-, 12- or 15-digit divisio
 @router.get("/buildings/{building_id}", summary="One building: kind, floors, grid, household count")
 def building(building_id: int = Path(..., description="building id"),
              geometry: bool = Query(True, description="include the footprint as GeoJSON"),
-             atlas: Atlas = Depends(atlas_dep)) -> dict:
+             atlas: Atlas = Depends(atlas_dep), who: Principal = Depends(_maps)) -> dict:
     row = atlas.building_row(building_id)  # 404 for unknown ids
     b = atlas.buildings.iloc[row]
     g = int(atlas.building_grid[row])
+    check_scope(who, atlas.grid_codes[g] if g >= 0 else "", "building")
     n = int(atlas._hh_by_building[row + 1] - atlas._hh_by_building[row])
     out = {"id": int(b["id"]), "name": _none(b["name"]), "kind": b["kind"],
            "floors": None if _none(b["floors"]) is None else int(b["floors"]),

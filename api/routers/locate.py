@@ -11,9 +11,11 @@ from fastapi.responses import Response
 from gis_grid import crs as crs_mod
 from gis_grid.atlas import Atlas
 from gis_grid.errors import InvalidInputError, LimitExceededError
+from gis_grid.security.roles import Principal
 
 from ..asof import AT_DESCRIPTION, atlas_at_dep
 from ..deps import atlas_dep, crs_query, settings_dep
+from ..security import require
 from ..settings import Settings
 
 router = APIRouter(tags=["locate"])
@@ -40,10 +42,14 @@ def _number(query, name: str) -> float:
         raise InvalidInputError(f"query parameter {name!r} must be a number, got {raw!r}") from None
 
 
+_locate_role = require("locate")
+
+
 @router.get("/locate", summary="Which grid is this point in?", openapi_extra=_GET_PARAMS)
 async def locate_one(request: Request) -> Response:
     # the hot path for other systems: parameters are read by hand because FastAPI's
     # generic dependency solving costs more than validating and locating the point
+    await _locate_role(request)
     q = request.query_params
     lon, lat, crs = _number(q, "lon"), _number(q, "lat"), q.get("crs")
     atlas = await atlas_at_dep(request, q.get("at"))
@@ -93,7 +99,8 @@ _BATCH_SCHEMA = {
 
 
 @router.post("/locate", summary="Locate a batch of points, answers in input order", openapi_extra=_BATCH_SCHEMA)
-async def locate_batch(request: Request, crs: str | None = Depends(crs_query), atlas: Atlas = Depends(atlas_dep),
+async def locate_batch(request: Request, who: Principal = Depends(_locate_role),
+                       crs: str | None = Depends(crs_query), atlas: Atlas = Depends(atlas_dep),
                        settings: Settings = Depends(settings_dep)) -> Response:
     raw = await request.body()
     if len(raw) > settings.max_body_bytes:

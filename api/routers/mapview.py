@@ -5,17 +5,20 @@ import threading
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from gis_grid import maps
 from gis_grid.atlas import Atlas
-from gis_grid.errors import InvalidInputError, NotFoundError
+from gis_grid.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
 from gis_grid.hierarchy import Level
+from gis_grid.security.roles import Principal
 
 from ..deps import atlas_dep, settings_dep
+from ..security import principal_dep, require
 from ..settings import Settings
 
 router = APIRouter(tags=["map"])
+_maps = require("maps")
 
 STATIC_DIR = (Path(__file__).resolve().parent.parent / "static").resolve()
 CONTENT_TYPES = {
@@ -46,9 +49,20 @@ def _cached(key: tuple, build) -> bytes:
     return value
 
 
+async def _viewer(request: Request) -> Principal | None:
+    try:
+        return await principal_dep(request)
+    except AuthenticationError:
+        return None
+
+
 @router.get("/map", response_class=HTMLResponse, summary="The command-centre map viewer (HTML)")
 def map_page(request: Request, atlas: Atlas = Depends(atlas_dep),
-             settings: Settings = Depends(settings_dep)) -> HTMLResponse:
+             settings: Settings = Depends(settings_dep), who: Principal | None = Depends(_viewer)):
+    if who is None:  # a browser without a session goes to the sign-in page, not to a JSON 401
+        return RedirectResponse("/login?next=/map", status_code=303)
+    if not who.permission.maps:
+        raise PermissionDeniedError(f"the {who.role} role has no map access")
     prefix = request.scope.get("root_path", "").rstrip("/")
     key = ("html", id(atlas), atlas.version, settings.basemap, settings.tianditu_key, prefix)
     body = _cached(key, lambda: maps.viewer_html(atlas, settings.basemap, f"{prefix}/map/static",
@@ -59,7 +73,7 @@ def map_page(request: Request, atlas: Atlas = Depends(atlas_dep),
 
 @router.get("/map/layers/{level}.geojson", summary="One grid level as simplified GeoJSON for the viewer")
 def map_layer(level: str, request: Request, atlas: Atlas = Depends(atlas_dep),
-              settings: Settings = Depends(settings_dep)) -> Response:
+              settings: Settings = Depends(settings_dep), who: Principal = Depends(_maps)) -> Response:
     lvl = Level.parse(level)
     etag = f'"{atlas.version}-{lvl.value}-{settings.basemap}"'
     if request.headers.get("if-none-match") == etag:
@@ -72,7 +86,8 @@ def map_layer(level: str, request: Request, atlas: Atlas = Depends(atlas_dep),
 
 @router.get("/map/search", summary="Find a grid by code or name, or a 'lon,lat' point (display coordinates)")
 def map_search(q: str = Query(..., max_length=200, description="grid/division code, name, or 'lon,lat'"),
-               atlas: Atlas = Depends(atlas_dep), settings: Settings = Depends(settings_dep)) -> dict:
+               atlas: Atlas = Depends(atlas_dep), settings: Settings = Depends(settings_dep),
+               who: Principal = Depends(_maps)) -> dict:
     return maps.search(atlas, q, settings.basemap)
 
 

@@ -11,14 +11,16 @@ import json
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from gis_grid import crs as crs_mod
 from gis_grid import features as feat
 from gis_grid.errors import InvalidInputError
 
-router = APIRouter(prefix="/ogc", tags=["ogc"])
+from ..security import require
+
+router = APIRouter(prefix="/ogc", tags=["ogc"], dependencies=[Depends(require("maps"))])
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000

@@ -1,8 +1,10 @@
 """Who lives here: households with their residents, in a division, a building or a drawn polygon.
 
-Personal fields are masked on the server (no access control yet): names
-``张*``, ID numbers ``370402********1234``, phones ``138****5678``; the birth
-date is replaced by a 10-year ``age_band``. Special-group flags are not
+Personal fields are always masked here, whatever the role: names ``张*``, ID
+numbers ``370402********1234``, phones ``138****5678``; the birth date becomes a
+10-year ``age_band``. Unmasked values come only from the purpose-bound
+``/residents/{id}/unmasked``. Roles that may see counts only (planners) get the
+counts without the records; every read is audited. Special-group flags are not
 published per person (only as counts on the division card).
 """
 from __future__ import annotations
@@ -21,16 +23,27 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
 from gis_grid import crs as crs_mod
 from gis_grid.atlas import Atlas, check_polygon
-from gis_grid.errors import ConflictError, InvalidCoordinatesError, InvalidGeometryError, InvalidInputError
+from gis_grid.errors import (ConflictError, InvalidCoordinatesError, InvalidGeometryError, InvalidInputError,
+                             PermissionDeniedError)
 from gis_grid.hierarchy import level_of
 from gis_grid.masking import mask_ids, mask_names, mask_phones
+from gis_grid.security import audit
+from gis_grid.security.roles import PersonalData, Principal
 
 from ..asof import atlas_at_dep
 from ..deps import atlas_dep, crs_query, holder, settings_dep
+from ..security import check_scope, principal_dep, request_id
 from ..settings import Settings
 from ..state import AtlasHolder
 
 router = APIRouter(tags=["residents"])
+
+
+async def _people(request: Request) -> Principal:
+    who = await principal_dep(request)
+    if who.permission.personal is PersonalData.NONE:
+        raise PermissionDeniedError(f"the {who.role} role may not read who lives where")
+    return who
 
 RESIDENT_COLUMNS = ["id", "household_id", "name", "gender", "birth_date", "id_number", "phone", "relation"]
 
@@ -91,8 +104,17 @@ def _age_bands(birth: pd.Series, today: date | None = None) -> list[str | None]:
 
 
 def _households_page(request: Request, atlas: Atlas, h: AtlasHolder, households: pd.DataFrame,
-                     page: Page, extra: dict | None = None) -> dict:
+                     page: Page, who: Principal, resource: str, extra: dict | None = None) -> dict:
+    if who.permission.subtree_only:
+        households = households[households["grid_code"].str.startswith(who.scope)]
     total = len(households)
+    if who.permission.personal is PersonalData.COUNTS:
+        h.store.append_audit(audit.new_record(
+            key_id=who.key_id, role=who.role, scope=who.scope, action="residents.count", resource=resource,
+            fields=(), masked=True, request_id=request_id(request)))
+        return {"atlas_version": atlas.version, **(extra or {}), "numberMatched": total,
+                "residentsMatched": int(households["size"].fillna(0).sum()), "households": None,
+                "note": f"the {who.role} role sees counts only"}
     chunk = households.iloc[page.offset:page.offset + page.limit]
     ids = chunk["id"].tolist()
     res = h.store.residents(household_ids=ids, columns=RESIDENT_COLUMNS) if ids else \
@@ -123,6 +145,10 @@ def _households_page(request: Request, atlas: Atlas, h: AtlasHolder, households:
             "unit": None if pd.isna(unit) else int(unit), "floor": None if pd.isna(floor) else int(floor),
             "room": room, "size": None if pd.isna(size) else int(size), "head_name": str(head),
             "residents": people[hid]})
+    h.store.append_audit(audit.new_record(
+        key_id=who.key_id, role=who.role, scope=who.scope, action="residents.read", resource=resource,
+        fields=("name", "id_number", "phone", "head_name", "age_band", "address"), masked=True,
+        request_id=request_id(request)))
     end = page.offset + len(chunk)
     links = [{"rel": "self", "href": str(request.url)}]
     body = {"atlas_version": atlas.version, **(extra or {}), "numberMatched": total,
@@ -152,11 +178,12 @@ PAGING = dict(
 def grid_residents(request: Request, code: str = Path(...), limit: int | None = PAGING["limit"],
                    offset: int | None = PAGING["offset"], next: str | None = PAGING["next"],
                    atlas: Atlas = Depends(atlas_at_dep), h: AtlasHolder = Depends(holder),
-                   settings: Settings = Depends(settings_dep)) -> dict:
+                   settings: Settings = Depends(settings_dep), who: Principal = Depends(_people)) -> dict:
     level_of(code)
+    check_scope(who, code)
     households = atlas.households.iloc[slice(*_hh_range(atlas, code))]
     page = _page(limit, offset, next, f"grid:{code}", settings, atlas)
-    return _households_page(request, atlas, h, households, page, {"code": code})
+    return _households_page(request, atlas, h, households, page, who, f"grid/{code}", {"code": code})
 
 
 def _hh_range(atlas: Atlas, code: str) -> tuple[int, int]:
@@ -168,12 +195,15 @@ def _hh_range(atlas: Atlas, code: str) -> tuple[int, int]:
 def building_residents(request: Request, building_id: int = Path(...), limit: int | None = PAGING["limit"],
                        offset: int | None = PAGING["offset"], next: str | None = PAGING["next"],
                        atlas: Atlas = Depends(atlas_dep), h: AtlasHolder = Depends(holder),
-                       settings: Settings = Depends(settings_dep)) -> dict:
+                       settings: Settings = Depends(settings_dep), who: Principal = Depends(_people)) -> dict:
     row = atlas.building_row(building_id)  # 404
+    g = int(atlas.building_grid[row])
+    check_scope(who, atlas.grid_codes[g] if g >= 0 else "", "building")
     idx = atlas._hh_by_building_order[atlas._hh_by_building[row]:atlas._hh_by_building[row + 1]]
     households = atlas.households.iloc[np.sort(idx)]
     page = _page(limit, offset, next, f"building:{int(building_id)}", settings, atlas)
-    return _households_page(request, atlas, h, households, page, {"building_id": int(building_id)})
+    return _households_page(request, atlas, h, households, page, who, f"building/{int(building_id)}",
+                            {"building_id": int(building_id)})
 
 
 # ---------------------------------------------------------------- polygons
@@ -221,9 +251,11 @@ def search(request: Request, body: Any = Body(..., examples=[{"type": "Polygon",
            crs: str | None = Depends(crs_query), limit: int | None = PAGING["limit"],
            offset: int | None = PAGING["offset"], next: str | None = PAGING["next"],
            atlas: Atlas = Depends(atlas_dep), h: AtlasHolder = Depends(holder),
-           settings: Settings = Depends(settings_dep)) -> dict:
+           settings: Settings = Depends(settings_dep), who: Principal = Depends(_people)) -> dict:
     polygon = polygon_from_body(body, crs, settings.max_polygon_vertices)
     rows = atlas.household_rows_in_polygon(polygon, settings.max_polygon_vertices)
     page = _page(limit, offset, next, _key(polygon), settings, atlas)
     buildings = len(atlas.buildings_in_polygon(polygon, settings.max_polygon_vertices))
-    return _households_page(request, atlas, h, atlas.households.iloc[rows], page, {"buildingsMatched": buildings})
+    # only what lies in the caller's scope is returned (filtered in _households_page)
+    return _households_page(request, atlas, h, atlas.households.iloc[rows], page, who,
+                            f"polygon/{_key(polygon)}", {"buildingsMatched": buildings})

@@ -8,14 +8,17 @@ tile is a valid empty MVT. Tiles are cached per atlas version; ETag = "{version}
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from gis_grid import features as feat
 from gis_grid import tiles as tl
 from gis_grid.errors import InvalidInputError, NotFoundError
 
-router = APIRouter(prefix="/ogc/collections/{collectionId}/tiles", tags=["tiles"])
+from ..security import require
+
+router = APIRouter(prefix="/ogc/collections/{collectionId}/tiles", tags=["tiles"],
+                   dependencies=[Depends(require("maps"))])
 
 
 def _cache(request: Request) -> tl.TileCache:

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from common import make_toy_store, toy_people
+from common import bearer, make_toy_store, toy_people
 
 ID18 = re.compile(r"\b\d{17}[\dX]\b")
 MOBILE = re.compile(r"\b1[3-9]\d{9}\b")
@@ -35,8 +35,8 @@ def toy_limits():
 
 
 @pytest.fixture(scope="session")
-def client(demo_store_path):
-    with TestClient(create_app(Settings(db=str(demo_store_path)))) as c:
+def client(demo_store_path, demo_headers):
+    with TestClient(create_app(Settings(db=str(demo_store_path))), headers=demo_headers) as c:
         yield c
 
 
@@ -61,5 +61,6 @@ def toy_store_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def toy_client(toy_store_path):
-    with TestClient(create_app(Settings(db=str(toy_store_path), **TOY_LIMITS))) as c:
+    with TestClient(create_app(Settings(db=str(toy_store_path), **TOY_LIMITS)),
+                    headers=bearer(toy_store_path)) as c:
         yield c

@@ -5,12 +5,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from common import make_toy_store
+from common import bearer, make_toy_store
 
 
 def test_oversized_body_gets_413_and_small_one_passes(tmp_path):
     store = make_toy_store(tmp_path / "toy.gpkg")
-    with TestClient(create_app(Settings(db=store.url, max_body_bytes=200))) as c:
+    with TestClient(create_app(Settings(db=store.url, max_body_bytes=200)), headers=bearer(store)) as c:
         small = c.post("/locate", json=[[117.505, 34.815]])
         assert small.status_code == 200 and small.json()["results"][0]["grid"] == "370402001001001"
         big = c.post("/locate", json=[[117.505, 34.815]] * 50)

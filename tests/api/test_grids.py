@@ -10,6 +10,8 @@ import sqlite3
 import pytest
 import shapely
 
+from common import bearer
+
 FLAGS = ("disabled", "low_income", "elderly_alone", "extreme_poverty",
          "left_behind_child", "veteran", "community_correction")
 
@@ -58,7 +60,9 @@ def test_card_at_each_level_matches_the_store(client, chain, demo_store_path, de
     assert "geometry" not in card
     expected = sql_stats(demo_store_path, code)
     assert expected["households"] > 0 and expected["residents"] > expected["households"]
-    assert card["statistics"] == expected
+    # the command centre sees special-group counts with cells under 5 suppressed (null)
+    groups = {k: (None if 0 < v < 5 else v) for k, v in expected["special_groups"].items()}
+    assert card["statistics"] == {**expected, "special_groups": groups, "suppressed_below": 5}
     assert [(k["code"], k["name"]) for k in card["children"]] == sql_children(demo_store_path, code)
     if level == "grid":
         assert card["children"] == []
@@ -149,14 +153,20 @@ def test_unknown_code_is_404_with_a_hint(client, chain):
 
 
 # ------------------------------------------------------------- toy district
-def test_toy_cards_exact(toy_client):
-    d = toy_client.get("/grids/370402", params={"geometry": "false"}).json()
+def test_toy_cards_exact(toy_client, toy_store_path):
+    # a planner sees exact special-group counts; the command centre sees small cells suppressed
+    planner = bearer(toy_store_path, "planner", "370402")
+    d = toy_client.get("/grids/370402", params={"geometry": "false"}, headers=planner).json()
+    cc = toy_client.get("/grids/370402", params={"geometry": "false"}).json()
+    assert cc["statistics"]["suppressed_below"] == 5
+    assert cc["statistics"]["special_groups"]["disabled"] is None  # 2 people: under 5
+    assert cc["statistics"]["special_groups"]["extreme_poverty"] == 0  # zero reveals nobody
     assert d["statistics"] == {"grids": 4, "households": 5, "residents": 6, "buildings": 4, "workers": 1,
                                "special_groups": {"disabled": 2, "low_income": 1, "elderly_alone": 1,
                                                   "extreme_poverty": 0, "left_behind_child": 0, "veteran": 1,
                                                   "community_correction": 1}}
     assert [k["code"] for k in d["children"]] == ["370402001", "370402002"]
-    g = toy_client.get("/grids/370402001001001").json()
+    g = toy_client.get("/grids/370402001001001", headers=planner).json()
     assert g["statistics"]["households"] == 2 and g["statistics"]["residents"] == 3
     assert g["statistics"]["special_groups"]["disabled"] == 1
     assert g["statistics"]["special_groups"]["low_income"] == 1
@@ -165,7 +175,7 @@ def test_toy_cards_exact(toy_client):
     assert g["geometry"]["type"] == "MultiPolygon"
     # toy areas are not stored (0): computed in EPSG:4548, ~0.01 deg x 0.01 deg at 34.8N
     assert 0.9e6 < g["area_m2"] < 1.1e6
-    e = toy_client.get("/grids/370402002001002").json()
+    e = toy_client.get("/grids/370402002001002", headers=planner).json()
     assert e["workers"] == [] and e["statistics"]["workers"] == 0
     assert e["statistics"]["special_groups"]["community_correction"] == 1
 

@@ -21,7 +21,7 @@ ASSET_RE = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)\s*=\s*["']([^"'
 
 def client_for(client: TestClient, **settings) -> TestClient:
     """Another app over the same (already loaded) atlas; no lifespan, so the shared store stays open."""
-    return TestClient(create_app(Settings(**settings), holder=client.app.state.holder))
+    return TestClient(create_app(Settings(**settings), holder=client.app.state.holder), headers=client.headers)
 
 
 @pytest.fixture(scope="module")

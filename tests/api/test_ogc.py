@@ -21,11 +21,11 @@ COLLECTIONS = ["streets", "communities", "grids", "buildings"]
 
 
 @pytest.fixture(scope="module")
-def client(demo_store_path, demo_store, demo_atlas):
+def client(demo_store_path, demo_store, demo_atlas, demo_headers):
     # reuse the session atlas; the app never closes the store (no lifespan run without `with`)
     holder = AtlasHolder.__new__(AtlasHolder)
     holder.store, holder._atlas, holder._lock = demo_store, demo_atlas, threading.Lock()
-    return TestClient(create_app(Settings(db=str(demo_store_path)), holder=holder))
+    return TestClient(create_app(Settings(db=str(demo_store_path)), holder=holder), headers=demo_headers)
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ async def _no_close(app):
 
 
 @pytest.mark.parametrize("layer", ["streets", "communities", "grids", "buildings"])
-def test_ogrinfo_feature_count(server, demo_store, layer):
+def test_ogrinfo_feature_count(server, demo_store, demo_headers, layer):
     exe = _ogrinfo()
     if layer == "buildings":
         expected = len(demo_store.buildings())
@@ -75,7 +75,9 @@ def test_ogrinfo_feature_count(server, demo_store, layer):
         assert expected == {"streets": 11, "communities": 170, "grids": 445}[layer]
     t0 = time.monotonic()
     res = subprocess.run([exe, "-ro", "-so", f"OAPIF:{server}/ogc", layer], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "GDAL_HTTP_TIMEOUT": "60"})
+                         timeout=120, env={**os.environ, "GDAL_HTTP_TIMEOUT": "60",
+                                                  # a GIS client signs in with its key like any caller
+                                                  "GDAL_HTTP_HEADERS": f"Authorization: {demo_headers['Authorization']}"})
     took = time.monotonic() - t0
     assert res.returncode == 0, res.stderr + res.stdout
     m = re.search(r"Feature Count:\s*(\d+)", res.stdout)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from common import X0, X1, XM, Y0, Y1, YM, make_toy_store
+from common import X0, X1, XM, Y0, Y1, YM, bearer, make_toy_store
 from gis_grid.security import keys
 from gis_grid.store import open_store
 
@@ -59,7 +59,7 @@ def test_plans_are_for_planners(tmp_path):
         assert c.get(f"/grids/{G2}/history", headers=h).status_code == 403
 
 
-def test_draft_impact_apply_history_asof(client, no_pii):
+def test_draft_impact_apply_history_asof(client, no_pii, tmp_path):
     r = client.post("/plans", json={"community": WEST, "grids": MOVED, "note": "move the edge south"})
     assert r.status_code == 201, r.text
     plan = r.json()
@@ -110,7 +110,11 @@ def test_draft_impact_apply_history_asof(client, no_pii):
     assert client.get(f"/grids/{G2}").status_code == 404
     card = client.get(f"/grids/{G2}", params={"at": before})
     assert card.status_code == 200 and card.json()["statistics"]["households"] == 1
-    res = client.get(f"/grids/{G2}/residents", params={"at": before})
+    # a planner sees who lives there as counts only; the command centre sees the (masked) records
+    counts = client.get(f"/grids/{G2}/residents", params={"at": before}).json()
+    assert counts["households"] is None and counts["numberMatched"] == 1
+    res = client.get(f"/grids/{G2}/residents", params={"at": before},
+                     headers=bearer(tmp_path / "toy.gpkg", "command_center", "370402"))
     assert res.status_code == 200 and [h["id"] for h in res.json()["households"]] == ["Hc3"]
     assert client.get("/locate", params={"lon": 117.505, "lat": 34.805, "at": "1999-01-01"}).status_code == 404
     assert client.get("/locate", params={"lon": 117.505, "lat": 34.805, "at": "yesterday"}).status_code == 400

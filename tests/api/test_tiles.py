@@ -30,8 +30,8 @@ def holder(demo_store, demo_atlas):
 
 
 @pytest.fixture(scope="module")
-def client(demo_store_path, holder):
-    return TestClient(create_app(Settings(db=str(demo_store_path)), holder=holder))
+def client(demo_store_path, holder, demo_headers):
+    return TestClient(create_app(Settings(db=str(demo_store_path)), holder=holder), headers=demo_headers)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ MOBILE = re.compile(r"\b1[3-9]\d{9}\b")
 
 
 @pytest.fixture
-def page(browser, live_server):
+def page(browser, live_server, demo_store_path):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     pg = context.new_page()
     pg.errors, pg.blocked = [], []
@@ -32,6 +32,14 @@ def page(browser, live_server):
 
     pg.route("**/*", guard)
     pg.set_default_timeout(30_000)
+    # sign in through the real login page: the session cookie then authorises the viewer
+    from common import bearer
+    token = bearer(demo_store_path)["Authorization"].removeprefix("Bearer ")
+    pg.goto(live_server + "/map", wait_until="load")
+    assert "/login" in pg.url  # no session: the viewer sends the browser to sign in
+    pg.fill("input[name=key]", token)
+    pg.click("button[type=submit]")
+    pg.wait_for_url("**/map")
     yield pg
     context.close()
 

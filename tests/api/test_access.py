@@ -1,0 +1,107 @@
+"""Who may call what: roles x endpoints x objects in and out of scope, on the toy district.
+
+The toy district: grids 370402001001001/002 (west community 370402001001) and
+370402002001001/002 (east, community 370402002001); building 1 holds households
+Ha1 and Hb2 in grid 370402001001001, building 3 holds Hd4 in 370402002001001.
+"""
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+from common import X0, X1, Y0, Y1, bearer, make_toy_store
+
+G1, G1B, G_EAST = "370402001001001", "370402001001002", "370402002001001"
+WHOLE = {"type": "Polygon", "coordinates": [[[X0, Y0], [X1, Y0], [X1, Y1], [X0, Y1], [X0, Y0]]]}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    path = tmp_path_factory.mktemp("access") / "toy.gpkg"
+    store = make_toy_store(path)
+    heads = {name: bearer(store, role, scope) for name, role, scope in [
+        ("worker", "grid_worker", G1), ("community", "community_admin", "370402001001"),
+        ("street", "street_admin", "370402002"), ("centre", "command_center", "370402"),
+        ("planner", "planner", "370402"), ("external", "external_system", "370402"),
+        ("auditor", "auditor", "370402"), ("admin", "admin", "370402")]}
+    with TestClient(create_app(Settings(db=str(path)))) as client:
+        yield client, store, heads
+
+
+def call(client, method, url, head, **kw):
+    return client.request(method, url, headers=head, **kw).status_code
+
+
+ENDPOINTS = {  # name: (method, url, body) for an object inside grid G1 / outside the west community
+    "locate": ("GET", "/locate?lon=117.505&lat=34.815", None),
+    "card_in": ("GET", f"/grids/{G1}", None),
+    "card_out": ("GET", f"/grids/{G_EAST}", None),
+    "residents_in": ("GET", f"/grids/{G1}/residents", None),
+    "residents_out": ("GET", f"/grids/{G_EAST}/residents", None),
+    "building_in": ("GET", "/buildings/1/residents", None),
+    "building_out": ("GET", "/buildings/3/residents", None),
+    "ogc": ("GET", "/ogc/collections/grids/items", None),
+    "layer": ("GET", "/map/layers/grid.geojson", None),
+    "capabilities": ("GET", "/capabilities", None),
+    "audit": ("GET", "/audit", None),
+}
+
+EXPECTED = {  # role: the status per endpoint above, in order
+    "worker":    [200, 200, 404, 200, 404, 200, 404, 200, 200, 200, 403],
+    "community": [200, 200, 404, 200, 404, 200, 404, 200, 200, 200, 403],
+    "street":    [200, 404, 200, 404, 200, 404, 200, 200, 200, 200, 403],
+    "centre":    [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 403],
+    "planner":   [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 403],
+    "external":  [200, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
+    "auditor":   [403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 200],
+    "admin":     [403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
+}
+
+
+@pytest.mark.parametrize("role", list(EXPECTED))
+def test_role_matrix(env, role):
+    client, _, heads = env
+    got = [call(client, m, u, heads[role], json=b) for m, u, b in ENDPOINTS.values()]
+    assert dict(zip(ENDPOINTS, got)) == dict(zip(ENDPOINTS, EXPECTED[role]))
+
+
+def test_no_key_is_refused_everywhere_but_sign_in(env):
+    client, _, _ = env
+    for method, url, body in ENDPOINTS.values():
+        assert call(client, method, url, {}, json=body) == 401, url
+    assert client.post("/residents/search", json=WHOLE).status_code == 401
+    assert client.get("/login").status_code == 200
+    assert client.get("/map", follow_redirects=False).headers["location"].startswith("/login")
+    assert client.get("/map/static/viewer/viewer.css").status_code == 200
+
+
+def test_polygon_search_returns_only_the_callers_scope(env):
+    client, _, heads = env
+    everything = client.post("/residents/search", json=WHOLE, headers=heads["centre"]).json()
+    mine = client.post("/residents/search", json=WHOLE, headers=heads["worker"]).json()
+    assert everything["numberMatched"] == 5
+    assert [h["id"] for h in mine["households"]] == ["Ha1", "Hb2"]
+    assert {h["grid_code"] for h in mine["households"]} == {G1}
+
+
+def test_planner_gets_counts_not_records(env):
+    client, _, heads = env
+    body = client.get(f"/grids/{G1}/residents", headers=heads["planner"]).json()
+    assert body["households"] is None and body["numberMatched"] == 2 and body["residentsMatched"] == 3
+
+
+def test_every_people_read_is_audited(env):
+    client, store, heads = env
+    before = len(store.audit_records())
+    ok = 0
+    for head in (heads["worker"], heads["centre"], heads["planner"]):
+        for url in (f"/grids/{G1}/residents", "/buildings/1/residents"):
+            ok += client.get(url, headers=head).status_code == 200
+        ok += client.post("/residents/search", json=WHOLE, headers=head).status_code == 200
+    new = store.audit_records()[before:]
+    people = [r for r in new if r["action"] in ("residents.read", "residents.count")]
+    assert ok == 9 and len(people) == 9
+    assert {r["role"] for r in people} == {"grid_worker", "command_center", "planner"}
+    assert all(r["masked"] for r in people)
