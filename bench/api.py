@@ -47,8 +47,8 @@ def wait_up(url: str, timeout: float = 120) -> None:
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def run_wrk(url: str, connections: int, seconds: int, script: str | None = None) -> dict:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+def run_wrk(url: str, connections: int, seconds: int, header: str) -> dict:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", header, url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
     lat = {p: float(v) * _UNIT[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -73,7 +73,14 @@ def main() -> int:
         from gis_grid.demo.generate import write_demo
         with open_store(args.db, create=True) as s:
             write_demo(s)
-    atlas = Atlas.from_store(open_store(args.db))
+    store = open_store(args.db)
+    atlas = Atlas.from_store(store)
+    # other systems call with an external_system key, as in production
+    from gis_grid.security.keys import create_key
+    token = create_key(store, "external_system", "370402", days=1, note="bench/api.py")[1]
+    auth = {"Authorization": f"Bearer {token}"}
+    viewer = {"Authorization": "Bearer " + create_key(store, "command_center", "370402", days=1,
+                                                      note="bench/api.py tiles")[1]}
     rng = np.random.default_rng(1)
     pt = (117.558, 34.862)
 
@@ -103,13 +110,14 @@ def main() -> int:
                                "--no-access-log"], env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_up(f"{base}/locate?lon={pt[0]}&lat={pt[1]}")
+        wait_up(f"{base}/login")
         url = f"{base}/locate?lon={pt[0]}&lat={pt[1]}"
-        run_wrk(url, 1, 2)  # warm-up
-        c1 = run_wrk(url, 1, args.seconds)
-        c8 = run_wrk(url, 8, args.seconds)
+        header = f"Authorization: {auth['Authorization']}"
+        run_wrk(url, 1, 2, header)  # warm-up
+        c1 = run_wrk(url, 1, args.seconds, header)
+        c8 = run_wrk(url, 8, args.seconds, header)
         import httpx
-        with httpx.Client(timeout=60) as client:
+        with httpx.Client(timeout=60, headers=auth) as client:
             http_batch = []
             body = batch.tolist()
             for _ in range(5):
@@ -125,7 +133,8 @@ def main() -> int:
             for dx in range(-3, 4):
                 for dy in range(-3, 4):
                     t = time.perf_counter()
-                    r = client.get(f"{base}/ogc/collections/buildings/tiles/WebMercatorQuad/16/{centre.x + dx}/{centre.y + dy}")
+                    r = client.get(f"{base}/ogc/collections/buildings/tiles/WebMercatorQuad/16/"
+                                   f"{centre.x + dx}/{centre.y + dy}", headers=viewer)
                     tile_times.append(time.perf_counter() - t)
                     tile_status.append(r.status_code)
     finally:
