@@ -7,9 +7,10 @@ from fastapi.responses import HTMLResponse
 from gis_grid.incidents import aggregate, early_warning, maps
 
 from ..deps import holder
+from ..security import require
 from ..state import AtlasHolder
 
-router = APIRouter(tags=["map"])
+router = APIRouter(tags=["map"], dependencies=[Depends(require("maps"))])
 
 
 @router.get("/map/incidents", response_class=HTMLResponse,

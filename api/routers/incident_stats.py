@@ -12,10 +12,11 @@ from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, model
 
 from ..deps import holder
+from ..security import require
 from .incidents import ladder_query
 from ..state import AtlasHolder
 
-router = APIRouter(tags=["statistics"])
+router = APIRouter(tags=["statistics"], dependencies=[Depends(require("maps"))])
 
 
 def range_query(start: str | None = Query(None, alias="from", description="date or date-time (UTC+8 if naive)"),

@@ -11,14 +11,38 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from gis_grid.atlas import Atlas
-from gis_grid.errors import InvalidInputError
+from gis_grid.errors import InvalidInputError, PermissionDeniedError
+from gis_grid.security.roles import Principal
 from gis_grid.incidents import aggregate, model, service
 
 from ..deps import holder, settings_dep
+from ..security import check_scope, principal_dep, require
 from ..settings import Settings
 from ..state import AtlasHolder
 
-router = APIRouter(tags=["incidents"])
+router = APIRouter(tags=["incidents"], dependencies=[Depends(principal_dep)])
+_read, _write = require("cases_read"), require("cases_write")
+
+
+def _scoped_filters(who: Principal, f: dict) -> dict:
+    """A key confined to a subtree lists only its cases; naming a grid outside it is a 404."""
+    if not who.permission.subtree_only:
+        return f
+    if f.get("code"):
+        check_scope(who, f["code"])
+        return f
+    return {**f, "code": who.scope}
+
+
+def _scoped_point(who: Principal, atlas: Atlas, body) -> None:
+    if not who.permission.subtree_only:
+        return
+    from gis_grid import crs as crs_mod
+    x, y = crs_mod.validate_coordinates(body.lon, body.lat, body.crs)
+    lon, lat = crs_mod.to_storage(x, y, body.crs)
+    grid = atlas.locate_one(float(lon), float(lat), with_building=False).grid
+    if grid is not None and not who.sees(grid[0]):
+        raise PermissionDeniedError(f"the point lies in grid {grid[0]}, outside this key's scope {who.scope}")
 
 
 class NewIncident(BaseModel):
@@ -51,8 +75,10 @@ def _payload_at(v):
 
 
 @router.post("/incidents", status_code=201, summary="Log a case; its grid is found by locate (outside: 422)")
-def create_incident(body: NewIncident, h: AtlasHolder = Depends(holder)) -> dict:
+def create_incident(body: NewIncident, h: AtlasHolder = Depends(holder),
+                    who: Principal = Depends(_write)) -> dict:
     atlas = h.atlas
+    _scoped_point(who, atlas, body)
     before = h.store.incidents_version()
     case = service.create(h.store, atlas, lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
                           reporter=body.reporter, role=body.role, priority=body.priority,
@@ -62,7 +88,9 @@ def create_incident(body: NewIncident, h: AtlasHolder = Depends(holder)) -> dict
 
 
 @router.post("/incidents/{incident_id}/transitions", summary="Advance a case by one workflow action")
-def transition(incident_id: str, body: Transition, h: AtlasHolder = Depends(holder)) -> dict:
+def transition(incident_id: str, body: Transition, h: AtlasHolder = Depends(holder),
+               who: Principal = Depends(_write)) -> dict:
+    check_scope(who, service.get(h.store, incident_id).grid_code, "incident")
     before = h.store.incidents_version()
     case = service.transition(h.store, incident_id, body.action, actor=body.actor, role=body.role,
                               at=_payload_at(body.at), satisfaction=body.satisfaction, note=body.note,
@@ -124,8 +152,10 @@ def _rows(h: AtlasHolder, atlas: Atlas, f: dict, ladder: model.SupervisionLadder
 def list_incidents(request: Request, f: dict = Depends(filters_query),
                    ladder: model.SupervisionLadder = Depends(ladder_query),
                    limit: int | None = Query(None, ge=1), offset: int = Query(0, ge=0),
-                   h: AtlasHolder = Depends(holder), settings: Settings = Depends(settings_dep)) -> dict:
+                   h: AtlasHolder = Depends(holder), settings: Settings = Depends(settings_dep),
+                   who: Principal = Depends(_read)) -> dict:
     atlas = h.atlas
+    f = _scoped_filters(who, f)
     lim = min(limit or settings.default_page_size, settings.max_page_size)
     t, rows, col = _rows(h, atlas, f, ladder)
     page = rows[offset:offset + lim]
@@ -151,8 +181,9 @@ def list_incidents(request: Request, f: dict = Depends(filters_query),
 @router.get("/incidents/export.csv", summary="Every matching case as CSV (same filters as GET /incidents)",
             response_class=StreamingResponse)
 def export_csv(f: dict = Depends(filters_query), ladder: model.SupervisionLadder = Depends(ladder_query),
-               h: AtlasHolder = Depends(holder)):
+               h: AtlasHolder = Depends(holder), who: Principal = Depends(_read)):
     atlas = h.atlas
+    f = _scoped_filters(who, f)
     t, rows, col = _rows(h, atlas, f, ladder)
     ids = t.ids[rows]
     colour = {i: (aggregate.COLOUR_NAMES[c] if c >= 0 else "") for i, c in zip(ids, col[rows])}
@@ -180,8 +211,10 @@ def export_csv(f: dict = Depends(filters_query), ladder: model.SupervisionLadder
 
 @router.get("/incidents/{incident_id}", summary="One case with its event log and supervision colour")
 def get_incident(incident_id: str, at: str | None = Query(None),
-                 ladder: model.SupervisionLadder = Depends(ladder_query), h: AtlasHolder = Depends(holder)) -> dict:
+                 ladder: model.SupervisionLadder = Depends(ladder_query), h: AtlasHolder = Depends(holder),
+                 who: Principal = Depends(_read)) -> dict:
     case = service.get(h.store, incident_id)
+    check_scope(who, case.grid_code, "incident")
     return service.view(case, at=aggregate.parse_time(at) if at else None, ladder=ladder, atlas=h.atlas)
 
 

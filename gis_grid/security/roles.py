@@ -36,7 +36,7 @@ class Permission:
 ROLES: dict[str, Permission] = {
     "command_center": Permission(maps=True, locate=True, personal=PersonalData.MASKED,
                                  vulnerability=PersonalData.COUNTS, min_cell=5, cases_read=True,
-                                 subtree_only=False),
+                                 cases_write=True, subtree_only=False),  # registers and dispatches cases
     "street_admin": Permission(maps=True, locate=True, personal=PersonalData.MASKED,
                                vulnerability=PersonalData.COUNTS, cases_read=True, cases_write=True),
     "community_admin": Permission(maps=True, locate=True, personal=PersonalData.MASKED,

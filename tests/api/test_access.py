@@ -105,3 +105,27 @@ def test_every_people_read_is_audited(env):
     assert ok == 9 and len(people) == 9
     assert {r["role"] for r in people} == {"grid_worker", "command_center", "planner"}
     assert all(r["masked"] for r in people)
+
+
+def test_incidents_are_scoped(env):
+    from datetime import datetime, timedelta, timezone
+    client, _, heads = env
+    past = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()
+    made = {}
+    for name, lon, lat in (("west", 117.505, 34.815), ("east", 117.515, 34.815)):
+        r = client.post("/incidents", headers=heads["centre"], json=dict(
+            lon=lon, lat=lat, category="dispute", reporter="12345", role="command_centre", at=past))
+        assert r.status_code == 201, r.text
+        made[name] = r.json()["id"]
+    mine = client.get("/incidents", headers=heads["worker"]).json()
+    assert [i["id"] for i in mine["items"]] == [made["west"]]
+    assert client.get(f"/incidents/{made['east']}", headers=heads["worker"]).status_code == 404
+    assert client.get(f"/incidents/{made['west']}", headers=heads["worker"]).status_code == 200
+    assert client.get("/incidents", params={"grid": G_EAST}, headers=heads["worker"]).status_code == 404
+    # a worker logs cases in their own grid only
+    out = client.post("/incidents", headers=heads["worker"], json=dict(
+        lon=117.515, lat=34.815, category="dispute", reporter="W1", role="grid_worker", at=past))
+    assert out.status_code == 403
+    assert client.get("/incidents", headers=heads["external"]).status_code == 403
+    assert client.get("/incidents").status_code == 401
+    assert client.get("/stats/summary").status_code == 401

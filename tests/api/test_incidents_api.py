@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from common import make_toy_store
+from common import bearer, make_toy_store
 from incident_demo import incident_store_path
 
 PAST = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
@@ -21,14 +21,15 @@ PAST = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
 def toy(tmp_path):
     path = tmp_path / "toy.gpkg"
     make_toy_store(path).close()
-    with TestClient(create_app(Settings(db=str(path), default_page_size=2, max_page_size=3))) as c:
+    with TestClient(create_app(Settings(db=str(path), default_page_size=2, max_page_size=3)),
+                    headers=bearer(path)) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def demo(demo_store_path, tmp_path_factory):
     path = incident_store_path(demo_store_path, tmp_path_factory)
-    with TestClient(create_app(Settings(db=str(path)))) as c:
+    with TestClient(create_app(Settings(db=str(path))), headers=bearer(path)) as c:
         yield c
 
 

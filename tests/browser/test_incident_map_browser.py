@@ -75,7 +75,7 @@ def test_incident_layers_render(browser, page_file, artifacts_dir):
     ctx.close()
 
 
-def test_served_incident_page(browser, live_server):
+def test_served_incident_page(browser, live_server, demo_store_path):
     """GET /map/incidents from the running service: vendored assets load from the host, layers draw."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 800})
     pg = ctx.new_page()
@@ -91,6 +91,11 @@ def test_served_incident_page(browser, live_server):
         return route.continue_()
 
     pg.route("**/*", guard)
+    from common import bearer  # sign in: the page and its data need a key with map access
+    pg.goto(live_server + "/login", wait_until="load")
+    pg.fill("input[name=key]", bearer(demo_store_path)["Authorization"].removeprefix("Bearer "))
+    pg.click("button[type=submit]")
+    pg.wait_for_url("**/map")
     pg.goto(live_server + "/map/incidents?layer=choropleth&from=2016-01-01&to=2016-12-31", wait_until="load")
     pg.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
     assert pg.evaluate("typeof L.heatLayer") == "function"  # the vendored plugin came from the host
