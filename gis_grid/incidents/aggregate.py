@@ -321,11 +321,9 @@ def group_stats(t: CaseTable, atlas: Atlas, by: str = "grid", start=None, end=No
 
 
 def _at_seconds(at, end) -> int:
-    if at is not None:
-        return int(parse_time(at).timestamp())
-    if end is not None:
-        return int(parse_time(end, end=True).timestamp())
-    return int(datetime.now(timezone.utc).timestamp())
+    # parse first: an empty parameter (``?to=``) means "not given", like a missing one
+    when = parse_time(at) or parse_time(end, end=True) or datetime.now(timezone.utc)
+    return int(when.timestamp())
 
 
 def summary(t: CaseTable, start=None, end=None) -> dict:

@@ -230,3 +230,16 @@ def test_ladder_is_configurable_per_request(demo):
     assert s["open_red"] == strict and s["open_yellow"] == 0
     r = demo.get("/incidents", params={"blue_from": 1.5, "yellow_from": 1.0})
     assert r.status_code == 400 and "ladder" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/stats/summary", "/stats/assessment", "/stats/categories",
+                                  "/stats/departments", "/stats/ranking", "/stats/divisions?level=grid"])
+def test_empty_time_parameters_mean_not_given(toy, path):
+    """`?to=&at=` (as forms and fuzzers send them) is the same as leaving them out, never a 500."""
+    sep = "&" if "?" in path else "?"
+    empty = toy.get(f"{path}{sep}to=&from=&at=")
+    plain = toy.get(path)
+    assert empty.status_code == plain.status_code == 200, empty.text
+    echo = ("from", "to", "at")  # the request's own parameters, echoed back as sent
+    assert {k: v for k, v in empty.json().items() if k not in echo} == \
+        {k: v for k, v in plain.json().items() if k not in echo}
