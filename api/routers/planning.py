@@ -12,32 +12,21 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from gis_grid.errors import InvalidInputError, PermissionDeniedError
+from gis_grid.errors import InvalidInputError
 from gis_grid.hierarchy import level_of
 from gis_grid.planning import edits
 from gis_grid.planning.impact import DEFAULT_BAND, DEFAULT_TARGET_HOUSEHOLDS
 from gis_grid.planning.workflow import apply_plan, create_plan, impact_of, parse_if_match, plan_from_record
 
 from ..deps import holder
-from ..security import principal_dep, record
+from ..security import check_scope, record, require
 from ..state import AtlasHolder
 
 router = APIRouter(tags=["planning"])
 
 
-async def planner_dep(request: Request) -> object:
-    """Plans are read and written by roles with the ``plans`` permission (the planner)."""
-    who = await principal_dep(request)
-    if not who.permission.plans:
-        raise PermissionDeniedError(f"plans are for the planner role; a {who.role} key cannot read or write them")
-    return who
-
-
-async def maps_dep(request: Request) -> object:
-    who = await principal_dep(request)
-    if not who.permission.maps:
-        raise PermissionDeniedError(f"a {who.role} key cannot read grid boundaries")
-    return who
+planner_dep = require("plans")  # plans are read and written by the planner role
+maps_dep = require("maps")
 
 
 class PlanBody(BaseModel):
@@ -169,8 +158,7 @@ def grid_history(code: str = Path(..., description="15-digit base-grid code (or 
                  geometry: bool = Query(False, description="include each version's boundary"),
                  h: AtlasHolder = Depends(holder), who=Depends(maps_dep)) -> dict:
     level_of(code)
-    if not who.sees(code):
-        raise PermissionDeniedError(f"grid {code} is outside the scope {who.scope} of this key")
+    check_scope(who, code)  # outside the key's scope looks exactly like a code that never existed
     df = h.store.grid_history(code)  # 404 when the code never existed
     versions = []
     for _, r in df.iterrows():
