@@ -1,12 +1,7 @@
-"""Every router of the app, in one list the factory includes."""
-from . import locate
+"""Every router of the app, in one list the factory includes (order: the hot /locate first)."""
+from . import (auth, capabilities, grids, incident_map, incident_stats, incidents, locate, mapview, ogc,
+               planning, residents, tiles)
 
-ROUTERS = [locate.router]
-
-# routers added by later work register themselves here
-for _name in ("grids", "residents", "ogc", "tiles", "mapview", "capabilities", "planning", "incidents", "incident_stats", "auth", "incident_map"):
-    try:
-        ROUTERS.append(__import__(f"{__name__}.{_name}", fromlist=["router"]).router)
-    except ModuleNotFoundError as exc:  # not written yet
-        if exc.name != f"{__name__}.{_name}":
-            raise
+ROUTERS = [locate.router, grids.router, residents.router, ogc.router, tiles.router, mapview.router,
+           capabilities.router, planning.router, incidents.router, incident_stats.router, incident_map.router,
+           auth.router]

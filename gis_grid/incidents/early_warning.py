@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import threading
 import warnings as _warnings
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -34,7 +33,7 @@ from scipy import stats as sps
 
 from ..atlas import Atlas
 from ..errors import InvalidInputError
-from . import aggregate, model
+from . import aggregate
 
 _W_ATTR = "_gis_grid_queen_w"
 _LOCK = threading.Lock()

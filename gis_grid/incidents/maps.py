@@ -34,7 +34,7 @@ from .. import maps as grid_maps
 from ..atlas import Atlas
 from ..errors import InvalidInputError
 from ..hierarchy import Level
-from . import aggregate, model
+from . import aggregate
 
 BIN_M = 150.0
 LAYERS = ("heatmap", "choropleth", "warnings", "all")
