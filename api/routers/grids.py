@@ -15,7 +15,7 @@ from gis_grid.masking import mask_names, mask_phones
 from gis_grid.security.roles import PersonalData, Principal
 
 from ..asof import atlas_at_dep
-from ..deps import atlas_dep, holder
+from ..deps import holder
 from ..security import check_scope, require
 from ..state import AtlasHolder
 
@@ -99,7 +99,7 @@ def grid_card(code: str = Path(..., description="6-, 9-, 12- or 15-digit divisio
 @router.get("/buildings/{building_id}", summary="One building: kind, floors, grid, household count")
 def building(building_id: int = Path(..., description="building id"),
              geometry: bool = Query(True, description="include the footprint as GeoJSON"),
-             atlas: Atlas = Depends(atlas_dep), who: Principal = Depends(_maps)) -> dict:
+             atlas: Atlas = Depends(atlas_at_dep), who: Principal = Depends(_maps)) -> dict:
     row = atlas.building_row(building_id)  # 404 for unknown ids
     b = atlas.buildings.iloc[row]
     g = int(atlas.building_grid[row])

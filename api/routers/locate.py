@@ -14,7 +14,7 @@ from gis_grid.errors import InvalidInputError, LimitExceededError
 from gis_grid.security.roles import Principal
 
 from ..asof import AT_DESCRIPTION, atlas_at_dep
-from ..deps import atlas_dep, crs_query, settings_dep
+from ..deps import crs_query, settings_dep
 from ..security import require
 from ..settings import Settings
 
@@ -100,7 +100,7 @@ _BATCH_SCHEMA = {
 
 @router.post("/locate", summary="Locate a batch of points, answers in input order", openapi_extra=_BATCH_SCHEMA)
 async def locate_batch(request: Request, who: Principal = Depends(_locate_role),
-                       crs: str | None = Depends(crs_query), atlas: Atlas = Depends(atlas_dep),
+                       crs: str | None = Depends(crs_query), atlas: Atlas = Depends(atlas_at_dep),
                        settings: Settings = Depends(settings_dep)) -> Response:
     raw = await request.body()
     if len(raw) > settings.max_body_bytes:

@@ -31,7 +31,7 @@ from gis_grid.security import audit
 from gis_grid.security.roles import PersonalData, Principal
 
 from ..asof import atlas_at_dep
-from ..deps import atlas_dep, crs_query, holder, settings_dep
+from ..deps import crs_query, holder, settings_dep
 from ..security import check_scope, principal_dep, request_id
 from ..settings import Settings
 from ..state import AtlasHolder
@@ -194,7 +194,7 @@ def _hh_range(atlas: Atlas, code: str) -> tuple[int, int]:
 @router.get("/buildings/{building_id}/residents", summary="Households and residents of one building")
 def building_residents(request: Request, building_id: int = Path(...), limit: int | None = PAGING["limit"],
                        offset: int | None = PAGING["offset"], next: str | None = PAGING["next"],
-                       atlas: Atlas = Depends(atlas_dep), h: AtlasHolder = Depends(holder),
+                       atlas: Atlas = Depends(atlas_at_dep), h: AtlasHolder = Depends(holder),
                        settings: Settings = Depends(settings_dep), who: Principal = Depends(_people)) -> dict:
     row = atlas.building_row(building_id)  # 404
     g = int(atlas.building_grid[row])
@@ -250,7 +250,7 @@ def search(request: Request, body: Any = Body(..., examples=[{"type": "Polygon",
         [[117.55, 34.86], [117.56, 34.86], [117.56, 34.87], [117.55, 34.87], [117.55, 34.86]]]}]),
            crs: str | None = Depends(crs_query), limit: int | None = PAGING["limit"],
            offset: int | None = PAGING["offset"], next: str | None = PAGING["next"],
-           atlas: Atlas = Depends(atlas_dep), h: AtlasHolder = Depends(holder),
+           atlas: Atlas = Depends(atlas_at_dep), h: AtlasHolder = Depends(holder),
            settings: Settings = Depends(settings_dep), who: Principal = Depends(_people)) -> dict:
     polygon = polygon_from_body(body, crs, settings.max_polygon_vertices)
     rows = atlas.household_rows_in_polygon(polygon, settings.max_polygon_vertices)

@@ -116,6 +116,17 @@ def test_draft_impact_apply_history_asof(client, no_pii, tmp_path):
     res = client.get(f"/grids/{G2}/residents", params={"at": before},
                      headers=bearer(tmp_path / "toy.gpkg", "command_center", "370402"))
     assert res.status_code == 200 and [h["id"] for h in res.json()["households"]] == ["Hc3"]
+    # building 2 (household Hc3) stood in G2 before the apply and in G1 after, on every resident route
+    centre = bearer(tmp_path / "toy.gpkg", "command_center", "370402")
+    then = client.get("/buildings/2/residents", params={"at": before}, headers=centre).json()
+    today = client.get("/buildings/2/residents", headers=centre).json()
+    assert [h["grid_code"] for h in then["households"]] == [G2]
+    assert [h["grid_code"] for h in today["households"]] == [G1]
+    area = {"type": "Polygon", "coordinates": [[[X0, Y0], [XM, Y0], [XM, Y1], [X0, Y1], [X0, Y0]]]}
+    found = client.post("/residents/search", params={"at": before}, json=area, headers=centre).json()
+    assert {h["id"]: h["grid_code"] for h in found["households"]}["Hc3"] == G2
+    batch = client.post("/locate", params={"at": before}, json=[[117.505, 34.805]]).json()
+    assert batch["atlas_version"] == 1 and batch["results"][0]["grid"] == G2
     assert client.get("/locate", params={"lon": 117.505, "lat": 34.805, "at": "1999-01-01"}).status_code == 404
     assert client.get("/locate", params={"lon": 117.505, "lat": 34.805, "at": "yesterday"}).status_code == 400
 
