@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     _db(k)
     p.set_defaults(func=cmd_audit)
 
+    sub.add_parser("map", help="incident heatmap / response choropleth / warnings page: "
+                              "gis-grid map --layer L [--from D --to D] -o FILE.html (see gis-grid map -h)")
+
     p = sub.add_parser("serve", help="run the HTTP API and map viewer")
     _db(p)
     p.add_argument("--host", default="127.0.0.1")
@@ -176,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["map"]:  # the incident map page has its own options
+        from .incidents.maps import main as map_main
+        try:
+            return map_main(argv[1:], prog="gis-grid map")
+        except GisGridError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -271,10 +271,10 @@ show();
 """
 
 
-def main(argv=None) -> int:
-    """``python -m gis_grid.incidents.maps --layer heatmap -o FILE.html`` (standalone, assets inlined)."""
+def main(argv=None, prog: str = "python -m gis_grid.incidents.maps") -> int:
+    """``gis-grid map --layer heatmap -o FILE.html``: a standalone page (assets inlined)."""
     from ..store import open_store
-    p = argparse.ArgumentParser(prog="python -m gis_grid.incidents.maps", description=main.__doc__)
+    p = argparse.ArgumentParser(prog=prog, description=main.__doc__)
     p.add_argument("--db", default=None)
     p.add_argument("--layer", choices=LAYERS, default="all")
     p.add_argument("--category", action="append")

@@ -134,3 +134,19 @@ def test_export_grids_demo(demo_store_path, tmp_path, capsys, fmt, ext):
     assert (gdf["code"].str[:12] == gdf["parent_code"]).all()
     assert set(gdf["level"]) == {"grid"}
     assert gdf["code"].is_unique
+
+
+def test_gis_grid_map_writes_a_light_standalone_heatmap(demo_store_path, tmp_path_factory, tmp_path):
+    """`gis-grid map --layer heatmap -o FILE.html`: server-binned, assets inlined, far under 3 MB."""
+    from incident_demo import incident_store_path
+
+    from gis_grid.cli import main
+
+    db = incident_store_path(demo_store_path, tmp_path_factory)
+    out = tmp_path / "heat.html"
+    assert main(["map", "--db", str(db), "--layer", "heatmap", "--from", "2016-01-01", "--to", "2016-03-31",
+                 "-o", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert 10_000 < len(page.encode()) < 3_000_000
+    assert "heatLayer" in page and "<script src=\"http" not in page
+    assert main(["map", "--db", str(tmp_path / "missing.gpkg"), "--layer", "heatmap", "-o", str(out)]) == 2
