@@ -90,7 +90,7 @@ class AtlasHolder:
             if version == old.version:
                 return old
             new = Atlas(version=version, at=None, divisions=divisions, buildings=old.buildings,
-                        households=old._public(old.households), cache_dir=self.store.cache_dir())
+                        households=old._public(old.households), cache_dir=self.store.cache_dir(), reuse=old)
             self._atlas = new
             self._warm(new)
             return new

@@ -6,7 +6,7 @@ reference in one assignment, so readers never see half an edit.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
@@ -52,6 +52,9 @@ class Atlas:
     households: pd.DataFrame         # sorted by (grid, building)
     grid_cell_exp: int = 12  # ~25 m cells: a 2 MB table stays in cache; boundary cells are cheap
     cache_dir: str | None = None
+    # a snapshot with the same buildings frame: its building indexes are reused,
+    # since a boundary edit moves no building (only which grid holds it)
+    reuse: "Atlas | None" = field(default=None, repr=False)
 
     @classmethod
     def from_store(cls, store: Store, at: datetime | None = None) -> "Atlas":
@@ -75,18 +78,26 @@ class Atlas:
                                     cache_dir=self.cache_dir)
         self._hierarchy = self._build_hierarchy(grids)
 
-        b = self.buildings.sort_values("id").reset_index(drop=True)
-        self.buildings = b
-        self.building_ids = b["id"].to_numpy()
+        old = self.reuse if self.reuse is not None and self.reuse.buildings is self.buildings else None
+        self.reuse = None  # keep no chain of old snapshots alive
+        if old is not None:
+            b = self.buildings
+            self.building_ids, self._building_rep = old.building_ids, old._building_rep
+            self.building_index, self._building_points = old.building_index, old._building_points
+            self._building_rows = old._building_rows
+        else:
+            b = self.buildings.sort_values("id").reset_index(drop=True)
+            self.buildings = b
+            self.building_ids = b["id"].to_numpy()
+            self._building_rep = shapely.point_on_surface(b["geometry"].to_numpy())
+            self.building_index = (CellIndex(b["geometry"].to_numpy(), cell_exp=14, cache_dir=self.cache_dir)
+                                   if len(b) else None)
+            self._building_points = shapely.STRtree(self._building_rep) if len(b) else None
+            self._building_rows = {int(v): i for i, v in enumerate(self.building_ids)}
         # where a building stands is decided by the atlas itself, so as-of atlases
         # and boundary edits reassign buildings without rewriting them
-        rep = shapely.point_on_surface(b["geometry"].to_numpy())
-        rx, ry = shapely.get_x(rep), shapely.get_y(rep)
-        self.building_grid = self.grid_index.lookup(rx, ry)
-        self.building_index = (CellIndex(b["geometry"].to_numpy(), cell_exp=14, cache_dir=self.cache_dir)
-                               if len(b) else None)
-        self._building_points = shapely.STRtree(rep) if len(b) else None
-        self._building_rows = {int(v): i for i, v in enumerate(self.building_ids)}
+        rep = self._building_rep
+        self.building_grid = self.grid_index.lookup(shapely.get_x(rep), shapely.get_y(rep))
 
         h = self.households
         hb = b.index.to_numpy()[np.searchsorted(self.building_ids, h["building_id"].to_numpy())] if len(h) else []

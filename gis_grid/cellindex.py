@@ -369,6 +369,8 @@ def _unique(a: np.ndarray) -> np.ndarray:
 def content_key(geoms, cell_exp: int) -> str:
     """A digest of the geometries and cell size: equal content, equal table."""
     h = hashlib.sha1(f"v3:{cell_exp}:{len(geoms)}".encode())
-    for wkb in shapely.to_wkb(geoms):
-        h.update(wkb)
+    # one update: hashlib drops the GIL per call, and under a busy reader thread
+    # every re-acquisition can wait a whole switch interval (5 ms)
+    wkbs = shapely.to_wkb(geoms)
+    h.update(b"".join(len(w).to_bytes(4, "little") + w for w in wkbs))
     return h.hexdigest()[:20]
