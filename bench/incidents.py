@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -36,6 +35,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import median_time  # noqa: E402
 
 import geopandas as gpd  # noqa: E402
 
@@ -45,15 +46,6 @@ from gis_grid.store import default_store_path, open_store  # noqa: E402
 
 TARGETS = {"speedup_vs_sjoin_groupby": (">=", 10.0), "heatmap_page_s": ("<=", 2.0),
            "heatmap_page_bytes": ("<=", 3_000_000), "full_page_bytes": ("<=", 3_000_000)}
-
-
-def _median_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def _store(path: Path):
@@ -93,7 +85,7 @@ def main(argv=None) -> int:
         # -- ours ------------------------------------------------------------------------
         def ours():
             return (aggregate.group_stats(table, atlas, "grid"), aggregate.group_stats(table, atlas, "department"))
-        f["gis_grid_aggregate_s"], (g_ours, d_ours) = _median_time(ours, args.repeats)
+        f["gis_grid_aggregate_s"], (g_ours, d_ours) = median_time(ours, args.repeats)
 
         # -- anchor: geopandas sjoin + groupby on the same cases ------------------------------------
         df = store.incidents(columns=["id", "department", "status", "lon", "lat", "dispatched", "closed",
@@ -119,7 +111,7 @@ def main(argv=None) -> int:
             per_dept = pd.DataFrame({"cases": bd.size(), "closed": bd["done"].sum(),
                                      "median_handling_h": bd["hours"].median()})
             return per_grid, per_dept, len(j)
-        f["sjoin_groupby_s"], (g_ref, d_ref, joined) = _median_time(anchor, args.repeats)
+        f["sjoin_groupby_s"], (g_ref, d_ref, joined) = median_time(anchor, args.repeats)
         f["speedup_vs_sjoin_groupby"] = f["sjoin_groupby_s"] / f["gis_grid_aggregate_s"]
         f["sjoin_double_counted_points"] = int(joined - len(points))
         ref = g_ref["cases"].reindex(g_ours.index, fill_value=0)
@@ -131,10 +123,10 @@ def main(argv=None) -> int:
                                                 != d_ours["cases"].to_numpy()).sum())
 
         # -- pages --------------------------------------------------------------------------
-        f["heatmap_page_s"], page = _median_time(lambda: maps.incident_page(atlas, table, layer="heatmap"),
+        f["heatmap_page_s"], page = median_time(lambda: maps.incident_page(atlas, table, layer="heatmap"),
                                                  args.repeats)
         f["heatmap_page_bytes"] = len(page.encode("utf-8"))
-        f["full_page_s"], page = _median_time(lambda: maps.incident_page(atlas, table, layer="all"),
+        f["full_page_s"], page = median_time(lambda: maps.incident_page(atlas, table, layer="all"),
                                               max(1, args.repeats // 2))
         f["full_page_bytes"] = len(page.encode("utf-8"))
         store.close()
