@@ -99,7 +99,57 @@ static PyObject *classify(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(nb);
 }
 
+/* table[idx] with Python's meaning of -1 (the last entry: the "outside" sentinel), for
+ * the per-level category codes of a located batch. numpy's fancy indexing first widens
+ * an int16 index to intp (an 8-byte copy per point) and checks bounds per element; the
+ * indices here come from classify, so they are in range by construction, but a bad
+ * one still only maps to the sentinel rather than reading out of bounds. */
+#define TAKE_LOOP(TI, TT)                                                                    \
+    {                                                                                        \
+        const TI *ix = idx.buf; const TT *tb = table.buf; TT *o = out.buf;                   \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                 \
+            Py_ssize_t j = ix[i];                                                            \
+            o[i] = tb[(j >= 0 && j < m) ? j : m - 1];                                        \
+        }                                                                                    \
+    }
+#define TAKE_TABLE(TI)                                                                       \
+    switch (table.itemsize) {                                                                \
+        case 1: TAKE_LOOP(TI, signed char) break;                                            \
+        case 2: TAKE_LOOP(TI, short) break;                                                  \
+        default: TAKE_LOOP(TI, int) break;                                                   \
+    }
+
+static PyObject *take(PyObject *self, PyObject *args) {
+    PyObject *objs[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2])) return NULL;
+    const char *names[3] = {"table", "idx", "out"};
+    Py_buffer b[3];
+    int got = 0;
+    for (; got < 3; got++)
+        if (get(objs[got], &b[got], got == 2, names[got]) < 0) break;
+    int ok = got == 3;
+    if (ok) {
+        Py_buffer table = b[0], idx = b[1], out = b[2];
+        Py_ssize_t m = table.len / (table.itemsize ? table.itemsize : 1);
+        Py_ssize_t n = idx.len / (idx.itemsize ? idx.itemsize : 1);
+        ok = m > 0 && out.itemsize == table.itemsize && out.len / out.itemsize == n
+             && (table.itemsize == 1 || table.itemsize == 2 || table.itemsize == 4)
+             && (idx.itemsize == 2 || idx.itemsize == 4);
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "take: unexpected array types or sizes");
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            if (idx.itemsize == 2) TAKE_TABLE(short) else TAKE_TABLE(int)
+            Py_END_ALLOW_THREADS
+        }
+    }
+    for (int k = 0; k < got; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"take", take, METH_VARARGS, "take(table, idx, out): out[i] = table[idx[i]], -1 -> last entry"},
     {"classify", classify, METH_VARARGS,
      "classify(x, y, x0, y0, inv, nx, ny, label, bcells, seg, side, out) -> points in boundary cells"},
     {NULL, NULL, 0, NULL}};

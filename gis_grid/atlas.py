@@ -15,7 +15,7 @@ import pandas as pd
 import shapely
 
 from . import crs as crs_mod
-from .cellindex import OUTSIDE, CellIndex
+from .cellindex import OUTSIDE, CellIndex, take
 from .errors import InvalidGeometryError, LimitExceededError, NotFoundError
 from .hierarchy import Level, level_of
 from .store import Store
@@ -152,7 +152,7 @@ class Atlas:
         """Vectorised locate of storage-CRS points: code columns, '' outside."""
         g = self.grid_index.lookup(lon, lat)
         # categoricals: building 1M Python strings per column costs 10x the lookup itself
-        out = {lvl.value: pd.Categorical.from_codes(codes[g], categories=cats, validate=False)
+        out = {lvl.value: pd.Categorical.from_codes(take(codes, g), categories=cats, validate=False)
                for lvl, (cats, codes) in self._level_categories.items()}
         if with_building:
             out["building"] = self.buildings_at(lon, lat)

@@ -20,6 +20,7 @@ import hashlib
 import math
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +284,39 @@ _CHUNK = 1 << 16
 _SURE = 1e-12  # relative margin above the rounding error of the cross product's two products
 
 
+_POOL: ThreadPoolExecutor | None = None
+_PARALLEL_MIN = 1 << 18  # below this, handing work to a thread costs more than it saves
+
+
+def parallel_ranges(n: int, fn) -> list:
+    """``fn(start, stop)`` over contiguous slices of ``range(n)``, one per core.
+
+    Only for work that releases the GIL (the compiled kernel does); small batches
+    run inline so single points and API-sized requests pay nothing.
+    """
+    global _POOL
+    workers = min(os.cpu_count() or 1, 4)
+    if n < _PARALLEL_MIN or workers < 2:
+        return [fn(0, n)]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="cellindex")
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    return list(_POOL.map(fn, bounds[:-1], bounds[1:]))
+
+
+def take(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``table[idx]`` where idx comes from :meth:`CellIndex.lookup` (-1 = the last entry).
+
+    The compiled path avoids numpy widening a small index array to intp first.
+    """
+    if _kernel is None or idx.dtype.itemsize not in (2, 4) or table.dtype.itemsize not in (1, 2, 4):
+        return table[idx]
+    table, idx = np.ascontiguousarray(table), np.ascontiguousarray(idx)
+    out = np.empty(len(idx), dtype=table.dtype)
+    parallel_ranges(len(idx), lambda a, b: _kernel.take(table, idx[a:b], out[a:b]))
+    return out
+
+
 def _classify(x, y, x0, y0, inv, nx, ny, label, bcells, seg, side, stats=None):
     """Polygon index per point, -1 outside, _NEEDS_EXACT where only shapely can tell.
 
@@ -292,8 +326,9 @@ def _classify(x, y, x0, y0, inv, nx, ny, label, bcells, seg, side, stats=None):
     """
     out = np.empty(len(x), dtype=label.dtype)
     if _kernel is not None:
-        n_boundary = _kernel.classify(np.ascontiguousarray(x), np.ascontiguousarray(y), x0, y0, inv, nx, ny,
-                                      label, bcells, seg, side, out)
+        x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
+        n_boundary = sum(parallel_ranges(len(x), lambda a, b: _kernel.classify(
+            x[a:b], y[a:b], x0, y0, inv, nx, ny, label, bcells, seg, side, out[a:b])))
     else:
         n_boundary = _classify_numpy(x, y, x0, y0, inv, nx, ny, label, bcells, seg, side, out)
     if stats is not None:

@@ -189,9 +189,10 @@ def test_compiled_kernel_and_numpy_path_agree_point_for_point():
     ci = C.CellIndex(cells, cell_exp=12)
     edges = shapely.get_coordinates(shapely.boundary(cells))
     t = rng.uniform(size=len(edges) - 1)
-    x = np.r_[rng.uniform(117.49, 117.61, 200_000), edges[:-1, 0] + t * (edges[1:, 0] - edges[:-1, 0]),
+    n = C._PARALLEL_MIN + 1000  # large enough for the threaded split
+    x = np.r_[rng.uniform(117.49, 117.61, n), edges[:-1, 0] + t * (edges[1:, 0] - edges[:-1, 0]),
               edges[:, 0], np.nan, np.inf, -np.inf, 1e300, 117.55]
-    y = np.r_[rng.uniform(34.79, 34.91, 200_000), edges[:-1, 1] + t * (edges[1:, 1] - edges[:-1, 1]),
+    y = np.r_[rng.uniform(34.79, 34.91, n), edges[:-1, 1] + t * (edges[1:, 1] - edges[:-1, 1]),
               edges[:, 1], 34.85, 34.85, 34.85, 34.85, np.nan]
     args = (x, y, ci.x0, ci.y0, ci.inv, ci.nx, ci.ny, ci.label, ci.bcells, ci.seg, ci.side)
     compiled, reference = np.empty(len(x), ci.label.dtype), np.empty(len(x), ci.label.dtype)
@@ -200,3 +201,18 @@ def test_compiled_kernel_and_numpy_path_agree_point_for_point():
     assert n1 == n2 > 1000
     assert np.array_equal(compiled, reference)
     assert (compiled == C._NEEDS_EXACT).sum() > 100  # the on-edge points really reached the exact test
+    # the batch path splits the work over threads; the seams must not change an answer
+    assert np.array_equal(C._classify(*args), reference)
+
+
+@pytest.mark.parametrize("table_dtype", [np.int8, np.int16, np.int32])
+@pytest.mark.parametrize("idx_dtype", [np.int16, np.int32])
+def test_take_matches_numpy_indexing_with_minus_one_as_the_sentinel(table_dtype, idx_dtype):
+    from gis_grid import cellindex as C
+
+    rng = np.random.default_rng(5)
+    table = rng.integers(0, 100, 300).astype(table_dtype)
+    idx = rng.integers(-1, 300, C._PARALLEL_MIN + 7).astype(idx_dtype)
+    got = C.take(table, idx)
+    assert got.dtype == table.dtype
+    np.testing.assert_array_equal(got, table[idx])
