@@ -33,12 +33,28 @@ def file_format(path: str | Path) -> str:
     return _FORMATS[ext]
 
 
+MAX_REPORTED_INVALID = 1000
+
+
 @dataclass
 class BatchResult:
     rows: int = 0
     located: int = 0
     outside: int = 0
     invalid: list[dict] = field(default_factory=list)
+
+    def count(self, reasons: np.ndarray) -> None:
+        """Account for the next chunk's rows and remember (the first 1000) invalid ones."""
+        for i in np.flatnonzero(reasons != ""):
+            if len(self.invalid) >= MAX_REPORTED_INVALID:
+                break
+            self.invalid.append({"row": self.rows + int(i) + 1, "reason": reasons[i]})
+        self.rows += len(reasons)
+
+    def tally(self, out: pd.DataFrame, reasons: np.ndarray) -> None:
+        found = (out["grid"] != "").to_numpy()
+        self.located += int(found.sum())
+        self.outside += int(((reasons == "") & ~found).sum())
 
 
 def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]]:
@@ -51,22 +67,16 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[tupl
         if fmt == "csv":
             reader = pd.read_csv(path, chunksize=chunk_rows, dtype=str, keep_default_na=False)
             for df in reader:
-                missing = {"lon", "lat"} - set(df.columns)
-                if missing:
-                    raise InvalidInputError(f"{path.name} has no {' and '.join(sorted(missing))} column; "
-                                            f"it has {list(df.columns)}. Name the columns lon and lat.")
-                x, y, reasons = _parse_numbers(df["lon"], df["lat"])
-                yield df, x, y, reasons
+                yield (df, *parse_chunk(df, "csv", None, path.name))
         elif fmt == "parquet":
             import pyarrow.parquet as pq
             pf = pq.ParquetFile(path)
-            geo = json.loads((pf.schema_arrow.metadata or {}).get(b"geo", b"{}") or "{}")
+            geo = parquet_geo(pf.schema_arrow.metadata)
+            # iter_batches decodes one row group at a time: memory is bounded by the
+            # file's row-group size (GeoParquet writers default to <= 1M rows)
             for batch in pf.iter_batches(batch_size=chunk_rows):
                 df = batch.to_pandas()
-                col = geo.get("primary_column")
-                if col in df.columns:  # WKB -> shapely, so every output format can write it
-                    df[col] = shapely.from_wkb(df[col].to_numpy())
-                yield (df, *_xy_from_frame(df, geo.get("primary_column"), path))
+                yield (df, *parse_chunk(df, "parquet", geo, path.name))
         else:
             import pyogrio
             df = pyogrio.read_dataframe(path)
@@ -74,11 +84,33 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[tupl
                 df = df.to_crs(4490)
             geoms = df.geometry.to_numpy()
             df = pd.DataFrame(df.drop(columns=df.geometry.name)).assign(geometry=geoms)
-            yield (df, *_xy_from_frame(df, "geometry", path))
+            yield (df, *_xy_from_frame(df, "geometry", path.name))
     except InvalidInputError:
         raise
     except Exception as exc:  # pyogrio/pyarrow/pandas parse errors: the file is the problem
         raise InvalidInputError(f"cannot read {path.name} as {fmt}: {exc}") from exc
+
+
+def parquet_geo(metadata) -> dict:
+    """The GeoParquet ``geo`` metadata of a schema ({} when absent)."""
+    return json.loads((metadata or {}).get(b"geo", b"{}") or "{}")
+
+
+def parse_chunk(df: pd.DataFrame, fmt: str, geo: dict | None, name: str):
+    """(x, y, reasons) of one raw CSV or GeoParquet chunk; decodes WKB geometry in place.
+
+    Shared by the streaming reader and the Dask partitions, so both parse identically.
+    """
+    if fmt == "csv":
+        missing = {"lon", "lat"} - set(df.columns)
+        if missing:
+            raise InvalidInputError(f"{name} has no {' and '.join(sorted(missing))} column; "
+                                    f"it has {list(df.columns)}. Name the columns lon and lat.")
+        return _parse_numbers(df["lon"], df["lat"])
+    col = (geo or {}).get("primary_column")
+    if col in df.columns:  # WKB -> shapely, so every output format can write it
+        df[col] = shapely.from_wkb(df[col].to_numpy())
+    return _xy_from_frame(df, col, name)
 
 
 def _parse_numbers(lon: pd.Series, lat: pd.Series):
@@ -92,7 +124,7 @@ def _parse_numbers(lon: pd.Series, lat: pd.Series):
     return x, y, reasons
 
 
-def _xy_from_frame(df: pd.DataFrame, geom_col, path):
+def _xy_from_frame(df: pd.DataFrame, geom_col, name: str):
     if geom_col and geom_col in df.columns:
         geoms = df[geom_col].to_numpy()
         if len(geoms) and isinstance(geoms[0], (bytes, bytearray)):
@@ -106,7 +138,7 @@ def _xy_from_frame(df: pd.DataFrame, geom_col, path):
         return x, y, reasons
     if {"lon", "lat"} <= set(df.columns):
         return _parse_numbers(df["lon"].astype(str), df["lat"].astype(str))
-    raise InvalidInputError(f"{path.name} has neither point geometry nor lon/lat columns")
+    raise InvalidInputError(f"{name} has neither point geometry nor lon/lat columns")
 
 
 def locate_file(src, dst, locate: Callable[[np.ndarray, np.ndarray], pd.DataFrame], crs=None,
@@ -128,43 +160,51 @@ def locate_file(src, dst, locate: Callable[[np.ndarray, np.ndarray], pd.DataFram
     writer = _Writer(tmp, out_fmt)
     try:
         for df, x, y, reasons in read_chunks(src, chunk_rows):
-            check = crs_mod.check_coordinates(x, y, in_crs)
-            reasons = np.where(reasons == "", check, reasons)
-            bad = reasons != ""
-            rows0 = result.rows
-            for i in np.flatnonzero(bad):
-                if len(result.invalid) < 1000:
-                    result.invalid.append({"row": rows0 + int(i) + 1, "reason": reasons[i]})
-            result.rows += len(df)
-            if bad.any() and on_invalid == "fail":
-                continue  # keep scanning to report every bad row, write nothing
-            codes = pd.DataFrame({c: np.full(len(df), "", dtype=object) for c in OUT_COLUMNS})
-            good = ~bad
-            if good.any():
-                lon, lat = crs_mod.to_storage(x[good], y[good], in_crs)
-                found = locate(np.atleast_1d(lon), np.atleast_1d(lat))
-                for c in OUT_COLUMNS:
-                    codes.loc[good, c] = found[c].to_numpy()
-            result.located += int((codes["grid"] != "").sum())
-            result.outside += int((good & (codes["grid"] == "").to_numpy()).sum())
-            out = df.reset_index(drop=True).drop(columns=[c for c in OUT_COLUMNS if c in df.columns])
-            out = pd.concat([out, codes], axis=1)
-            if on_invalid == "mark":
-                out["error"] = reasons
-            if not (result.invalid and on_invalid == "fail"):
+            reasons = check_chunk(x, y, reasons, in_crs)
+            result.count(reasons)
+            if not (result.invalid and on_invalid == "fail"):  # once failing, only scan on
+                out = locate_chunk(df, x, y, reasons, locate, in_crs, mark=on_invalid == "mark")
+                result.tally(out, reasons)
                 writer.write(out)
             if progress is not None:
                 progress.update(len(df))
-        if result.invalid and on_invalid == "fail":
-            first = "; ".join(f"row {r['row']}: {r['reason']}" for r in result.invalid[:5])
-            raise InvalidCoordinatesError(
-                f"{len(result.invalid)} invalid row(s) in {Path(src).name} (rows counted from 1, "
-                f"header excluded): {first}. Fix them or pass --on-invalid mark.", detail=result.invalid)
-        writer.close()
-        os.replace(tmp, dst)
+        finish(result, on_invalid, src, writer, dst)
         return result
     finally:
         writer.abort()
+
+
+def check_chunk(x, y, reasons: np.ndarray, in_crs) -> np.ndarray:
+    """Parse reasons completed with the coordinate checks ('' = valid row)."""
+    check = crs_mod.check_coordinates(x, y, in_crs)
+    return np.where(reasons == "", check, reasons)
+
+
+def locate_chunk(df: pd.DataFrame, x, y, reasons: np.ndarray, locate, in_crs, mark: bool) -> pd.DataFrame:
+    """The output rows of one chunk: its columns plus the codes ('' for invalid rows)."""
+    codes = pd.DataFrame({c: np.full(len(df), "", dtype=object) for c in OUT_COLUMNS})
+    good = reasons == ""
+    if good.any():
+        lon, lat = crs_mod.to_storage(x[good], y[good], in_crs)
+        found = locate(np.atleast_1d(lon), np.atleast_1d(lat))
+        for c in OUT_COLUMNS:
+            codes.loc[good, c] = found[c].to_numpy()
+    out = df.reset_index(drop=True).drop(columns=[c for c in OUT_COLUMNS if c in df.columns])
+    out = pd.concat([out, codes], axis=1)
+    if mark:
+        out["error"] = reasons
+    return out
+
+
+def finish(result: BatchResult, on_invalid: str, src, writer: "_Writer", dst: Path) -> None:
+    """Raise for invalid rows in 'fail' mode, else publish the output in one rename."""
+    if result.invalid and on_invalid == "fail":
+        first = "; ".join(f"row {r['row']}: {r['reason']}" for r in result.invalid[:5])
+        raise InvalidCoordinatesError(
+            f"{len(result.invalid)} invalid row(s) in {Path(src).name} (rows counted from 1, "
+            f"header excluded): {first}. Fix them or pass --on-invalid mark.", detail=result.invalid)
+    writer.close()
+    os.replace(writer.path, dst)
 
 
 class _Writer:
