@@ -49,10 +49,19 @@ def cmd_locate(args) -> int:
             print("batch locate needs -o OUT", file=sys.stderr)
             return 2
         from tqdm import tqdm
-        from .batchio import locate_file
         with tqdm(desc="locate", unit="pt", disable=args.quiet) as bar:
-            res = locate_file(args.input, args.output, atlas.locate_many, crs=args.crs,
-                              on_invalid=args.on_invalid, progress=bar)
+            if args.dask:
+                from .dask_locate import close, connect, locate_file_dask
+                client = connect(args.dask)
+                try:
+                    res = locate_file_dask(args.input, args.output, atlas, client, crs=args.crs,
+                                           on_invalid=args.on_invalid, progress=bar)
+                finally:
+                    close(client)
+            else:
+                from .batchio import locate_file
+                res = locate_file(args.input, args.output, atlas.locate_many, crs=args.crs,
+                                  on_invalid=args.on_invalid, progress=bar)
         print(json.dumps({"rows": res.rows, "located": res.located, "outside": res.outside,
                           "invalid": len(res.invalid), "output": args.output}))
         return 0
@@ -134,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crs", default="EPSG:4326", help=CRS_HELP)
     p.add_argument("--on-invalid", choices=["fail", "mark"], default="fail",
                    help="fail (default): exit non-zero naming bad rows; mark: write them with an error column")
+    p.add_argument("--dask", metavar="ADDRESS|local", default=None,
+                   help="run a file job on a Dask scheduler (tcp://HOST:PORT; the workers must see IN) "
+                        "or on a local cluster of 2 worker processes")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_locate)
 

@@ -1,0 +1,179 @@
+"""Batch location on a Dask cluster: `gis-grid locate IN -o OUT --dask ADDRESS|local`.
+
+The workers read the input themselves (dask.dataframe over CSV byte blocks or
+GeoParquet row groups, so they must see the path: local disk for ``local``,
+shared storage for a remote cluster), locate their partitions, and the client
+writes the results in partition order through the same writer as the
+single-process path. Each partition runs batchio's own parse/check/locate
+functions, so the output is identical row for row, column for column.
+
+The atlas is *scattered once with broadcast=True*, not reloaded from the store
+on every worker: a remote worker needs neither the store's path nor database
+credentials, the ~2 s load is paid once instead of once per worker, and what
+is sent is only the lookup tables and codes (:class:`Locator`), never the
+households or residents the full atlas holds.
+"""
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import shapely
+
+from . import crs as crs_mod
+from .atlas import Atlas
+from .batchio import (BatchResult, _Writer, check_chunk, file_format, finish, locate_chunk, parquet_geo,
+                      parse_chunk, read_chunks)
+from .errors import InvalidInputError
+
+LOCAL = "local"
+PARTITION_BYTES = 64 * 2**20
+
+
+class Locator:
+    """The part of an atlas that :meth:`Atlas.locate_many` reads: cell tables and codes.
+
+    It borrows Atlas's own methods rather than copying them, so a change to how the
+    atlas locates points changes the Dask path too (the Dask test compares both).
+    """
+
+    locate_many = Atlas.locate_many
+    buildings_at = Atlas.buildings_at
+
+    def __init__(self, atlas: Atlas):
+        self.grid_index = atlas.grid_index
+        self.building_index = atlas.building_index
+        self.building_ids = atlas.building_ids
+        self._level_categories = atlas._level_categories
+        self._building_id_strings = atlas._building_id_strings
+        self._prepared = True
+
+    def __getstate__(self):
+        return {**self.__dict__, "_prepared": False}
+
+    def ready(self) -> "Locator":
+        # prepared GEOS geometries do not survive pickling; prepare once per worker
+        if not self._prepared:
+            for index in (self.grid_index, self.building_index):
+                if index is not None:
+                    shapely.prepare(index.geoms)
+            self._prepared = True
+        return self
+
+
+def connect(address: str):
+    """A distributed Client: ``local`` starts a LocalCluster of 2 single-threaded worker processes."""
+    from distributed import Client, LocalCluster
+    if address == LOCAL:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+        client._gis_grid_cluster = cluster  # closed with the client, see close()
+        return client
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InvalidInputError(f"cannot reach the Dask scheduler at {address!r}: {exc}. "
+                                "Give tcp://HOST:PORT of a running scheduler, or 'local'.") from exc
+
+
+def close(client) -> None:
+    cluster = getattr(client, "_gis_grid_cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _partitions(src: Path, partition_bytes: int):
+    """(delayed raw frames in file order, format, GeoParquet metadata)."""
+    import dask
+    import dask.dataframe as dd
+    fmt = file_format(src)
+    # strings stay object columns, as the single-process reader makes them
+    with dask.config.set({"dataframe.convert-string": False}):
+        if fmt == "csv":
+            ddf = dd.read_csv(str(src), dtype=str, keep_default_na=False, blocksize=partition_bytes)
+            return ddf.to_delayed(), fmt, None
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+            geo = parquet_geo(pq.ParquetFile(src).schema_arrow.metadata)
+            ddf = dd.read_parquet(str(src), split_row_groups=True)
+            return ddf.to_delayed(), fmt, geo
+    # GeoJSON / GeoPackage cannot be split: one partition, read on a worker
+    return [dask.delayed(_read_whole)(str(src))], fmt, None
+
+
+def _read_whole(src: str):
+    (chunk,) = read_chunks(src)
+    return chunk
+
+
+def _locate_partition(raw, fmt, geo, name, locator: Locator, crs, on_invalid):
+    """One partition: (output frame or None when it fails the job, reasons)."""
+    if fmt in ("csv", "parquet"):
+        df, (x, y, reasons) = raw, parse_chunk(raw, fmt, geo, name)
+    else:
+        df, x, y, reasons = raw
+    in_crs = crs_mod.parse_crs(crs)
+    reasons = check_chunk(x, y, reasons, in_crs)
+    if on_invalid == "fail" and (reasons != "").any():
+        return None, reasons  # the job will fail: don't ship rows back
+    return locate_chunk(df, x, y, reasons, locator.ready().locate_many, in_crs, mark=on_invalid == "mark"), reasons
+
+
+def locate_file_dask(src, dst, atlas: Atlas, client, crs=None, on_invalid: str = "fail", progress=None,
+                     partition_bytes: int = PARTITION_BYTES, in_flight: int | None = None) -> BatchResult:
+    """:func:`gis_grid.batchio.locate_file` on a Dask cluster, with the same output and errors.
+
+    At most ``in_flight`` partitions (default two per worker) are computed ahead
+    of the writer, so the client's memory is bounded whatever the input size.
+    """
+    import dask
+    if on_invalid not in ("fail", "mark"):
+        raise InvalidInputError("on_invalid must be 'fail' or 'mark'")
+    src, dst = Path(src), Path(dst)
+    if not src.exists():
+        raise InvalidInputError(f"input file {src} does not exist")
+    crs_mod.parse_crs(crs)  # a bad CRS name fails here, before any work is sent
+    writer = _Writer(dst.with_name(f".{dst.name}.partial"), file_format(dst))
+    result = BatchResult()
+    try:
+        try:
+            parts, fmt, geo = _partitions(src, partition_bytes)
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(f"cannot read {src.name} as {file_format(src)}: {exc}") from exc
+        [located] = client.scatter([Locator(atlas)], broadcast=True, hash=False)
+        task = dask.delayed(_locate_partition, pure=False)
+        window = in_flight or 2 * max(len(client.scheduler_info().get("workers", {})), 1)
+        todo = iter(parts)
+        running: deque = deque()
+
+        def submit_next():
+            part = next(todo, None)
+            if part is not None:
+                running.append(client.compute(task(part, fmt, geo, src.name, located, crs, on_invalid)))
+
+        for _ in range(window):
+            submit_next()
+        while running:
+            out, reasons = _result(running.popleft(), src)
+            submit_next()
+            result.count(reasons)
+            if out is not None and not (result.invalid and on_invalid == "fail"):
+                result.tally(out, reasons)
+                writer.write(out)
+            if progress is not None:
+                progress.update(len(reasons))
+        finish(result, on_invalid, src, writer, dst)
+        return result
+    finally:
+        writer.abort()
+
+
+def _result(future, src: Path):
+    from .errors import GisGridError
+    try:
+        return future.result()
+    except GisGridError:
+        raise
+    except Exception as exc:  # a worker could not parse its block: the file is the problem
+        raise InvalidInputError(f"cannot read {src.name} as {file_format(src)}: {exc}") from exc
