@@ -11,8 +11,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from gis_grid.atlas import Atlas
-from gis_grid.errors import InvalidInputError, PermissionDeniedError
-from gis_grid.security.roles import Principal
+from gis_grid.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from gis_grid.security.roles import ROLES, Principal
 from gis_grid.incidents import aggregate, model, service
 
 from ..deps import holder, settings_dep
@@ -34,6 +34,17 @@ def _scoped_filters(who: Principal, f: dict) -> dict:
     return {**f, "code": who.scope}
 
 
+def _visible_case(h: AtlasHolder, who: Principal, incident_id: str) -> model.Incident:
+    """The case if the key may see it; out of scope answers exactly like a missing case.
+
+    (Same 404 text too: naming the case's grid would tell an outsider where it is.)
+    """
+    case = service.get(h.store, incident_id)
+    if not who.sees(case.grid_code):
+        raise NotFoundError(f"no incident with id {str(incident_id)!r}")
+    return case
+
+
 def _scoped_point(who: Principal, atlas: Atlas, body) -> None:
     if not who.permission.subtree_only:
         return
@@ -45,13 +56,42 @@ def _scoped_point(who: Principal, atlas: Atlas, body) -> None:
         raise PermissionDeniedError(f"the point lies in grid {grid[0]}, outside this key's scope {who.scope}")
 
 
+def _acting_role(who: Principal, claimed: str | None) -> str:
+    """The workflow role of the caller: the key's, never the body's.
+
+    A body may still name a role (older clients did); it is accepted only when it agrees with
+    the key, so nobody can act as a role the key does not hold. A disagreeing body is a 403
+    that says to leave the field out.
+    """
+    role = who.permission.case_role
+    if role is None:
+        raise PermissionDeniedError(f"the {who.role} role takes no step in the case workflow")
+    if claimed is not None and str(claimed).strip().lower() != role:
+        raise PermissionDeniedError(
+            f"this key ({who.role}) acts as {role!r} in the case workflow, but the body says role "
+            f"{claimed!r}; leave 'role' out: it comes from the API key")
+    return role
+
+
+def _actor(who: Principal, claimed: str | None) -> str:
+    """Who acts: the key's id (the audit trail's name for the caller); a body 'actor' must agree."""
+    if claimed is not None and str(claimed).strip() != who.key_id:
+        raise PermissionDeniedError(
+            f"the actor is the API key ({who.key_id}), but the body says actor {claimed!r}; "
+            "leave 'actor' out: it comes from the API key")
+    return who.key_id
+
+
 class NewIncident(BaseModel):
     lon: float = Field(..., description="longitude in `crs`")
     lat: float = Field(..., description="latitude in `crs`")
     crs: str | None = Field(None, description="EPSG:4326 (default), EPSG:4490, EPSG:4548, gcj02, bd09")
     category: str = Field(..., description=f"one of {', '.join(model.CATEGORIES)}")
-    reporter: str = Field(..., description="who collected it (worker id, '12345', ...)")
-    role: str = Field("grid_worker", description="grid_worker, hotline or command_centre")
+    reporter: str | None = Field(None, description="who collected it (worker id, '12345', ...); "
+                                                   "default: the API key's id")
+    role: str | None = Field(None, description="deprecated: the workflow role comes from the API key "
+                                               "(grid_worker, hotline or command_centre may collect); "
+                                               "if sent it must agree with the key (else 403)")
     priority: str = Field("routine", description="routine, urgent or critical")
     department: str | None = Field(None, description="responsible department (default: the category's)")
     description: str = ""
@@ -60,8 +100,10 @@ class NewIncident(BaseModel):
 
 class Transition(BaseModel):
     action: str = Field(..., description="register, dispatch, handle, feedback, close, assess, cancel, rework")
-    actor: str
-    role: str
+    actor: str | None = Field(None, description="deprecated: the actor is the API key; if sent it must be "
+                                                "the key's id (else 403)")
+    role: str | None = Field(None, description="deprecated: the workflow role comes from the API key; if "
+                                               "sent it must agree with it (else 403)")
     at: datetime | None = None
     satisfaction: int | float | str | None = Field(None, description="close only: 1-5 (3 and above satisfied)")
     note: str | None = None
@@ -78,21 +120,28 @@ def _payload_at(v):
 def create_incident(body: NewIncident, h: AtlasHolder = Depends(holder),
                     who: Principal = Depends(_write)) -> dict:
     atlas = h.atlas
+    role = _acting_role(who, body.role)
+    model.check_role(role, "collect")  # 403 before anything else is looked at
     _scoped_point(who, atlas, body)
+    actor = who.key_id
     before = h.store.incidents_version()
     case = service.create(h.store, atlas, lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
-                          reporter=body.reporter, role=body.role, priority=body.priority,
+                          reporter=body.reporter or actor, role=role, actor=actor, priority=body.priority,
                           department=body.department, description=body.description, at=_payload_at(body.at))
     aggregate.note_write(h.store, atlas, service._row(case), before)
     return service.view(case, atlas=atlas)
 
 
-@router.post("/incidents/{incident_id}/transitions", summary="Advance a case by one workflow action")
+@router.post("/incidents/{incident_id}/transitions",
+             summary="Advance a case by one workflow action, acting in the API key's workflow role")
 def transition(incident_id: str, body: Transition, h: AtlasHolder = Depends(holder),
                who: Principal = Depends(_write)) -> dict:
-    check_scope(who, service.get(h.store, incident_id).grid_code, "incident")
+    # out of scope answers like a missing case (404) before the role is judged (403)
+    _visible_case(h, who, incident_id)
+    role = _acting_role(who, body.role)
+    actor = _actor(who, body.actor)
     before = h.store.incidents_version()
-    case = service.transition(h.store, incident_id, body.action, actor=body.actor, role=body.role,
+    case = service.transition(h.store, incident_id, body.action, actor=actor, role=role,
                               at=_payload_at(body.at), satisfaction=body.satisfaction, note=body.note,
                               assessment=body.assessment, department=body.department,
                               expected_version=body.expected_version)
@@ -213,8 +262,7 @@ def export_csv(f: dict = Depends(filters_query), ladder: model.SupervisionLadder
 def get_incident(incident_id: str, at: str | None = Query(None),
                  ladder: model.SupervisionLadder = Depends(ladder_query), h: AtlasHolder = Depends(holder),
                  who: Principal = Depends(_read)) -> dict:
-    case = service.get(h.store, incident_id)
-    check_scope(who, case.grid_code, "incident")
+    case = _visible_case(h, who, incident_id)
     return service.view(case, at=aggregate.parse_time(at) if at else None, ladder=ladder, atlas=h.atlas)
 
 
@@ -230,6 +278,8 @@ def incidents_meta() -> dict:
         "transitions": {a.value: {"from": sorted(s.value for s in frm), "to": to.value,
                                   "roles": sorted(r.value for r in model.ROLES[a])}
                         for a, (frm, to) in model.TRANSITIONS.items()},
+        # the workflow role each kind of API key acts in (the body cannot choose it)
+        "key_roles": {r: p.case_role for r, p in ROLES.items() if p.case_role},
         "satisfaction_scale": list(model.SATISFACTION_SCALE), "satisfied_from": model.SATISFIED_FROM,
         "ladder": {"blue_from": lad.blue_from, "yellow_from": lad.yellow_from, "red_from": lad.red_from,
                    "meaning": "share of the allowed handling time used since dispatch"},

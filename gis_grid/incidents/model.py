@@ -7,7 +7,9 @@ step is one :func:`apply` of an action. The rules, enforced here and nowhere
 else (the API and the store only call :func:`apply`):
 
 - steps run in order; none can be skipped (``register`` before ``dispatch`` ...);
-- only the roles in :data:`ROLES` may perform a step;
+- only the roles in :data:`ROLES` may perform a step (a
+  :class:`~gis_grid.errors.PermissionDeniedError`: over HTTP the role is the
+  API key's, see ``Permission.case_role`` in :mod:`gis_grid.security.roles`);
 - a case can be **cancelled** by the command centre before it is closed;
 - **rework** (返工) sends a case back to ``dispatched`` (the department
   handles it again under a new deadline counted from the rework; the
@@ -31,7 +33,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from ..errors import ConflictError, InvalidInputError
+from ..errors import ConflictError, InvalidInputError, PermissionDeniedError
 
 CST = timezone(timedelta(hours=8), "CST")
 #: tolerated clock skew of a client's "now" (seconds) before a timestamp counts as future
@@ -373,37 +375,55 @@ def colour_of(status, dispatched, deadline, closed, at=None, ladder=DEFAULT_LADD
 ASSESSMENTS = ("excellent", "good", "fair", "poor")
 
 
+def check_role(role, action: str) -> Role:
+    """The workflow role, if it may perform ``action`` ('collect' or an :class:`Action` value).
+
+    A role that may not is refused with :class:`PermissionDeniedError` (403 over HTTP), checked
+    before the case's state: whether a role may ever take a step does not depend on the case.
+    """
+    r = parse_enum(Role, role, "role")
+    allowed = COLLECT_ROLES if action == "collect" else ROLES[parse_enum(Action, action, "action")]
+    if r not in allowed:
+        raise PermissionDeniedError(f"role {r.value!r} may not {action}"
+                                    f"{' a case' if action == 'collect' else ''}; allowed: "
+                                    f"{', '.join(sorted(x.value for x in allowed))}")
+    return r
+
+
 def new_incident(*, id: str, category, lon: float, lat: float, grid_code: str, reporter: str,
                  role, at=None, priority="routine", department=None, description: str = "",
-                 building_id=None, now: datetime | None = None) -> Incident:
-    """The collect step: validate and build a new case (the caller has located it)."""
+                 building_id=None, now: datetime | None = None, actor: str | None = None) -> Incident:
+    """The collect step: validate and build a new case (the caller has located it).
+
+    ``reporter`` says who collected it (a worker id, '12345'); ``actor`` (default: the
+    reporter) is who performed the step in the event log, e.g. the API key that sent it.
+    """
+    r = check_role(role, "collect")
     cat = check_category(category)
     p = parse_enum(Priority, priority or "routine", "priority")
     dept = check_department(department) if department else DEPARTMENTS[cat.department]
-    r = parse_enum(Role, role, "role")
-    if r not in COLLECT_ROLES:
-        raise InvalidInputError(f"role {r.value!r} may not collect a case; "
-                                f"allowed: {', '.join(x.value for x in sorted(COLLECT_ROLES))}")
     if not str(reporter or "").strip():
         raise InvalidInputError("a case needs a reporter (who collected it)")
+    actor = str(actor).strip() if actor is not None and str(actor).strip() else str(reporter).strip()
     now = now or datetime.now(timezone.utc)
     t = check_time(at if at is not None else now, now=now, not_before=None, what="collect time", before_what="")
     return Incident(id=id, category=cat.code, department=dept.code, priority=p.value, lon=float(lon),
                     lat=float(lat), grid_code=grid_code, reporter=str(reporter).strip(), reporter_role=r.value,
                     created=iso(t), description=str(description or ""), building_id=building_id,
-                    events=(Event("collect", iso(t), str(reporter).strip(), r.value),))
+                    events=(Event("collect", iso(t), actor, r.value),))
 
 
 def apply(case: Incident, action, *, actor: str, role, at=None, satisfaction=None, note: str | None = None,
           assessment: str | None = None, department=None, expected_version: int | None = None,
           now: datetime | None = None) -> Incident:
-    """Perform one workflow action; raise :class:`InvalidInputError` when the rules forbid it.
+    """Perform one workflow action; raise :class:`InvalidInputError` when the rules forbid it
+    (:class:`PermissionDeniedError` when ``role`` may not take this step).
 
     ``expected_version`` (optimistic locking) raises :class:`ConflictError`
     when the case changed since the caller read it.
     """
     a = parse_enum(Action, action, "action")
-    r = parse_enum(Role, role, "role")
+    r = check_role(role, a.value)
     if expected_version is not None and int(expected_version) != case.version:
         raise ConflictError(f"case {case.id} is at version {case.version}, not {expected_version}; "
                             "reload it and retry")
@@ -414,9 +434,6 @@ def apply(case: Incident, action, *, actor: str, role, at=None, satisfaction=Non
         raise InvalidInputError(
             f"cannot {a.value} case {case.id}: it is {status.value}; steps run in order and none can be "
             f"skipped. Allowed now: {', '.join(nxt) or 'nothing (final)'}")
-    if r not in ROLES[a]:
-        raise InvalidInputError(f"role {r.value!r} may not {a.value}; allowed: "
-                                f"{', '.join(sorted(x.value for x in ROLES[a]))}")
     if not str(actor or "").strip():
         raise InvalidInputError("a transition needs an actor (who performed it)")
     now = now or datetime.now(timezone.utc)

@@ -31,18 +31,34 @@ class Permission:
     audit: bool = False
     keys: bool = False
     subtree_only: bool = True        # confined to the key's scope code
+    #: the case-workflow role (gis_grid.incidents.model.Role value) a key of this role acts in;
+    #: the API takes it from the key, never from a request body. None: takes no workflow step.
+    case_role: str | None = None
 
 
 ROLES: dict[str, Permission] = {
+    # 指挥中心: registers, dispatches, cancels, closes and reworks cases anywhere in the district
     "command_center": Permission(maps=True, locate=True, personal=PersonalData.MASKED,
                                  vulnerability=PersonalData.COUNTS, min_cell=5, cases_read=True,
-                                 cases_write=True, subtree_only=False),  # registers and dispatches cases
+                                 cases_write=True, subtree_only=False, case_role="command_centre"),
+    # 街道分中心: the command centre's steps, for the cases of its own street only
     "street_admin": Permission(maps=True, locate=True, personal=PersonalData.MASKED,
-                               vulnerability=PersonalData.COUNTS, cases_read=True, cases_write=True),
+                               vulnerability=PersonalData.COUNTS, cases_read=True, cases_write=True,
+                               case_role="command_centre"),
+    # 社区 (网格长): logs, verifies on site and closes or reworks cases of its community, like a grid worker
     "community_admin": Permission(maps=True, locate=True, personal=PersonalData.MASKED,
-                                  vulnerability=PersonalData.COUNTS, cases_read=True, cases_write=True),
+                                  vulnerability=PersonalData.COUNTS, cases_read=True, cases_write=True,
+                                  case_role="grid_worker"),
+    # 网格员: logs cases, verifies and closes or reworks them, in its own grid
     "grid_worker": Permission(maps=True, locate=True, personal=PersonalData.FULL,
-                              vulnerability=PersonalData.FULL, cases_read=True, cases_write=True),
+                              vulnerability=PersonalData.FULL, cases_read=True, cases_write=True,
+                              case_role="grid_worker"),
+    # 12345 hotline: logs the cases residents phone in, anywhere in its district; sees cases, not people
+    "hotline": Permission(locate=True, cases_read=True, cases_write=True, case_role="hotline"),
+    # 专业部门 / 承办单位: handles dispatched cases and reports back; district-wide, no personal data
+    "department": Permission(maps=True, locate=True, cases_read=True, cases_write=True, case_role="department"),
+    # 监督考核: assesses closed cases; reads statistics and maps, no personal data
+    "supervisor": Permission(maps=True, cases_read=True, cases_write=True, case_role="supervisor"),
     "planner": Permission(maps=True, locate=True, personal=PersonalData.COUNTS,
                           vulnerability=PersonalData.COUNTS, plans=True, subtree_only=False),
     "external_system": Permission(locate=True, subtree_only=False),
@@ -51,7 +67,9 @@ ROLES: dict[str, Permission] = {
 }
 
 # the level a scope must have for roles tied to one part of the hierarchy
-SCOPE_LEVEL = {"street_admin": 9, "community_admin": 12, "grid_worker": 15}
+SCOPE_LEVEL = {"street_admin": 9, "community_admin": 12, "grid_worker": 15,
+               # district-level offices: their scope is the district they serve
+               "hotline": 6, "department": 6, "supervisor": 6}
 
 
 def permission(role: str) -> Permission:

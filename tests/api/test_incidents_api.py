@@ -16,13 +16,44 @@ from incident_demo import incident_store_path
 PAST = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
 
 
+#: one key per workflow role on the toy district (grid 370402001001001 is where new() logs cases)
+KEYS = {"centre": ("command_center", "370402"), "worker": ("grid_worker", "370402001001001"),
+        "department": ("department", "370402"), "supervisor": ("supervisor", "370402"),
+        "hotline": ("hotline", "370402"), "street": ("street_admin", "370402001"),
+        "community": ("community_admin", "370402001001"),
+        "other_worker": ("grid_worker", "370402002001001"), "other_street": ("street_admin", "370402002"),
+        "planner": ("planner", "370402")}
+#: who performs each step of the walk-through
+BY = {"register": "centre", "dispatch": "centre", "handle": "department", "feedback": "department",
+      "close": "worker", "assess": "supervisor", "cancel": "centre", "rework": "centre"}
+
+
+class Keys(dict):
+    """Authorization headers by KEYS name, plus the key id behind each (the recorded actor)."""
+
+    def __init__(self, store):
+        from gis_grid.security.keys import create_key
+        super().__init__()
+        self.ids = {}
+        for name, (role, scope) in KEYS.items():
+            record, token = create_key(store, role, scope, days=1, note="test")
+            self[name], self.ids[name] = {"Authorization": f"Bearer {token}"}, record["id"]
+
+
 @pytest.fixture()
-def toy(tmp_path):
+def toy_env(tmp_path):
     path = tmp_path / "toy.gpkg"
-    make_toy_store(path).close()
+    store = make_toy_store(path)
+    keys = Keys(store)
+    store.close()
     with TestClient(create_app(Settings(db=str(path), default_page_size=2, max_page_size=3)),
-                    headers=bearer(path)) as c:
-        yield c
+                    headers=keys["centre"]) as c:
+        yield c, keys
+
+
+@pytest.fixture()
+def toy(toy_env):
+    return toy_env[0]
 
 
 @pytest.fixture(scope="module")
@@ -32,35 +63,151 @@ def demo(demo_store_path, tmp_path_factory):
         yield c
 
 
-def new(client, **kw):
-    body = dict(lon=117.505, lat=34.815, category="dispute", reporter="W1", role="grid_worker", at=PAST)
+def new(client, headers=None, **kw):
+    body = dict(lon=117.505, lat=34.815, category="dispute", reporter="W1", at=PAST)
     body.update(kw)
-    return client.post("/incidents", json=body)
+    return client.post("/incidents", json=body, headers=headers)
 
 
-def go(client, cid, action, role, minutes, **kw):
+def go(client, cid, action, headers, minutes, **kw):
+    """One transition sent with ``headers`` (the key decides the acting role)."""
     at = (datetime.now(timezone.utc) - timedelta(days=2) + timedelta(minutes=minutes)).isoformat()
-    return client.post(f"/incidents/{cid}/transitions", json=dict(action=action, actor="x", role=role, at=at, **kw))
+    return client.post(f"/incidents/{cid}/transitions", json=dict(action=action, at=at, **kw), headers=headers)
 
 
-def test_create_locates_and_walks_the_workflow(toy):
-    r = new(toy)
+def walk(client, keys, cid, actions, start=1):
+    r = None
+    for k, a in enumerate(actions, start):
+        extra = {"satisfaction": 4} if a == "close" else {}
+        r = go(client, cid, a, keys[BY[a]], 10 * k, **extra)
+        assert r.status_code == 200, (a, r.text)
+    return r
+
+
+def test_create_locates_and_walks_the_workflow(toy_env):
+    toy, keys = toy_env
+    r = new(toy, keys["worker"])
     assert r.status_code == 201, r.text
     case = r.json()
     assert case["grid_code"] == "370402001001001" and case["status"] == "collected" and case["colour"] == "green"
-    assert case["department"] == "justice" and case["building_id"] == 1
+    assert case["department"] == "justice" and case["building_id"] == 1 and case["reporter_role"] == "grid_worker"
     cid = case["id"]
-    steps = [("register", "command_centre"), ("dispatch", "command_centre"), ("handle", "department"),
-             ("feedback", "department")]
-    for k, (a, role) in enumerate(steps, 1):
-        r = go(toy, cid, a, role, 10 * k)
-        assert r.status_code == 200, r.text
-    r = go(toy, cid, "close", "grid_worker", 60, satisfaction=4)
-    assert r.status_code == 200 and r.json()["status"] == "closed" and r.json()["satisfaction"] == 4
-    r = toy.get(f"/incidents/{cid}")
-    assert [e["action"] for e in r.json()["events"]] == ["collect", "register", "dispatch", "handle", "feedback",
-                                                         "close"]
+    r = walk(toy, keys, cid, ["register", "dispatch", "handle", "feedback", "close", "assess"])
+    assert r.json()["status"] == "assessed" and r.json()["satisfaction"] == 4
+    events = toy.get(f"/incidents/{cid}").json()["events"]
+    assert [e["action"] for e in events] == ["collect", "register", "dispatch", "handle", "feedback", "close",
+                                             "assess"]
+    # who acted and in which role come from the keys, not from any body
+    assert [(e["actor"], e["role"]) for e in events] == [
+        (keys.ids[n], r) for n, r in [("worker", "grid_worker"), ("centre", "command_centre"),
+                                      ("centre", "command_centre"), ("department", "department"),
+                                      ("department", "department"), ("worker", "grid_worker"),
+                                      ("supervisor", "supervisor")]]
     assert toy.get("/incidents/Enothere").status_code == 404
+
+
+@pytest.mark.parametrize("who, role", [("hotline", "hotline"), ("centre", "command_centre"),
+                                       ("community", "grid_worker")])
+def test_collect_role_is_the_keys(toy_env, who, role):
+    toy, keys = toy_env
+    r = new(toy, keys[who], reporter=None)
+    assert r.status_code == 201, r.text
+    assert r.json()["reporter_role"] == role and r.json()["reporter"] == keys.ids[who]
+
+
+@pytest.mark.parametrize("who", ["department", "supervisor", "planner"])
+def test_roles_that_may_not_collect(toy_env, who):
+    toy, keys = toy_env
+    r = new(toy, keys[who])
+    assert r.status_code == 403, r.text
+    assert "collect" in r.json()["detail"] or "may not use" in r.json()["detail"]
+    assert _snapshot(toy)["numberMatched"] == 0
+
+
+#: (step, the keys that may take it, keys that may not); each runs on a case standing just before the step
+STEP_RULES = [
+    ("register", ["centre", "street"], ["worker", "department", "supervisor", "hotline", "community"]),
+    ("dispatch", ["centre", "street"], ["worker", "department", "supervisor", "hotline"]),
+    ("handle", ["department"], ["centre", "worker", "supervisor", "hotline", "street"]),
+    ("feedback", ["department"], ["centre", "worker", "supervisor", "hotline"]),
+    ("close", ["worker", "centre", "community", "street"], ["department", "supervisor", "hotline"]),
+    ("assess", ["supervisor"], ["centre", "worker", "department", "hotline", "street"]),
+]
+BEFORE = ["register", "dispatch", "handle", "feedback", "close", "assess"]
+
+
+@pytest.mark.parametrize("step, right, wrong", STEP_RULES, ids=[s[0] for s in STEP_RULES])
+def test_each_step_by_the_keys_role(toy_env, step, right, wrong):
+    """Every step: each wrong key is a 403 that changes nothing, each right key succeeds."""
+    toy, keys = toy_env
+    for n, who in enumerate(right):
+        cid = new(toy, keys["worker"]).json()["id"]
+        walk(toy, keys, cid, BEFORE[:BEFORE.index(step)])
+        before = toy.get(f"/incidents/{cid}").json()
+        extra = {"satisfaction": 5} if step == "close" else {}
+        if n == 0:
+            for bad in wrong:
+                r = go(toy, cid, step, keys[bad], 100, **extra)
+                assert r.status_code == 403, (step, bad, r.text)
+                assert f"may not {step}" in r.json()["detail"]
+            assert toy.get(f"/incidents/{cid}").json() == before
+        r = go(toy, cid, step, keys[who], 100, **extra)
+        assert r.status_code == 200, (step, who, r.text)
+        assert r.json()["events"][-1]["actor"] == keys.ids[who]
+
+
+@pytest.mark.parametrize("step, who", [("cancel", "centre"), ("rework", "worker"), ("rework", "centre")])
+def test_cancel_and_rework_roles(toy_env, step, who):
+    toy, keys = toy_env
+    cid = new(toy, keys["worker"]).json()["id"]
+    walk(toy, keys, cid, ["register", "dispatch", "handle", "feedback"])
+    for bad in ("department", "supervisor", "hotline"):
+        assert go(toy, cid, step, keys[bad], 100).status_code == 403
+    r = go(toy, cid, step, keys[who], 100)
+    assert r.status_code == 200 and r.json()["status"] == ("cancelled" if step == "cancel" else "dispatched")
+
+
+def test_out_of_scope_case_is_404_for_every_step(toy_env):
+    """A key that cannot see the case's grid gets 404 (as for a missing case), even when its role fits."""
+    toy, keys = toy_env
+    cid = new(toy, keys["worker"]).json()["id"]
+    assert go(toy, cid, "register", keys["other_street"], 10).status_code == 404
+    walk(toy, keys, cid, ["register", "dispatch", "handle", "feedback"])
+    before = toy.get(f"/incidents/{cid}").json()
+    for who in ("other_worker", "other_street"):
+        r = go(toy, cid, "close", keys[who], 100, satisfaction=5)
+        assert r.status_code == 404 and cid in r.json()["detail"], r.text
+    assert toy.get(f"/incidents/{cid}").json() == before
+    # reading it: the same 404 as a case that does not exist, without naming where it is
+    r = toy.get(f"/incidents/{cid}", headers=keys["other_worker"])
+    assert r.status_code == 404 and r.json()["detail"] == f"no incident with id {cid!r}"
+    # logging a case outside one's own grid is refused too
+    assert new(toy, keys["other_worker"]).status_code == 403
+
+
+@pytest.mark.parametrize("field, value, status", [
+    ("role", "command_centre", 403),    # a department key claiming the command centre's role
+    ("role", "department", 200),        # agreeing with the key is accepted (older clients)
+    ("actor", "somebody-else", 403),
+])
+def test_body_may_not_claim_a_role_or_actor(toy_env, field, value, status):
+    toy, keys = toy_env
+    cid = new(toy, keys["worker"]).json()["id"]
+    walk(toy, keys, cid, ["register", "dispatch"])
+    r = go(toy, cid, "handle", keys["department"], 100, **{field: value})
+    assert r.status_code == status, r.text
+    if status == 403:
+        assert f"leave '{field}' out" in r.json()["detail"]
+    # and a grid worker cannot log a case as the command centre
+    r = new(toy, keys["worker"], role="command_centre")
+    assert r.status_code == 403 and "leave 'role' out" in r.json()["detail"]
+
+
+def test_meta_lists_the_key_roles(toy):
+    meta = toy.get("/incidents-meta").json()
+    assert meta["key_roles"]["command_center"] == "command_centre"
+    assert meta["key_roles"]["grid_worker"] == "grid_worker"
+    assert {"hotline", "department", "supervisor"} <= set(meta["key_roles"])
 
 
 def _snapshot(client):
@@ -72,7 +219,7 @@ def _snapshot(client):
     (dict(lon=117.7, lat=34.815), 422, "outside"),
     (dict(lon=200, lat=34.815), 422, None),
     (dict(at=(datetime.now(timezone.utc) + timedelta(days=1)).isoformat()), 400, "future"),
-    (dict(role="department"), 400, "may not collect"),
+    (dict(role="department"), 403, "leave 'role' out"),
     (dict(priority="someday"), 400, "priority"),
 ])
 def test_bad_new_case(toy, body, status, match):
@@ -83,34 +230,34 @@ def test_bad_new_case(toy, body, status, match):
     assert _snapshot(toy)["numberMatched"] == 0
 
 
-@pytest.mark.parametrize("action, role, minutes, extra, status, match", [
+@pytest.mark.parametrize("action, who, minutes, extra, status, match", [
     ("handle", "department", 20, {}, 400, "cannot handle"),                   # out of order
-    ("close", "grid_worker", 20, {"satisfaction": 5}, 400, "cannot close"),
-    ("dispatch", "department", 20, {}, 400, "may not dispatch"),              # wrong role
-    ("dispatch", "command_centre", -600, {}, 400, "before"),                  # before the previous step
-    ("dispatch", "command_centre", 60 * 24 * 5, {}, 400, "future"),
-    ("dispatch", "command_centre", 20, {"satisfaction": 4}, 400, "close step"),
-    ("teleport", "command_centre", 20, {}, 400, "unknown action"),
-    ("dispatch", "command_centre", 20, {"expected_version": 9}, 409, "version"),
+    ("close", "worker", 20, {"satisfaction": 5}, 400, "cannot close"),
+    ("dispatch", "department", 20, {}, 403, "may not dispatch"),              # wrong role (the key's)
+    ("dispatch", "centre", -600, {}, 400, "before"),                          # before the previous step
+    ("dispatch", "centre", 60 * 24 * 5, {}, 400, "future"),
+    ("dispatch", "centre", 20, {"satisfaction": 4}, 400, "close step"),
+    ("teleport", "centre", 20, {}, 400, "unknown action"),
+    ("dispatch", "centre", 20, {"expected_version": 9}, 409, "version"),
 ])
-def test_bad_transitions_change_nothing(toy, action, role, minutes, extra, status, match):
+def test_bad_transitions_change_nothing(toy_env, action, who, minutes, extra, status, match):
+    toy, keys = toy_env
     cid = new(toy).json()["id"]
-    assert go(toy, cid, "register", "command_centre", 10).status_code == 200
+    assert go(toy, cid, "register", keys["centre"], 10).status_code == 200
     before = toy.get(f"/incidents/{cid}").json()
-    r = go(toy, cid, action, role, minutes, **extra)
+    r = go(toy, cid, action, keys[who], minutes, **extra)
     assert r.status_code == status, r.text
     assert match in r.json()["detail"]
     assert toy.get(f"/incidents/{cid}").json() == before
 
 
 @pytest.mark.parametrize("rating", [0, 6, 4.5, "great"])
-def test_rating_outside_scale(toy, rating):
+def test_rating_outside_scale(toy_env, rating):
+    toy, keys = toy_env
     cid = new(toy).json()["id"]
-    for k, (a, role) in enumerate([("register", "command_centre"), ("dispatch", "command_centre"),
-                                   ("handle", "department"), ("feedback", "department")], 1):
-        assert go(toy, cid, a, role, k).status_code == 200
+    walk(toy, keys, cid, ["register", "dispatch", "handle", "feedback"])
     before = toy.get(f"/incidents/{cid}").json()
-    r = go(toy, cid, "close", "grid_worker", 10, satisfaction=rating)
+    r = go(toy, cid, "close", keys["worker"], 100, satisfaction=rating)
     assert r.status_code == 400 and "satisfaction" in r.json()["detail"]
     assert toy.get(f"/incidents/{cid}").json() == before
 
@@ -199,15 +346,14 @@ def test_incident_map_page(demo):
     assert demo.get("/map/incidents", params={"from": "2016-02-01", "to": "2016-01-01"}).status_code == 400
 
 
-def test_statistics_follow_writes(toy):
+def test_statistics_follow_writes(toy_env):
+    toy, keys = toy_env
     assert toy.get("/stats/summary").json()["cases"] == 0
     cid = new(toy).json()["id"]
     s = toy.get("/stats/summary").json()
     assert (s["cases"], s["closed"], s["disputes"]) == (1, 0, 1)
-    for k, (a, role) in enumerate([("register", "command_centre"), ("dispatch", "command_centre"),
-                                   ("handle", "department"), ("feedback", "department")], 1):
-        assert go(toy, cid, a, role, k).status_code == 200
-    assert go(toy, cid, "close", "grid_worker", 10, satisfaction=2).status_code == 200
+    walk(toy, keys, cid, ["register", "dispatch", "handle", "feedback"])
+    assert go(toy, cid, "close", keys["worker"], 100, satisfaction=2).status_code == 200
     s = toy.get("/stats/summary").json()
     assert (s["closed"], s["disputes_closed"], s["satisfaction"], s["closure_rate"]) == (1, 1, 0.0, 100.0)
     g = toy.get("/stats/divisions", params={"level": "grid"}).json()["items"]

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gis_grid.errors import ConflictError, InvalidInputError
+from gis_grid.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from gis_grid.incidents import model
 from gis_grid.incidents.model import Action, Status
 
@@ -61,7 +61,6 @@ def test_new_case_is_collected_with_default_department():
 @pytest.mark.parametrize("bad, match", [
     (dict(category="ufo"), "unknown category"),
     (dict(priority="asap"), "unknown priority"),
-    (dict(role="department"), "may not collect"),
     (dict(role="mayor"), "unknown role"),
     (dict(reporter=" "), "reporter"),
     (dict(at=NOW + timedelta(hours=1)), "future"),
@@ -74,6 +73,12 @@ def test_new_case_rejects(bad, match):
     kw.update(bad)
     with pytest.raises(InvalidInputError, match=match):
         model.new_incident(**kw)
+
+
+def test_a_role_that_may_not_collect_is_refused_as_a_permission():
+    with pytest.raises(PermissionDeniedError, match="may not collect"):
+        model.new_incident(id="E1", category="sanitation", lon=117.55, lat=34.86, grid_code="370402001001001",
+                           reporter="张三", role="department", at=NOW - timedelta(days=1), now=NOW)
 
 
 def test_full_path_sets_each_step_once_in_order():
@@ -121,7 +126,7 @@ def test_only_the_right_role(action):
         if role in model.ROLES[action]:
             assert step(c, action, role=role.value).status == model.TRANSITIONS[action][1].value
         else:
-            with pytest.raises(InvalidInputError, match="may not"):
+            with pytest.raises(PermissionDeniedError, match="may not"):
                 step(c, action, role=role.value)
 
 

@@ -1,13 +1,13 @@
 """Roles as data, API keys, and the hash-chained audit log (library level)."""
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from common import make_toy_store
+from stores import location, raw_sql
 from gis_grid.cli import main as cli
 from gis_grid.errors import InvalidInputError
 from gis_grid.security import audit, keys
@@ -16,14 +16,14 @@ from gis_grid.security.roles import ROLES, PersonalData, Principal, check_scope,
 
 @pytest.fixture
 def store(tmp_path):
-    s = make_toy_store(tmp_path / "toy.gpkg")
+    s = make_toy_store(location(tmp_path / "toy.gpkg"))
     yield s
     s.close()
 
 
 def test_role_table_matches_the_policy():
-    assert set(ROLES) == {"command_center", "street_admin", "community_admin", "grid_worker", "planner",
-                          "external_system", "auditor", "admin"}
+    assert set(ROLES) == {"command_center", "street_admin", "community_admin", "grid_worker", "hotline",
+                          "department", "supervisor", "planner", "external_system", "auditor", "admin"}
     assert permission("grid_worker").personal is PersonalData.FULL
     assert permission("command_center").personal is PersonalData.MASKED
     assert permission("command_center").min_cell == 5
@@ -52,7 +52,7 @@ def test_key_round_trip_and_secret_never_stored(store, tmp_path):
     who = keys.authenticate(store, token)
     assert (who.role, who.scope, who.key_id) == ("grid_worker", "370402001001001", record["id"])
     secret = token.split("_", 2)[2]
-    raw = sqlite3.connect(tmp_path / "toy.gpkg").execute("SELECT * FROM api_keys").fetchall()
+    raw = raw_sql(location(tmp_path / "toy.gpkg"), "SELECT * FROM api_keys")
     assert secret not in repr(raw)
 
 
@@ -87,9 +87,7 @@ def _fill(store, n):
 def test_chain_verifies_and_detects_edits_and_deletions(store, tmp_path):
     _fill(store, 5)
     assert audit.verify_store(store)[0]
-    db = sqlite3.connect(tmp_path / "toy.gpkg")
-    db.execute("UPDATE audit_log SET purpose = 'curiosity' WHERE seq = 3")
-    db.commit()
+    raw_sql(location(tmp_path / "toy.gpkg"), "UPDATE audit_log SET purpose = 'curiosity' WHERE seq = 3")
     ok, seq, msg = audit.verify_store(store)
     assert not ok and seq == 3 and "altered" in msg
 
@@ -97,15 +95,13 @@ def test_chain_verifies_and_detects_edits_and_deletions(store, tmp_path):
 @pytest.mark.parametrize("victim", [2, 5])
 def test_deleting_a_record_is_detected(store, tmp_path, victim):
     _fill(store, 5)
-    db = sqlite3.connect(tmp_path / "toy.gpkg")
-    db.execute("DELETE FROM audit_log WHERE seq = ?", (victim,))
-    db.commit()
+    raw_sql(location(tmp_path / "toy.gpkg"), "DELETE FROM audit_log WHERE seq = ?", (victim,))
     ok, seq, _ = audit.verify_store(store)
     assert not ok and seq == victim
 
 
 def test_concurrent_appends_keep_one_chain(tmp_path):
-    path = tmp_path / "toy.gpkg"
+    path = location(tmp_path / "toy.gpkg")
     make_toy_store(path).close()
     from gis_grid.store import open_store
     stores = [open_store(path) for _ in range(4)]
@@ -120,12 +116,12 @@ def test_concurrent_appends_keep_one_chain(tmp_path):
 
 
 def test_cli_keys_and_audit_verify(store, tmp_path, capsys):
-    db = str(tmp_path / "toy.gpkg")
+    db = location(tmp_path / "toy.gpkg")
     assert cli(["keys", "create", "--db", db, "--role", "command_center", "--scope", "370402"]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert keys.authenticate(store, token).role == "command_center"
     assert cli(["keys", "create", "--db", db, "--role", "grid_worker", "--scope", "370402"]) == 2
     assert cli(["audit", "verify", "--db", db]) == 0  # the key creation was audited
     assert [r["action"] for r in store.audit_records()] == ["key.create"]
-    sqlite3.connect(db).execute("UPDATE audit_log SET action = 'nothing'").connection.commit()
+    raw_sql(db, "UPDATE audit_log SET action = 'nothing'")
     assert cli(["audit", "verify", "--db", db]) == 1
