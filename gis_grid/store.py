@@ -13,6 +13,10 @@ Tables, all geometry in EPSG:4490:
 from __future__ import annotations
 
 import abc
+import logging
+import os
+import threading
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +26,8 @@ from .reference import data_dir
 
 SCHEMA_VERSION = 1
 DEFAULT_STORE_NAME = "shizhong.gpkg"
+#: a store URL (postgresql://...) or path used when none is given (before the default GeoPackage)
+DATABASE_URL_ENV = "GIS_GRID_DATABASE_URL"
 
 
 def default_store_path() -> Path:
@@ -135,6 +141,43 @@ class Store(abc.ABC):
     def audit_head(self) -> str | None:
         """'seq:hash' of the newest record as recorded at append time."""
 
+    # -- row-level scope and replicas (PostGIS enforces the first, see store_postgis/README.md) --
+    @contextmanager
+    def scoped(self, scope: str):
+        """Inside, personal-data reads see only what lies under the division code ``scope``.
+
+        The PostGIS store enforces it with row-level security, a second line behind the
+        caller's own filtering; the GeoPackage store has no such mechanism (a no-op).
+        """
+        yield self
+
+    def watch_atlas_version(self, callback, interval_s: float = 0.5):
+        """Call ``callback(version)`` from a daemon thread when another writer commits a new
+        atlas version; returns ``stop()``. May repeat a version: callers compare.
+
+        This default polls :meth:`atlas_version` every ``interval_s`` (a cheap one-row
+        read for the GeoPackage file); PostGIS listens for NOTIFY instead.
+        """
+        stopping = threading.Event()
+        seen = self.atlas_version()
+
+        def run() -> None:
+            nonlocal seen
+            while not stopping.wait(interval_s):
+                try:
+                    version = self.atlas_version()
+                except Exception:  # a store being replaced or deleted: try again next tick
+                    continue
+                if version != seen:
+                    seen = version
+                    try:
+                        callback(version)
+                    except Exception:
+                        logging.getLogger("gis_grid.store").exception("atlas version callback failed")
+
+        threading.Thread(target=run, daemon=True, name="gis-grid-poll-atlas-version").start()
+        return stopping.set
+
     def cache_dir(self) -> str | None:
         """Where derived, content-keyed lookup tables may be cached (None: no cache)."""
         return None
@@ -150,8 +193,11 @@ class Store(abc.ABC):
 
 
 def open_store(url: str | Path | None = None, *, create: bool = False) -> Store:
-    """Open a store by path or URL; ``postgresql://`` URLs select PostGIS."""
-    url = str(url or default_store_path())
+    """Open a store by path or URL; ``postgresql://`` URLs select PostGIS.
+
+    Without one: ``$GIS_GRID_DATABASE_URL`` if set, else the default GeoPackage path.
+    """
+    url = str(url or os.environ.get(DATABASE_URL_ENV) or default_store_path())
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         from .store_postgis import PostGISStore  # optional dependency
         return PostGISStore(url, create=create)

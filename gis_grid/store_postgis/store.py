@@ -1,0 +1,307 @@
+"""The PostGIS store: the same :class:`~gis_grid.store.Store` contract as the GeoPackage store.
+
+Every call is one transaction on a pooled connection working as ``gis_grid_app``,
+opened with ``set_config('gis_grid.scope', ..., true)``: the whole database ('*')
+unless the caller narrowed it with :meth:`scoped`. Row-level security then
+decides which personal-data rows that transaction sees (see README.md).
+"""
+from __future__ import annotations
+
+import contextvars
+import os
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import pandas as pd
+import psycopg
+from psycopg import errors as pgerr
+
+from ..errors import (ConflictError, GisGridError, InvalidInputError, NotFoundError, PermissionDeniedError,
+                      StoreError)
+from ..store import SCHEMA_VERSION, Store
+from ..store_gpkg import INCIDENT_COLUMNS, _safe_columns
+from . import database, migrate
+from .frames import column_types, copy_frame, read_frame
+from .pool import Pool
+
+#: the scope value meaning "the whole database" (atlas loads, demo writing, planning)
+SYSTEM_SCOPE = "*"
+#: NOTIFY channel carrying the new atlas version; NOTIFY is per database, so one name serves all
+ATLAS_CHANNEL = "gis_grid_atlas"
+
+_DIVISION_COLS = "ST_AsBinary(geom) AS geom, code, name, level, parent_code, kind, version, valid_from, valid_to, area_m2"
+_RESIDENT_COLS = ("id", "household_id", "name", "gender", "birth_date", "id_number", "phone", "relation",
+                  "disabled", "low_income", "elderly_alone", "extreme_poverty", "left_behind_child", "veteran",
+                  "community_correction")
+_PEOPLE_TABLES = ("divisions", "buildings", "households", "residents", "workers")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _stamp(at: datetime) -> str:
+    # the same text the GeoPackage store compares valid_from/valid_to with
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if at.tzinfo else at.isoformat()
+
+
+def _check_scope(scope: str) -> str:
+    from ..hierarchy import level_of
+    scope = str(scope)
+    if scope != SYSTEM_SCOPE:
+        level_of(scope)  # InvalidInputError for anything but a division code
+    return scope
+
+
+class PostGISStore(Store):
+    def __init__(self, url: str, *, create: bool = False):
+        self.url = database.normalise(url)
+        self._shown = database.redact(self.url)
+        if create:
+            database.create(self.url)
+        self._pool = Pool(self.url)
+        self._scope = contextvars.ContextVar(f"gis_grid_scope_{id(self)}", default=SYSTEM_SCOPE)
+        self._types: dict[str, dict[str, str]] = {}
+        self._check()
+
+    def _check(self) -> None:
+        with self._pool.connection() as conn:
+            rev = database.current_revision(conn)
+            if rev is None:
+                raise StoreError(f"{self._shown} is not a gis_grid store (no migrations applied); run "
+                                 f"`gis-grid db upgrade --db URL` or `gis-grid demo --out URL`")
+            if rev != migrate.head():
+                raise StoreError(f"{self._shown} is at schema revision {rev}, this gis_grid needs "
+                                 f"{migrate.head()}: run `gis-grid db upgrade --db URL`")
+            with conn.transaction():
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(f"{self._shown} has schema version {row and row[0]}, "
+                             f"this gis_grid reads version {SCHEMA_VERSION}")
+
+    def __repr__(self) -> str:
+        return f"PostGISStore({self._shown!r})"
+
+    # -- transactions --------------------------------------------------------------
+    @contextmanager
+    def scoped(self, scope: str):
+        """Reads and writes inside see only personal data under ``scope`` (row-level security)."""
+        token = self._scope.set(_check_scope(scope))
+        try:
+            yield self
+        finally:
+            self._scope.reset(token)
+
+    @contextmanager
+    def transaction(self):
+        """A cursor in one transaction, with this context's scope set for row-level security."""
+        with self._pool.connection() as conn:
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.execute("SELECT set_config('gis_grid.scope', %s, true)", (self._scope.get(),))
+                    yield cur
+            except GisGridError:
+                raise
+            except pgerr.InsufficientPrivilege as exc:
+                raise PermissionDeniedError(f"the database refused: {exc.diag.message_primary}") from exc
+            except pgerr.IntegrityError as exc:
+                raise ConflictError(f"the write conflicts with stored data: {exc.diag.message_primary}"
+                                    + (f" ({exc.diag.message_detail})" if exc.diag.message_detail else "")) from exc
+            except pgerr.DataError as exc:
+                raise InvalidInputError(f"the database refused a value: {exc.diag.message_primary}") from exc
+            except psycopg.Error as exc:
+                raise StoreError(f"{self._shown}: {type(exc).__name__}: {str(exc).strip()}") from exc
+
+    def _read(self, query, params=None) -> pd.DataFrame:
+        with self.transaction() as cur:
+            return read_frame(cur, query, params)
+
+    def _types_of(self, cur, table: str) -> dict[str, str]:
+        if table not in self._types:
+            self._types[table] = column_types(cur, table)
+        return self._types[table]
+
+    def copy(self, cur, table: str, df: pd.DataFrame, extra: dict | None = None) -> int:
+        return copy_frame(cur, table, df, self._types_of(cur, table), extra)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def cache_dir(self) -> str:
+        # lookup tables are keyed by content, so every database may share one directory
+        return os.environ.get("GIS_GRID_CACHE_DIR") or os.path.join(tempfile.gettempdir(), "gis_grid_cache")
+
+    # -- meta and the atlas ----------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        with self.transaction() as cur:
+            return dict(cur.execute("SELECT key, value FROM meta").fetchall())
+
+    def set_meta(self, cur, values: dict) -> None:
+        cur.executemany("INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                        [(str(k), str(v)) for k, v in values.items()])
+
+    def locked_atlas_version(self, cur) -> int:
+        """The atlas version, row-locked until commit: version-checked writers queue here."""
+        return int(cur.execute("SELECT value FROM meta WHERE key = 'atlas_version' FOR UPDATE").fetchone()[0])
+
+    def publish_atlas_version(self, cur, version: int) -> None:
+        """Store the new version and announce it; NOTIFY is delivered at commit, or never."""
+        self.set_meta(cur, {"atlas_version": version})
+        cur.execute("SELECT pg_notify(%s, %s)", (ATLAS_CHANNEL, str(version)))
+
+    def divisions(self, at: datetime | None = None) -> pd.DataFrame:
+        if at is None:
+            return self._read(f"SELECT {_DIVISION_COLS} FROM divisions WHERE valid_to IS NULL "
+                              "ORDER BY length(code), code")
+        stamp = _stamp(at)
+        return self._read(f"SELECT {_DIVISION_COLS} FROM divisions WHERE valid_from <= %s "
+                          "AND (valid_to IS NULL OR valid_to > %s) ORDER BY length(code), code", (stamp, stamp))
+
+    def grid_history(self, code: str) -> pd.DataFrame:
+        df = self._read("SELECT ST_AsBinary(geom) AS geom, code, name, level, parent_code, version, valid_from, "
+                        "valid_to, area_m2 FROM divisions WHERE code = %s ORDER BY version", (str(code),))
+        if df.empty:
+            raise NotFoundError(f"no division with code {code!r}")
+        return df
+
+    def buildings(self) -> pd.DataFrame:
+        return self._read("SELECT ST_AsBinary(geom) AS geom, id, kind, name, floors, units, grid_code "
+                          "FROM buildings ORDER BY id")
+
+    # -- people (row-level security applies) -------------------------------------------
+    def households(self, ids=None, building_ids=None) -> pd.DataFrame:
+        return self._filtered("SELECT id, building_id, grid_code, unit, floor, room, size, head_name, flags "
+                              "FROM households", id=(ids, str), building_id=(building_ids, int))
+
+    def residents(self, household_ids=None, columns=None, ids=None) -> pd.DataFrame:
+        cols = ", ".join(_safe_columns(columns) if columns else _RESIDENT_COLS)
+        return self._filtered(f"SELECT {cols} FROM residents", id=(ids, str), household_id=(household_ids, str))
+
+    def workers(self, grid_codes=None) -> pd.DataFrame:
+        return self._filtered("SELECT id, grid_code, name, role, phone FROM workers", grid_code=(grid_codes, str))
+
+    def _filtered(self, query: str, **filters) -> pd.DataFrame:
+        where, params = [], []
+        for col, (values, kind) in filters.items():
+            if values is None:
+                continue
+            where.append(f"{col} = ANY(%s)")
+            params.append([kind(v) for v in values])  # numpy scalars are not adaptable
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        return self._read(query, params)
+
+    # -- bulk replace ----------------------------------------------------------------------
+    def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
+        unknown = set(tables) - set(_PEOPLE_TABLES)
+        if unknown:
+            raise InvalidInputError(f"replace_all writes {', '.join(_PEOPLE_TABLES)}, not {sorted(unknown)}")
+        with self.scoped(SYSTEM_SCOPE), self.transaction() as cur:
+            version = self.locked_atlas_version(cur) + 1
+            for table in _PEOPLE_TABLES:
+                if table not in tables:
+                    continue
+                cur.execute(f"DELETE FROM {table}")
+                df = tables[table]
+                if table == "residents":
+                    df = df.assign(grid_code=self._household_grids(cur, tables, df["household_id"]))
+                self.copy(cur, table, df)
+            if "households" in tables and "residents" not in tables:
+                cur.execute("UPDATE residents r SET grid_code = h.grid_code FROM households h "
+                            "WHERE h.id = r.household_id AND r.grid_code IS DISTINCT FROM h.grid_code")
+            self.set_meta(cur, {**meta, "updated_at": _now()})
+            self.publish_atlas_version(cur, version)
+        self.analyze()
+
+    def _household_grids(self, cur, tables, household_ids: pd.Series) -> pd.Series:
+        """Each resident's household's grid, for the residents' RLS column."""
+        if "households" in tables:
+            hh = tables["households"][["id", "grid_code"]]
+        else:
+            hh = read_frame(cur, "SELECT id, grid_code FROM households")
+        return household_ids.map(pd.Series(hh["grid_code"].to_numpy(), index=hh["id"].to_numpy()))
+
+    def analyze(self) -> None:
+        """Fresh planner statistics after a bulk write (the app role may not ANALYZE itself)."""
+        try:
+            with self.transaction() as cur:
+                cur.execute("SELECT gis_grid_analyze()")
+        except GisGridError:  # only a slower plan until autovacuum gets there
+            pass
+
+    # -- incidents ---------------------------------------------------------------------------
+    def incidents(self, ids=None, columns=None) -> pd.DataFrame:
+        from . import incidents
+        return incidents.read(self, ids, _safe_columns(columns) if columns else list(INCIDENT_COLUMNS))
+
+    def insert_incident(self, row: dict) -> None:
+        from . import incidents
+        incidents.insert(self, row)
+
+    def update_incident(self, row: dict, expected_version: int) -> None:
+        from . import incidents
+        incidents.update(self, row, expected_version)
+
+    def replace_incidents(self, df: pd.DataFrame) -> None:
+        from . import incidents
+        incidents.replace(self, df)
+
+    # -- boundary planning -----------------------------------------------------------------------
+    def save_plan(self, record: dict) -> int:
+        from . import plans
+        return plans.save_plan(self, record)
+
+    def plans(self, scope: str | None = None) -> list[dict]:
+        from . import plans
+        return plans.list_plans(self, scope)
+
+    def plan(self, plan_id: int) -> dict:
+        from . import plans
+        return plans.get_plan(self, plan_id)
+
+    def grid_codes_ever(self, prefix: str) -> list[str]:
+        from . import plans
+        return plans.grid_codes_ever(self, prefix)
+
+    def apply_changeset(self, changeset, expected_version: int) -> int:
+        from . import plans
+        return plans.apply_changeset(self, changeset, expected_version)
+
+    def grid_changes(self, code: str | None = None) -> list[dict]:
+        from . import plans
+        return plans.grid_changes(self, code)
+
+    # -- API keys and audit -----------------------------------------------------------------------
+    def insert_key(self, record: dict) -> None:
+        from . import security
+        security.insert_key(self, record)
+
+    def key(self, key_id: str) -> dict:
+        from . import security
+        return security.key(self, key_id)
+
+    def keys(self) -> list[dict]:
+        from . import security
+        return security.keys(self)
+
+    def revoke_key(self, key_id: str, when: str) -> None:
+        from . import security
+        security.revoke_key(self, key_id, when)
+
+    def append_audit(self, record: dict) -> dict:
+        from . import security
+        return security.append_audit(self, record)
+
+    def audit_records(self) -> list[dict]:
+        from . import security
+        return security.audit_records(self)
+
+    def audit_head(self) -> str | None:
+        from . import security
+        return security.audit_head(self)
+
+    # -- replicas --------------------------------------------------------------------------------
+    def watch_atlas_version(self, callback):
+        from .notify import watch
+        return watch(self.url, ATLAS_CHANNEL, callback, current=self.atlas_version)
