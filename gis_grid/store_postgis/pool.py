@@ -8,6 +8,7 @@ under the server's ``max_connections``; at most ``max_idle`` stay open between c
 from __future__ import annotations
 
 import os
+import select
 import threading
 from contextlib import contextmanager
 
@@ -43,6 +44,18 @@ def connect_as_app(url: str, **kwargs) -> psycopg.Connection:
     return conn
 
 
+def _alive(conn: psycopg.Connection) -> bool:
+    """An idle connection has nothing to read; if it has, the server ended the session (a restart,
+    pg_terminate_backend, DROP DATABASE ... FORCE elsewhere) and the first query would fail."""
+    if conn.closed or conn.broken:
+        return False
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
+    return not readable
+
+
 class Pool:
     def __init__(self, url: str, *, max_size: int | None = None, max_idle: int = 2, timeout_s: float = 30):
         self.url = url
@@ -60,7 +73,10 @@ class Pool:
         try:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
-            if conn is None or conn.closed:
+            if conn is not None and not _alive(conn):
+                conn.close()
+                conn = None
+            if conn is None:
                 conn = connect_as_app(self.url)
             try:
                 yield conn
