@@ -28,6 +28,8 @@ SCHEMA_VERSION = 1
 DEFAULT_STORE_NAME = "shizhong.gpkg"
 #: a store URL (postgresql://...) or path used when none is given (before the default GeoPackage)
 DATABASE_URL_ENV = "GIS_GRID_DATABASE_URL"
+#: the :meth:`Store.scoped` value for whole-district work (atlas loads, statistics, demo writing)
+SYSTEM_SCOPE = "*"
 
 
 def default_store_path() -> Path:

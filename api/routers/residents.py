@@ -29,6 +29,7 @@ from gis_grid.hierarchy import level_of
 from gis_grid.masking import mask_ids, mask_names, mask_phones
 from gis_grid.security import audit
 from gis_grid.security.roles import PersonalData, Principal
+from gis_grid.store import SYSTEM_SCOPE
 
 from ..asof import atlas_at_dep
 from ..deps import crs_query, holder, settings_dep
@@ -117,8 +118,10 @@ def _households_page(request: Request, atlas: Atlas, h: AtlasHolder, households:
                 "note": f"the {who.role} role sees counts only"}
     chunk = households.iloc[page.offset:page.offset + page.limit]
     ids = chunk["id"].tolist()
-    res = h.store.residents(household_ids=ids, columns=RESIDENT_COLUMNS) if ids else \
-        pd.DataFrame(columns=RESIDENT_COLUMNS)
+    # row-level scope (PostGIS RLS): a second line behind the filter above, should it ever be missed
+    with h.store.scoped(who.scope if who.permission.subtree_only else SYSTEM_SCOPE):
+        res = h.store.residents(household_ids=ids, columns=RESIDENT_COLUMNS) if ids else \
+            pd.DataFrame(columns=RESIDENT_COLUMNS)
     people: dict[str, list] = {i: [] for i in ids}
     if len(res):
         res = res.assign(name=mask_names(res["name"].to_numpy(dtype=object)),

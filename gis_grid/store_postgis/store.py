@@ -19,14 +19,12 @@ from psycopg import errors as pgerr
 
 from ..errors import (ConflictError, GisGridError, InvalidInputError, NotFoundError, PermissionDeniedError,
                       StoreError)
-from ..store import SCHEMA_VERSION, Store
+from ..store import SCHEMA_VERSION, SYSTEM_SCOPE, Store
 from ..store_gpkg import INCIDENT_COLUMNS, _safe_columns
 from . import database, migrate
 from .frames import column_types, copy_frame, read_frame
 from .pool import Pool
 
-#: the scope value meaning "the whole database" (atlas loads, demo writing, planning)
-SYSTEM_SCOPE = "*"
 #: NOTIFY channel carrying the new atlas version; NOTIFY is per database, so one name serves all
 ATLAS_CHANNEL = "gis_grid_atlas"
 
