@@ -137,10 +137,15 @@ def require(*flags: str):
     return dep
 
 
-def check_scope(who: Principal, code: str, what: str = "division") -> None:
-    """Out of the caller's scope answers exactly like a missing object (404), so nothing leaks."""
+def check_scope(who: Principal, code: str, what: str = "division", *, shown=None) -> None:
+    """Out of the caller's scope answers exactly like a missing object (404), so nothing leaks.
+
+    ``shown``: the id the caller asked for, when ``code`` is the grid the object lies in; the
+    answer then names only that id (naming the grid would tell where the object is) in the
+    same words as the atlas uses for a missing one.
+    """
     if not who.sees(code):
-        raise NotFoundError(f"no {what} {code!r}")
+        raise NotFoundError(f"no {what} {code!r}" if shown is None else f"no {what} with id {shown!r}")
 
 
 def request_id(request: Request) -> str:

@@ -103,7 +103,7 @@ def building(building_id: int = Path(..., description="building id"),
     row = atlas.building_row(building_id)  # 404 for unknown ids
     b = atlas.buildings.iloc[row]
     g = int(atlas.building_grid[row])
-    check_scope(who, atlas.grid_codes[g] if g >= 0 else "", "building")
+    check_scope(who, atlas.grid_codes[g] if g >= 0 else "", "building", shown=building_id)
     n = int(atlas._hh_by_building[row + 1] - atlas._hh_by_building[row])
     out = {"id": int(b["id"]), "name": _none(b["name"]), "kind": b["kind"],
            "floors": None if _none(b["floors"]) is None else int(b["floors"]),

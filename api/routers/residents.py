@@ -201,7 +201,7 @@ def building_residents(request: Request, building_id: int = Path(...), limit: in
                        settings: Settings = Depends(settings_dep), who: Principal = Depends(_people)) -> dict:
     row = atlas.building_row(building_id)  # 404
     g = int(atlas.building_grid[row])
-    check_scope(who, atlas.grid_codes[g] if g >= 0 else "", "building")
+    check_scope(who, atlas.grid_codes[g] if g >= 0 else "", "building", shown=building_id)
     idx = atlas._hh_by_building_order[atlas._hh_by_building[row]:atlas._hh_by_building[row + 1]]
     households = atlas.households.iloc[np.sort(idx)]
     page = _page(limit, offset, next, f"building:{int(building_id)}", settings, atlas)
