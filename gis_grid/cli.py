@@ -32,6 +32,20 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_province(args) -> int:
+    from .demo.province import write_province
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        print(f"{out} exists; pass --force to overwrite it", file=sys.stderr)
+        return 2
+    if out.exists():
+        out.unlink()
+    with open_store(args.db) as source, open_store(out, create=True) as target:
+        counts = write_province(source, target, args.districts, args.columns)
+    print(json.dumps({"store": str(out), "districts": args.districts, **counts}, ensure_ascii=False))
+    return 0
+
+
 def cmd_check(args) -> int:
     from .coverage import check_store
     with open_store(args.db) as store:
@@ -129,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing store")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("province", help="tile the district in --db into a synthetic province (grids only)")
+    _db(p)
+    p.add_argument("--out", required=True, help="store to write")
+    p.add_argument("--districts", type=int, default=22, help="copies of the district (22 x 445 = 9,790 grids)")
+    p.add_argument("--columns", type=int, default=None, help="districts per row (default: a square layout)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing store")
+    p.set_defaults(func=cmd_province)
 
     p = sub.add_parser("check", help="verify 区不漏地/地不漏房/房不漏户/户不漏人")
     _db(p)

@@ -23,7 +23,7 @@ def toy(tmp_path_factory):
     path = tmp_path_factory.mktemp("toy") / "t.gpkg"
     store = make_toy_store(path)
     try:
-        yield path, Atlas.from_store(store)
+        yield store.url, Atlas.from_store(store)
     finally:
         store.close()
 
@@ -127,11 +127,11 @@ def test_missing_columns_is_a_clear_error(toy, client, tmp_path):
 
 
 def test_cli_dask_address(toy, client, tmp_path, capsys):
-    path, atlas = toy
+    db, atlas = toy
     src = tmp_path / "in.csv"
     _points().to_csv(src, index=False)
     locate_file(src, tmp_path / "one.csv", atlas.locate_many)
-    code = main(["locate", "--db", str(path), str(src), "-o", str(tmp_path / "cli.csv"), "--quiet",
+    code = main(["locate", "--db", db, str(src), "-o", str(tmp_path / "cli.csv"), "--quiet",
                  "--dask", client.scheduler.address])
     assert code == 0
     assert '"rows": 3000' in capsys.readouterr().out
