@@ -16,8 +16,10 @@ venv: $(BIN)/gis-grid
 run: venv
 	$(BIN)/gis-grid serve
 
+# system packages, and the PostgreSQL/PostGIS cluster the suite's PostGIS half runs on
 deps:
 	bash scripts/system-deps.sh
+	bash scripts/postgres.sh start
 
 test: venv deps
 	$(BIN)/python -m pytest

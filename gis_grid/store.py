@@ -194,6 +194,21 @@ class Store(abc.ABC):
         self.close()
 
 
+#: test hook: seconds to sleep inside an apply transaction, after the grids are written and
+#: before buildings/households/audit; the kill test (tests/gis_grid/test_planning.py) kills there
+APPLY_PAUSE_ENV = "GIS_GRID_TEST_APPLY_PAUSE_S"
+
+
+def apply_pause_hook() -> None:
+    """Every store's apply_changeset calls this mid-transaction; a no-op unless the env is set."""
+    import os
+    import time
+    pause = float(os.environ.get(APPLY_PAUSE_ENV, "0") or 0)
+    if pause:
+        print("paused", flush=True)  # the kill test waits for this line on the child's stdout
+        time.sleep(pause)
+
+
 def open_store(url: str | Path | None = None, *, create: bool = False) -> Store:
     """Open a store by path or URL; ``postgresql://`` URLs select PostGIS.
 

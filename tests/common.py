@@ -10,6 +10,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.store import open_store
+from stores import location
 
 X0, X1, XM = 117.50, 117.52, 117.51
 Y0, Y1, YM = 34.80, 34.82, 34.81
@@ -69,7 +70,7 @@ def toy_people() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def make_toy_store(path, divisions=None, buildings=None, households=None, residents=None):
-    """Write the toy district (or the given tables) into a new GeoPackage store at ``path``."""
+    """Write the toy district (or the given tables) into a new store for ``path`` (see stores.location)."""
     hh, res = toy_people()
     tables = {"divisions": toy_divisions() if divisions is None else divisions,
               "buildings": toy_buildings() if buildings is None else buildings,
@@ -77,7 +78,7 @@ def make_toy_store(path, divisions=None, buildings=None, households=None, reside
               "residents": res if residents is None else residents,
               "workers": pd.DataFrame({"id": ["W1"], "grid_code": ["370402001001001"], "name": ["周八"],
                                        "role": ["网格长"], "phone": ["13900001111"]})}
-    store = open_store(path, create=True)
+    store = open_store(location(path), create=True)
     store.replace_all(tables, {"district": "370402"})
     return store
 
@@ -87,7 +88,7 @@ def bearer(store_or_path, role: str = "command_center", scope: str = "370402") -
     from gis_grid.security.keys import create_key
     from gis_grid.store import open_store
 
-    store = open_store(store_or_path) if isinstance(store_or_path, (str, bytes)) or hasattr(store_or_path, "__fspath__") \
+    store = open_store(location(store_or_path)) if isinstance(store_or_path, (str, bytes)) or hasattr(store_or_path, "__fspath__") \
         else store_or_path
     _, token = create_key(store, role, scope, days=1, note="test")
     return {"Authorization": f"Bearer {token}"}

@@ -1,4 +1,9 @@
-"""Shared fixtures: the generated demo district (built once per session) and small hand-made stores."""
+"""Shared fixtures: the store backend, the generated demo district (built once per backend) and small stores.
+
+The whole suite runs once per store backend: ``store_backend`` is a session-scoped, autouse,
+parametrised fixture, so every test is collected as ``test[gpkg]`` and ``test[postgis]`` and
+pytest runs all of one backend before the other. See tests/stores.py.
+"""
 from __future__ import annotations
 
 import os
@@ -9,20 +14,49 @@ import pytest
 from gis_grid.atlas import Atlas
 from gis_grid.store import open_store
 
+import stores
+
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
-@pytest.fixture(scope="session")
-def demo_store_path(tmp_path_factory) -> Path:
-    """The full demo district (seed 370402), generated once for the whole test session.
+@pytest.fixture(scope="session", autouse=True, params=stores.backends())
+def store_backend(request):
+    """Every test runs on each store backend in turn (GeoPackage, then PostGIS)."""
+    url = None
+    if request.param == "postgis":
+        url = stores.admin_url()
+        if url is None:
+            reason = "no PostgreSQL/PostGIS reachable (run scripts/postgres.sh start or set GIS_GRID_TEST_DATABASE_URL)"
+            if os.environ.get("CI"):
+                pytest.fail(f"CI must run the suite on PostGIS too: {reason}")
+            pytest.skip(reason)
+    stores.activate(request.param, url)
+    yield request.param
+    if request.param == "postgis":
+        stores.drop_test_databases()
+    stores.activate("gpkg")
 
-    Set GIS_GRID_TEST_DEMO to reuse an existing demo store (read-only tests only).
+
+@pytest.fixture(autouse=True)
+def _only_on(request, store_backend):
+    """``@pytest.mark.gpkg_only``: the test is about the GeoPackage file itself."""
+    if store_backend != "gpkg" and request.node.get_closest_marker("gpkg_only"):
+        pytest.skip("about the GeoPackage file format itself; the PostGIS store has its own tests")
+
+
+@pytest.fixture(scope="session")
+def demo_store_path(store_backend, tmp_path_factory) -> str:
+    """The full demo district (seed 370402), generated once per backend for the whole session.
+
+    Set GIS_GRID_TEST_DEMO (a .gpkg) or GIS_GRID_TEST_PG_DEMO (a postgresql:// URL) to reuse an
+    existing demo store (read-only tests only).
     """
-    reuse = os.environ.get("GIS_GRID_TEST_DEMO")
+    reuse = os.environ.get("GIS_GRID_TEST_PG_DEMO" if store_backend == "postgis" else "GIS_GRID_TEST_DEMO")
     if reuse:
-        return Path(reuse)
+        return reuse
     from gis_grid.demo.generate import write_demo
-    path = tmp_path_factory.mktemp("demo") / "shizhong.gpkg"
+    path = stores.location(tmp_path_factory.mktemp("demo") / "shizhong.gpkg")
     with open_store(path, create=True) as store:
         write_demo(store, seed=370402, progress=False)
     return path

@@ -8,29 +8,29 @@ GIS_GRID_TEST_INCIDENT_DEMO names a store that already has it (read-only use).
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
-_CACHE: dict[str, Path] = {}
+import stores
+
+_CACHE: dict[tuple, str] = {}
 
 
-def incident_store_path(demo_store_path: Path, tmp_path_factory) -> Path:
-    if "path" in _CACHE:
-        return _CACHE["path"]
-    reuse = os.environ.get("GIS_GRID_TEST_INCIDENT_DEMO")
+def incident_store_path(demo_store_path, tmp_path_factory) -> str:
+    key = (stores.backend(), str(demo_store_path))
+    if key in _CACHE:
+        return _CACHE[key]
+    reuse = None if stores.is_postgis() else os.environ.get("GIS_GRID_TEST_INCIDENT_DEMO")
     if reuse:
-        _CACHE["path"] = Path(reuse)
-        return _CACHE["path"]
+        _CACHE[key] = reuse
+        return reuse
     from gis_grid.store import open_store
     with open_store(demo_store_path) as store:
         n = len(store.incidents(columns=["id"]))
     if n:
-        _CACHE["path"] = Path(demo_store_path)
-        return _CACHE["path"]
+        _CACHE[key] = str(demo_store_path)
+        return _CACHE[key]
     from gis_grid.incidents.history import write_incident_history
-    path = tmp_path_factory.mktemp("incidents") / "shizhong.gpkg"
-    shutil.copyfile(demo_store_path, path)
+    path = stores.copy_store(demo_store_path, tmp_path_factory.mktemp("incidents") / "shizhong.gpkg")
     with open_store(path) as store:
         write_incident_history(store, seed=int(store.meta().get("seed", 370402)))
-    _CACHE["path"] = path
+    _CACHE[key] = path
     return path

@@ -10,12 +10,11 @@ Tables, created on the first planning write (older stores lack them):
 from __future__ import annotations
 
 import json
-import os
-import time
 
 from .. import gpkg
 from ..crs import STORAGE_EPSG
 from ..errors import NotFoundError, PreconditionError
+from ..store import apply_pause_hook
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
@@ -29,9 +28,6 @@ CREATE TABLE IF NOT EXISTS grid_changes (
   from_version INTEGER NOT NULL, to_version INTEGER NOT NULL, scope TEXT, summary TEXT NOT NULL)
 """
 _TABLES = ("plans", "grid_code_registry", "grid_changes")
-#: test hook: seconds to sleep inside the apply transaction, after the grids are written
-#: and before buildings/households/audit (the kill test kills the process there)
-PAUSE_ENV = "GIS_GRID_TEST_APPLY_PAUSE_S"
 
 
 def _has(c, table: str) -> bool:
@@ -152,9 +148,7 @@ def apply_changeset(store, cs, expected_version: int) -> int:
             cols = list(ins.columns)
             rows = ins.astype(object).where(ins.notna(), None).itertuples(index=False, name=None)
             c.executemany(f"INSERT INTO divisions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
-        pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
-        if pause:
-            time.sleep(pause)
+        apply_pause_hook()
         moves = [(str(n), int(b)) for b, n in zip(cs.building_moves["id"], cs.building_moves["new"])]
         c.executemany("UPDATE buildings SET grid_code = ? WHERE id = ?", moves)
         c.executemany("UPDATE households SET grid_code = ? WHERE building_id = ?", moves)

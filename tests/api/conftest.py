@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from common import bearer, make_toy_store, toy_people
+from stores import location
 
 ID18 = re.compile(r"\b\d{17}[\dX]\b")
 MOBILE = re.compile(r"\b1[3-9]\d{9}\b")
@@ -53,8 +54,8 @@ def toy_residents():
 
 
 @pytest.fixture(scope="session")
-def toy_store_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toy") / "toy.gpkg"
+def toy_store_path(store_backend, tmp_path_factory):
+    path = location(tmp_path_factory.mktemp("toy") / "toy.gpkg")
     make_toy_store(path, residents=toy_residents()).close()
     return path
 

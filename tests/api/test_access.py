@@ -12,14 +12,15 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from common import X0, X1, Y0, Y1, bearer, make_toy_store
+from stores import location
 
 G1, G1B, G_EAST = "370402001001001", "370402001001002", "370402002001001"
 WHOLE = {"type": "Polygon", "coordinates": [[[X0, Y0], [X1, Y0], [X1, Y1], [X0, Y1], [X0, Y0]]]}
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    path = tmp_path_factory.mktemp("access") / "toy.gpkg"
+def env(store_backend, tmp_path_factory):
+    path = location(tmp_path_factory.mktemp("access") / "toy.gpkg")
     store = make_toy_store(path)
     heads = {name: bearer(store, role, scope) for name, role, scope in [
         ("worker", "grid_worker", G1), ("community", "community_admin", "370402001001"),

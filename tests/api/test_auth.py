@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from common import make_toy_store
+from stores import copy_store
 from gis_grid.security import audit, keys
 
 # toy residents: Rq1..Rq3 live in grid 370402001001001, Rq5 in 370402002001001
@@ -85,17 +86,13 @@ def test_only_the_auditor_reads_the_audit_log(env):
 
 
 def test_demo_sign_in_link_is_single_use_and_only_on_demo_stores(tmp_path, demo_store_path):
-    import sqlite3
-
     from api.server import demo_sign_in_link
 
     toy = make_toy_store(tmp_path / "toy.gpkg")
     with TestClient(create_app(Settings(db=toy.url))) as client:
         assert demo_sign_in_link(client.app) is None  # a real (non-demo) store prints no link
-    demo = tmp_path / "demo.gpkg"
-    with sqlite3.connect(demo_store_path) as src, sqlite3.connect(demo) as dst:
-        src.backup(dst)  # consistent copy even with a live WAL
-    with TestClient(create_app(Settings(db=str(demo)))) as client:
+    demo = copy_store(demo_store_path, tmp_path / "demo.gpkg")
+    with TestClient(create_app(Settings(db=demo))) as client:
         link = demo_sign_in_link(client.app)
         assert link.startswith("/login/once/") and "gg_" not in link
         r = client.get(link, follow_redirects=False)

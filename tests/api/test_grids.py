@@ -5,12 +5,12 @@ on the store file (not through the atlas or gis_grid.stats).
 """
 from __future__ import annotations
 
-import sqlite3
 
 import pytest
 import shapely
 
 from common import bearer
+from stores import raw_sql
 
 FLAGS = ("disabled", "low_income", "elderly_alone", "extreme_poverty",
          "left_behind_child", "veteran", "community_correction")
@@ -18,35 +18,31 @@ FLAGS = ("disabled", "low_income", "elderly_alone", "extreme_poverty",
 
 def sql_stats(path, code: str) -> dict:
     like = code + "%"
-    with sqlite3.connect(path) as c:
-        one = lambda sql: c.execute(sql, (like,)).fetchone()[0]  # noqa: E731
-        flags = c.execute(
-            "SELECT " + ", ".join(f"COALESCE(SUM({f} != 0), 0)" for f in FLAGS) +
-            " FROM residents r JOIN households h ON r.household_id = h.id WHERE h.grid_code LIKE ?",
-            (like,)).fetchone()
-        return {
-            "households": one("SELECT count(*) FROM households WHERE grid_code LIKE ?"),
-            "residents": one("SELECT count(*) FROM residents r JOIN households h ON r.household_id = h.id "
-                             "WHERE h.grid_code LIKE ?"),
-            "buildings": one("SELECT count(*) FROM buildings WHERE grid_code LIKE ?"),
-            "workers": one("SELECT count(*) FROM workers WHERE grid_code LIKE ?"),
-            "grids": one("SELECT count(*) FROM divisions WHERE level='grid' AND valid_to IS NULL AND code LIKE ?"),
-            "special_groups": dict(zip(FLAGS, flags)),
-        }
+    one = lambda sql: raw_sql(path, sql, (like,))[0][0]  # noqa: E731
+    flags = raw_sql(
+        path, "SELECT " + ", ".join(f"COALESCE(SUM(CASE WHEN {f} <> 0 THEN 1 ELSE 0 END), 0)" for f in FLAGS) +
+        " FROM residents r JOIN households h ON r.household_id = h.id WHERE h.grid_code LIKE ?", (like,))[0]
+    return {
+        "households": one("SELECT count(*) FROM households WHERE grid_code LIKE ?"),
+        "residents": one("SELECT count(*) FROM residents r JOIN households h ON r.household_id = h.id "
+                         "WHERE h.grid_code LIKE ?"),
+        "buildings": one("SELECT count(*) FROM buildings WHERE grid_code LIKE ?"),
+        "workers": one("SELECT count(*) FROM workers WHERE grid_code LIKE ?"),
+        "grids": one("SELECT count(*) FROM divisions WHERE level='grid' AND valid_to IS NULL AND code LIKE ?"),
+        "special_groups": dict(zip(FLAGS, flags)),
+    }
 
 
 def sql_children(path, code: str) -> list[tuple[str, str]]:
-    with sqlite3.connect(path) as c:
-        return c.execute("SELECT code, name FROM divisions WHERE parent_code = ? AND valid_to IS NULL "
-                         "ORDER BY code", (code,)).fetchall()
+    return [tuple(r) for r in raw_sql(path, "SELECT code, name FROM divisions WHERE parent_code = ? "
+                                      "AND valid_to IS NULL ORDER BY code", (code,))]
 
 
 @pytest.fixture(scope="module")
 def chain(demo_store_path) -> list[str]:
     """One division per level, district down to a base grid."""
-    with sqlite3.connect(demo_store_path) as c:
-        grid = c.execute("SELECT grid_code FROM households GROUP BY grid_code ORDER BY count(*) DESC "
-                         "LIMIT 1").fetchone()[0]
+    grid = raw_sql(demo_store_path, "SELECT grid_code FROM households GROUP BY grid_code "
+                   "ORDER BY count(*) DESC, grid_code LIMIT 1")[0][0]
     return [grid[:6], grid[:9], grid[:12], grid]
 
 
@@ -95,8 +91,7 @@ def test_grid_card_lists_masked_workers(client, chain, demo_store_path, no_pii):
     r = client.get(f"/grids/{chain[3]}", params={"geometry": "false"})
     no_pii(r.text)
     workers = r.json()["workers"]
-    with sqlite3.connect(demo_store_path) as c:
-        raw = c.execute("SELECT id, name, phone, role FROM workers WHERE grid_code=?", (chain[3],)).fetchall()
+    raw = raw_sql(demo_store_path, "SELECT id, name, phone, role FROM workers WHERE grid_code=?", (chain[3],))
     assert len(workers) == len(raw) > 0
     by_id = {w["id"]: w for w in workers}
     for wid, name, phone, role in raw:
@@ -111,11 +106,11 @@ def test_upper_levels_have_no_worker_list(client, chain):
 
 
 def test_geometry_is_geojson_matching_the_store(client, chain, demo_store_path):
-    from gis_grid.store_gpkg import GeoPackageStore
+    from gis_grid.store import open_store
     card = client.get(f"/grids/{chain[3]}").json()
     assert card["geometry"]["type"] in ("Polygon", "MultiPolygon")
     got = shapely.geometry.shape(card["geometry"])
-    store = GeoPackageStore(demo_store_path)
+    store = open_store(demo_store_path)
     try:
         d = store.divisions()
     finally:
@@ -195,10 +190,9 @@ def test_toy_building(toy_client):
 
 
 def test_demo_building_matches_store(client, demo_store_path):
-    with sqlite3.connect(demo_store_path) as c:
-        bid, name, floors, gcode = c.execute("SELECT id, name, floors, grid_code FROM buildings "
-                                             "ORDER BY id LIMIT 1 OFFSET 100").fetchone()
-        n = c.execute("SELECT count(*) FROM households WHERE building_id=?", (bid,)).fetchone()[0]
+    bid, name, floors, gcode = raw_sql(demo_store_path, "SELECT id, name, floors, grid_code FROM buildings "
+                                       "ORDER BY id LIMIT 1 OFFSET 100")[0]
+    n = raw_sql(demo_store_path, "SELECT count(*) FROM households WHERE building_id=?", (bid,))[0][0]
     b = client.get(f"/buildings/{bid}").json()
     assert (b["id"], b["name"], b["floors"], b["grid_code"], b["households"]) == (bid, name, floors, gcode, n)
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from common import bearer, make_toy_store
+from stores import location
 from incident_demo import incident_store_path
 
 PAST = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
@@ -42,7 +43,7 @@ class Keys(dict):
 
 @pytest.fixture()
 def toy_env(tmp_path):
-    path = tmp_path / "toy.gpkg"
+    path = location(tmp_path / "toy.gpkg")
     store = make_toy_store(path)
     keys = Keys(store)
     store.close()

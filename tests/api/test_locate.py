@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-import sqlite3
 
 import pytest
 import shapely
 
 from gis_grid import crs as crs_mod
-from gis_grid.store_gpkg import GeoPackageStore
+from gis_grid.store import open_store
+from stores import raw_sql
 
 OUTSIDE = (116.0, 30.0)  # valid lon/lat in China, far from Zaozhuang
 
@@ -16,7 +16,7 @@ OUTSIDE = (116.0, 30.0)  # valid lon/lat in China, far from Zaozhuang
 @pytest.fixture(scope="module")
 def inside_points(demo_store_path):
     """(lon, lat, grid_code, building_id) at the representative point of a few demo buildings."""
-    store = GeoPackageStore(demo_store_path)
+    store = open_store(demo_store_path)
     try:
         b = store.buildings()
     finally:
@@ -41,8 +41,7 @@ def test_get_inside_returns_full_hierarchy(client, inside_points, demo_store_pat
     assert body["street"]["code"] == gcode[:9]
     assert body["district"]["code"] == "370402"
     assert body["building"]["id"] == bid
-    with sqlite3.connect(demo_store_path) as c:
-        name = c.execute("SELECT name FROM divisions WHERE code=? AND valid_to IS NULL", (gcode,)).fetchone()[0]
+    name = raw_sql(demo_store_path, "SELECT name FROM divisions WHERE code=? AND valid_to IS NULL", (gcode,))[0][0]
     assert body["grid"]["name"] == name
 
 

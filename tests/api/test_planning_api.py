@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from common import X0, X1, XM, Y0, Y1, YM, bearer, make_toy_store
+from stores import location
 from gis_grid.security import keys
 from gis_grid.store import open_store
 
@@ -31,9 +32,9 @@ MOVED = fc(shapely.box(X0, 34.804, XM, Y1), shapely.box(X0, Y0, XM, 34.804))
 
 def planner_client(path):
     """A client that sends a planner's API key with every request."""
-    with open_store(path) as store:
+    with open_store(location(path)) as store:
         token = keys.create_key(store, "planner", "370402")[1]
-    c = TestClient(create_app(Settings(db=str(path))))
+    c = TestClient(create_app(Settings(db=location(path))))
     c.headers["Authorization"] = f"Bearer {token}"
     return c
 
@@ -49,7 +50,7 @@ def test_plans_are_for_planners(tmp_path):
     store = make_toy_store(tmp_path / "toy.gpkg")
     worker = keys.create_key(store, "grid_worker", G1)[1]
     store.close()
-    with TestClient(create_app(Settings(db=str(tmp_path / "toy.gpkg")))) as c:
+    with TestClient(create_app(Settings(db=location(tmp_path / "toy.gpkg")))) as c:
         assert c.get("/plans").status_code == 401
         assert c.post("/plans", json={"community": WEST, "grids": MOVED}).status_code == 401
         h = {"Authorization": f"Bearer {worker}"}

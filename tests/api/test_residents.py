@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from datetime import date
 
 import pytest
 
 from gis_grid import crs as crs_mod
+from stores import raw_sql
 
 X0, X1, Y0, Y1 = 117.50, 117.52, 34.80, 34.82  # the toy district
 WHOLE_TOY = {"type": "Polygon", "coordinates": [[[X0 - 0.001, Y0 - 0.001], [X1 + 0.001, Y0 - 0.001],
@@ -223,12 +223,11 @@ def test_wrong_winding_is_accepted_and_equivalent(toy_client):
 # ------------------------------------------------------------- demo district
 @pytest.fixture(scope="module")
 def small_grid(demo_store_path):
-    with sqlite3.connect(demo_store_path) as c:
-        code, n = c.execute("SELECT grid_code, count(*) FROM households GROUP BY grid_code "
-                            "HAVING count(*) BETWEEN 5 AND 400 ORDER BY grid_code LIMIT 1").fetchone()
-        raw = {r[0]: r[1:] for r in c.execute(
-            "SELECT r.id, r.name, r.id_number, r.phone, r.birth_date, r.household_id FROM residents r "
-            "JOIN households h ON r.household_id = h.id WHERE h.grid_code = ?", (code,))}
+    code, n = raw_sql(demo_store_path, "SELECT grid_code, count(*) FROM households GROUP BY grid_code "
+                      "HAVING count(*) BETWEEN 5 AND 400 ORDER BY grid_code LIMIT 1")[0]
+    raw = {r[0]: r[1:] for r in raw_sql(
+        demo_store_path, "SELECT r.id, r.name, r.id_number, r.phone, r.birth_date, r.household_id FROM residents r "
+        "JOIN households h ON r.household_id = h.id WHERE h.grid_code = ?", (code,))}
     return code, n, raw
 
 
@@ -265,12 +264,12 @@ def test_demo_grid_residents_masked_and_complete(client, small_grid, no_pii):
 
 
 def test_demo_building_residents_and_search_agree(client, demo_store_path, no_pii):
-    with sqlite3.connect(demo_store_path) as c:
-        bid, n = c.execute("SELECT building_id, count(*) FROM households GROUP BY building_id "
-                           "HAVING count(*) >= 3 ORDER BY building_id LIMIT 1").fetchone()
-    from gis_grid.store_gpkg import GeoPackageStore
+    bid, n = raw_sql(demo_store_path, "SELECT building_id, count(*) FROM households GROUP BY building_id "
+                     "HAVING count(*) >= 3 ORDER BY building_id LIMIT 1")[0]
     import shapely
-    store = GeoPackageStore(demo_store_path)
+
+    from gis_grid.store import open_store
+    store = open_store(demo_store_path)
     try:
         b = store.buildings()
     finally:

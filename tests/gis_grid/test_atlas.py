@@ -15,7 +15,7 @@ WN, WS, EN, ES = "370402001001001", "370402001001002", "370402002001001", "37040
 
 
 @pytest.fixture(scope="module")
-def atlas(tmp_path_factory):
+def atlas(store_backend, tmp_path_factory):
     store = make_toy_store(tmp_path_factory.mktemp("toy") / "toy.gpkg")
     try:
         yield Atlas.from_store(store)

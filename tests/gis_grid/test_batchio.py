@@ -21,7 +21,7 @@ WANT = [WN, ES, WN, "", EN]
 
 
 @pytest.fixture(scope="module")
-def atlas(tmp_path_factory):
+def atlas(store_backend, tmp_path_factory):
     store = make_toy_store(tmp_path_factory.mktemp("toy") / "toy.gpkg")
     try:
         yield Atlas.from_store(store)

@@ -11,6 +11,7 @@ import pyogrio
 import pytest
 
 from common import make_toy_store
+from stores import location
 from gis_grid import crs
 from gis_grid.cli import main
 
@@ -18,10 +19,10 @@ WS = "370402001001002"
 
 
 @pytest.fixture(scope="module")
-def toy_db(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toy") / "toy.gpkg"
+def toy_db(store_backend, tmp_path_factory):
+    path = location(tmp_path_factory.mktemp("toy") / "toy.gpkg")
     make_toy_store(path).close()
-    return str(path)
+    return path
 
 
 def test_locate_one_point_prints_json(toy_db, capsys):

@@ -5,6 +5,7 @@ import pandas as pd
 import shapely
 
 from common import XM, X0, X1, Y0, Y1, YM, box, make_toy_store, toy_buildings, toy_divisions, toy_people
+from stores import location
 from gis_grid.cli import main as cli_main
 from gis_grid.coverage import check_store
 
@@ -116,12 +117,12 @@ def test_empty_household(tmp_path):
 
 def test_cli_check_exit_codes(tmp_path, capsys):
     make_toy_store(tmp_path / "ok.gpkg").close()
-    assert cli_main(["check", "--db", str(tmp_path / "ok.gpkg")]) == 0
+    assert cli_main(["check", "--db", location(tmp_path / "ok.gpkg")]) == 0
     assert "OK" in capsys.readouterr().out
     hh, _ = toy_people()
     hh.loc[hh["id"] == "Hd4", "building_id"] = 77
     make_toy_store(tmp_path / "bad.gpkg", households=hh).close()
-    assert cli_main(["check", "--db", str(tmp_path / "bad.gpkg")]) != 0
+    assert cli_main(["check", "--db", location(tmp_path / "bad.gpkg")]) != 0
     out = capsys.readouterr().out
     assert "FAILED" in out and "household Hd4" in out
     assert cli_main(["check", "--db", str(tmp_path / "missing.gpkg")]) != 0

@@ -24,7 +24,7 @@ def case(i, grid, cat="sanitation", dept="sanitation", status="closed", created=
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
+def toy(store_backend, tmp_path_factory):
     store = make_toy_store(tmp_path_factory.mktemp("agg") / "toy.gpkg")
     atlas = Atlas.from_store(store)
     rows = [

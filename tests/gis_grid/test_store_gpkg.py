@@ -13,6 +13,8 @@ from common import make_toy_store, toy_buildings, toy_divisions, toy_people
 from gis_grid.errors import NotFoundError, StoreError
 from gis_grid.store import open_store
 
+pytestmark = pytest.mark.gpkg_only  # the file format itself; tests/gis_grid/test_store_postgis.py covers PostGIS
+
 
 @pytest.fixture()
 def toy_path(tmp_path):
