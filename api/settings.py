@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     max_batch_points: int = 100_000
     max_body_bytes: int = 16 * 1024 * 1024
     max_polygon_vertices: int = 10_000
+    # a drawn area on a personal-data endpoint (POST /residents/search): about a large community; a bigger
+    # polygon is a bulk harvest of people, which goes through division reads (scoped, paged) instead
+    max_personal_area_km2: float = 10.0
     default_page_size: int = 100
     max_page_size: int = 1_000
     rate_limit_per_minute: int = 300_000      # per API key (5,000/s): room for a busy system, a cap on abuse

@@ -9,6 +9,7 @@ from gis_grid.hierarchy import Level
 
 from ..deps import atlas_dep, settings_dep
 from ..security import principal_dep
+from .ogc import MAX_LIMIT as OGC_MAX_LIMIT
 from ..settings import Settings
 
 router = APIRouter(tags=["capabilities"], dependencies=[Depends(principal_dep)])
@@ -30,12 +31,24 @@ def _uri(c: crs_mod.InputCRS) -> str | None:
 def capabilities(settings: Settings = Depends(settings_dep), atlas: Atlas = Depends(atlas_dep)) -> dict:
     return {
         "atlas_version": atlas.version,
+        # every number here is the one the service enforces (tests/api/test_limits.py exceeds each by one)
         "limits": {
-            "max_batch_points": settings.max_batch_points,
-            "max_body_bytes": settings.max_body_bytes,
-            "max_polygon_vertices": settings.max_polygon_vertices,
+            "max_batch_points": settings.max_batch_points,          # POST /locate: over -> 413
+            "max_body_bytes": settings.max_body_bytes,              # any request body: over -> 413
+            "max_polygon_vertices": settings.max_polygon_vertices,  # drawn polygons: over -> 413
+            "max_personal_area_km2": settings.max_personal_area_km2,  # POST /residents/search: over -> 413
             "default_page_size": settings.default_page_size,
-            "max_page_size": settings.max_page_size,
+            "max_page_size": settings.max_page_size,                # a larger `limit` is clamped, not refused
+            "max_ogc_page_size": OGC_MAX_LIMIT,                     # /ogc/.../items `limit`, clamped likewise
+            "rate_limit_per_minute": settings.rate_limit_per_minute,  # per API key, all routes: 429 + Retry-After
+            "unmask_per_minute": settings.unmask_per_minute,        # per API key, /residents/{id}/unmasked
+        },
+        "limits_apply_to": {
+            "max_batch_points": ["POST /locate"],
+            "max_polygon_vertices": ["POST /residents/search"],
+            "max_personal_area_km2": ["POST /residents/search"],
+            "max_page_size": ["GET /grids/{code}/residents", "GET /buildings/{building_id}/residents",
+                              "POST /residents/search", "GET /incidents", "GET /audit", "GET /stats/ranking"],
         },
         "storage_crs": f"EPSG:{crs_mod.STORAGE_EPSG}",
         "metric_crs": f"EPSG:{crs_mod.METRIC_EPSG}",

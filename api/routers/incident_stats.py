@@ -11,9 +11,10 @@ from fastapi.responses import Response
 from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, model
 
-from ..deps import holder
+from ..deps import holder, settings_dep
 from ..security import require
 from .incidents import ladder_query
+from ..settings import Settings
 from ..state import AtlasHolder
 
 router = APIRouter(tags=["statistics"], dependencies=[Depends(require("maps"))])
@@ -108,8 +109,11 @@ def assessment(year: int | None = Query(None, ge=2000, le=2100, description="sho
 @router.get("/stats/ranking", summary="Best first by a metric, among groups with at least min_cases cases")
 def ranking(by: str = Query("grid", description="grid, community, street, department or category"),
             metric: str = Query("closure_rate", description=", ".join(aggregate.METRICS)),
-            min_cases: int = Query(30, ge=1), limit: int = Query(20, ge=1, le=1000), format: str = Query("json"),
-            r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
+            min_cases: int = Query(30, ge=1),
+            limit: int = Query(20, ge=1, description="rows; values above max_page_size (/capabilities) are clamped"),
+            format: str = Query("json"), r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder),
+            settings: Settings = Depends(settings_dep)):
+    limit = min(limit, settings.max_page_size)  # like every paged list: a large limit is clamped, not refused
     t = aggregate.case_table(h.store, h.atlas)
     df = aggregate.group_stats(t, h.atlas, by, *r)
     out = aggregate.ranking(df, metric, min_cases=min_cases, limit=limit)

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from gis_grid import crs as crs_mod
 from gis_grid.atlas import Atlas, check_polygon
 from gis_grid.errors import (ConflictError, InvalidCoordinatesError, InvalidGeometryError, InvalidInputError,
-                             PermissionDeniedError)
+                             LimitExceededError, PermissionDeniedError)
 from gis_grid.hierarchy import level_of
 from gis_grid.masking import mask_ids, mask_names, mask_phones
 from gis_grid.security import audit
@@ -244,6 +244,16 @@ def polygon_from_body(body: Any, crs: str | None, max_vertices: int):
     return shapely.orient_polygons(polygon, exterior_cw=False)
 
 
+def check_personal_area(polygon, max_km2: float) -> None:
+    """Refuse (413, before anything is read or audited) a drawn area larger than the published limit."""
+    km2 = crs_mod.area_m2(polygon) / 1e6
+    if km2 > max_km2:
+        raise LimitExceededError(
+            f"the polygon covers {km2:.2f} km2, over the limit of {max_km2:g} km2 for personal-data searches "
+            "(max_personal_area_km2 at /capabilities); draw a smaller area, or read a division's residents "
+            "with GET /grids/{code}/residents", detail={"area_km2": round(km2, 3), "max_personal_area_km2": max_km2})
+
+
 def _key(polygon) -> str:
     return "polygon:" + hashlib.sha256(shapely.to_wkb(shapely.normalize(polygon))).hexdigest()[:16]
 
@@ -256,6 +266,7 @@ def search(request: Request, body: Any = Body(..., examples=[{"type": "Polygon",
            atlas: Atlas = Depends(atlas_at_dep), h: AtlasHolder = Depends(holder),
            settings: Settings = Depends(settings_dep), who: Principal = Depends(_people)) -> dict:
     polygon = polygon_from_body(body, crs, settings.max_polygon_vertices)
+    check_personal_area(polygon, settings.max_personal_area_km2)
     rows = atlas.household_rows_in_polygon(polygon, settings.max_polygon_vertices)
     page = _page(limit, offset, next, _key(polygon), settings, atlas)
     buildings = len(atlas.buildings_in_polygon(polygon, settings.max_polygon_vertices))
