@@ -98,6 +98,25 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from .importing import CoverageRefusedError, ImportRejectedError, import_layer
+    with open_store(args.db) as store:
+        try:
+            summary = import_layer(store, args.layer, args.file, crs=args.crs, src_layer=args.src_layer,
+                                   dry_run=args.dry_run)
+        except ImportRejectedError as exc:  # every offending feature, not the first 20
+            print(f"error: {exc.message}", file=sys.stderr)
+            for p in exc.detail:
+                print(f"  row {p['row']} ({p['feature']}): {p['reason']}", file=sys.stderr)
+            return 2
+        except CoverageRefusedError as exc:  # exit 1, as `gis-grid check` does on violations
+            print(f"error: {exc.message}", file=sys.stderr)
+            print(exc.report.to_text(max_violations=len(exc.report.violations)), file=sys.stderr)
+            return 1
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
 def cmd_keys(args) -> int:
     from datetime import datetime, timezone
 
@@ -173,11 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a layer")
     _db(p)
-    p.add_argument("--layer", required=True, choices=["streets", "communities", "grids", "buildings"])
-    p.add_argument("--format", required=True, choices=["geojson", "gpkg", "parquet"])
+    p.add_argument("--layer", required=True, choices=["streets", "communities", "grids", "buildings", "households"])
+    p.add_argument("--format", required=True, choices=["geojson", "gpkg", "parquet", "shp", "fgb"])
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--crs", default="EPSG:4490", help="output CRS: EPSG:4326, EPSG:4490, EPSG:4548, gcj02, bd09")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="replace grids, buildings or households with a district's own file "
+                                      "(checked first; nothing is written on a violation)")
+    _db(p)
+    p.add_argument("--layer", required=True, choices=["grids", "buildings", "households"])
+    p.add_argument("file", help="GeoPackage, GeoParquet, Shapefile, GeoJSON or FlatGeobuf (columns: "
+                                "gis_grid/importing/README.md)")
+    p.add_argument("--crs", default=None, help="the file's CRS when it declares none, or gcj02/bd09 for "
+                                               "offset data labelled WGS84: EPSG:4326, EPSG:4490, EPSG:4548, gcj02, bd09")
+    p.add_argument("--src-layer", default=None, help="the layer to read from a multi-layer GeoPackage")
+    p.add_argument("--dry-run", action="store_true", help="validate and check, write nothing")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = p.add_subparsers(dest="keys_command", required=True)

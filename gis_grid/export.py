@@ -1,19 +1,29 @@
-"""`gis-grid export`: layers to GeoJSON, GeoPackage or GeoParquet in a chosen CRS."""
+"""`gis-grid export`: layers to GeoJSON, GeoPackage, GeoParquet, Shapefile or FlatGeobuf in a chosen CRS.
+
+Every layer `gis-grid import` reads can be exported and imported back unchanged
+(grids, buildings, households); households have no geometry, so they are written as an
+attribute table (a GeoPackage attributes table, plain Parquet, a lone .dbf for
+Shapefile, null geometries in GeoJSON).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 
 from . import crs as crs_mod
 from .errors import InvalidInputError
 from .hierarchy import Level
 
 _LEVEL_OF_LAYER = {"streets": Level.STREET, "communities": Level.COMMUNITY, "grids": Level.GRID}
+LAYERS = ("streets", "communities", "grids", "buildings", "households")
+FORMATS = ("geojson", "gpkg", "parquet", "shp", "fgb")
+_DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile", "fgb": "FlatGeobuf"}
 
 
-def layer_frame(store, layer: str) -> gpd.GeoDataFrame:
-    """A layer as a GeoDataFrame in EPSG:4490 (grid layers carry code, name, level, parent_code)."""
+def layer_frame(store, layer: str) -> gpd.GeoDataFrame | pd.DataFrame:
+    """A layer in EPSG:4490 (grid layers carry code, name, level, parent_code); households without geometry."""
     if layer in _LEVEL_OF_LAYER:
         d = store.divisions()
         d = d[d["level"] == _LEVEL_OF_LAYER[layer].value]
@@ -21,7 +31,9 @@ def layer_frame(store, layer: str) -> gpd.GeoDataFrame:
         return gpd.GeoDataFrame(d[cols].reset_index(drop=True), geometry="geometry", crs=4490)
     if layer == "buildings":
         return gpd.GeoDataFrame(store.buildings(), geometry="geometry", crs=4490)
-    raise InvalidInputError(f"unknown layer {layer!r}; use streets, communities, grids or buildings")
+    if layer == "households":
+        return store.households().reset_index(drop=True)
+    raise InvalidInputError(f"unknown layer {layer!r}; use {', '.join(LAYERS)}")
 
 
 def reproject(gdf: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
@@ -37,14 +49,33 @@ def reproject(gdf: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
 
 
 def export_layer(store, layer: str, fmt: str, output, crs="EPSG:4490") -> int:
-    gdf = reproject(layer_frame(store, layer), crs)
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
+    frame = layer_frame(store, layer)
     output = Path(output)
-    if fmt == "geojson":
-        gdf.to_file(output, driver="GeoJSON")
+    if not isinstance(frame, gpd.GeoDataFrame):
+        _write_table(frame, layer, fmt, output)
+        return len(frame)
+    gdf = reproject(frame, crs)
+    if fmt == "parquet":
+        gdf.to_parquet(output)
     elif fmt == "gpkg":
         gdf.to_file(output, driver="GPKG", layer=layer)
-    elif fmt == "parquet":
-        gdf.to_parquet(output)
     else:
-        raise InvalidInputError(f"unknown format {fmt!r}; use geojson, gpkg or parquet")
+        gdf.to_file(output, driver=_DRIVERS[fmt], **({"encoding": "UTF-8"} if fmt == "shp" else {}))
     return len(gdf)
+
+
+def _write_table(df: pd.DataFrame, layer: str, fmt: str, output: Path) -> None:
+    import pyogrio
+    if fmt == "parquet":
+        df.to_parquet(output, index=False)
+    elif fmt == "fgb":
+        raise InvalidInputError(f"FlatGeobuf cannot hold the {layer} layer (it has no geometry); use gpkg, "
+                                "parquet, geojson or shp")
+    elif fmt == "geojson":
+        pyogrio.write_dataframe(gpd.GeoDataFrame(df, geometry=[None] * len(df), crs=4490), output,
+                                driver="GeoJSON")
+    else:  # a GeoPackage attributes table; for Shapefile, GDAL writes only the .dbf
+        pyogrio.write_dataframe(df, output, driver=_DRIVERS[fmt], **({"layer": layer} if fmt == "gpkg" else
+                                                                       {"encoding": "UTF-8"}))
