@@ -1,6 +1,6 @@
-"""Benchmark of point location and "who lives here" on the demo district.
+"""Benchmark of point location and "who lives here" on the demo district, and how it scales.
 
-    .venv/bin/python bench/locate.py [STORE] [--repeats 5] [--seed 1]
+    .venv/bin/python bench/locate.py [STORE] [--repeats 5] [--seed 1] [--province PATH] [--no-postgis]
 
 STORE defaults to data/shizhong.gpkg and is generated (seed 370402) when
 missing. Everything runs in one process: atlas load (cold, then warm), then
@@ -9,6 +9,18 @@ shapely STRtree query over the same grids, single-point locate, and the
 who-lives-here queries. Agreement with the exact shapely answer (tie rule:
 the lowest grid index among the grids a point intersects) is checked on every
 batch; mismatches must be 0. Prints a table, then one JSON line of all figures.
+
+Scaling section: at 1k, 100k and 1M points uniform in the grids' bounding box,
+at district scale (445 grids) and province scale (the 22-district synthetic
+province of `gis-grid province`, 9,790 grids; generated next to STORE when
+missing), the project's batch locate (``locate_many``, no building) against
+geopandas ``sjoin`` and PostGIS bulk ``ST_Covers`` with a GiST index (see
+bench/postgis_anchor.py: points by binary COPY, answers read back, the whole
+round trip timed; tie rule in SQL). All three must give exactly the shapely
+reference's answers. Ratios are medians over repeats (fewer for PostGIS, whose
+1M-point runs take tens of seconds). PostGIS is skipped, with the reason
+printed, when no server answers (GIS_GRID_BENCH_DATABASE_URL, default the
+loopback cluster of scripts/postgres.sh).
 
 This is a script, not a test: timings depend on the machine.
 """
@@ -45,6 +57,8 @@ TARGETS = {  # figure: (comparison, target) as published in the README
     "atlas_load_warm_s": ("<", 3.0),
     "rss_after_load_mb": ("<", 500.0),
     "mismatches": ("==", 0),
+    "postgis_over_gis_grid_1M": (">=", 50.0),
+    "postgis_over_gis_grid_1M_province": (">=", 50.0),
 }
 
 
@@ -120,6 +134,11 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--tie-points", type=int, default=50_000,
                     help="size of a separate set of points placed exactly on grid vertices / edges")
+    ap.add_argument("--province", default=None,
+                    help="the synthetic province store (default: province.gpkg next to STORE, generated if missing)")
+    ap.add_argument("--no-postgis", action="store_true", help="leave the PostGIS anchor out")
+    ap.add_argument("--pg-repeats", type=int, default=3, help="repeats of the PostGIS round trip (median)")
+    ap.add_argument("--scaling-sizes", default="1000,100000,1000000", help="point counts of the scaling section")
     args = ap.parse_args(argv)
     repeats = max(args.repeats, 5)
     path = Path(args.store)
@@ -237,12 +256,110 @@ def main(argv=None) -> int:
     fig["polygon_ms"] = per_call_us(atlas.household_rows_in_polygon, polys) / 1000
     fig["polygon_households_mean"] = float(np.mean([len(atlas.household_rows_in_polygon(*p)) for p in polys]))
     fig["rss_end_mb"] = rss_mb()
+
+    # -- scaling: district and province, against sjoin and PostGIS ---------------------
+    province = Path(args.province) if args.province else path.with_name("province.gpkg")
+    scaling(fig, {"district": atlas, "province": load_province(province, store)}, args, rng)
     store.close()
 
     print_table(fig)
+    print_scaling(fig)
     print(json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in fig.items()},
                      ensure_ascii=False))
     return 0 if fig["mismatches"] == 0 else 1
+
+
+def load_province(path: Path, district_store) -> Atlas:
+    if not path.exists():
+        from gis_grid.demo.province import write_province
+        print(f"generating the synthetic province into {path} ...", flush=True)
+        with open_store(path, create=True) as target:
+            write_province(district_store, target)
+    with open_store(path) as s:
+        return Atlas.from_store(s)
+
+
+def scaling(fig: dict, atlases: dict, args, rng) -> None:
+    """Batch locate vs sjoin vs PostGIS at 1k/100k/1M points, district and province scale."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from postgis_anchor import PostGISAnchor
+    pg = None if args.no_postgis else PostGISAnchor()
+    skip = "--no-postgis" if pg is None else pg.unavailable
+    if skip:
+        print(f"PostGIS anchor skipped: {skip}", flush=True)
+    else:
+        fig["postgis_version"] = pg.version
+    repeats, pg_repeats = max(args.repeats, 5), max(args.pg_repeats, 1)
+    sizes = {_label(int(v)): int(v) for v in args.scaling_sizes.split(",")}
+    out = fig["scaling"] = {}
+    for scale, atlas in atlases.items():
+        grids = atlas.grid_geometries
+        tree = shapely.STRtree(grids)
+        grids_gdf = gpd.GeoDataFrame({"code": atlas.grid_codes}, geometry=list(grids), crs=4490)
+        table = None if skip else pg.load_grids(scale, atlas.grid_codes, grids)
+        codes = np.append(atlas.grid_codes, "").astype(object)
+        for label, n in [*sizes.items(), ("ties", args.tie_points)]:
+            x, y = make_points(grids, n, rng, 1.0 if label == "ties" else 0.0)
+            pts = shapely.points(x, y)
+            ref = tie_min(*tree.query(pts, predicate="intersects"), n)
+            reps = 1 if label == "ties" else repeats  # ties prove agreement; they are not timed
+            r = {"n": n, "grids": len(grids), "inside": int((ref >= 0).sum())}
+            r["gis_grid_s"], df = median_time(lambda: atlas.locate_many(x, y, with_building=False), reps)
+            points_gdf = gpd.GeoDataFrame(geometry=pts, crs=4490)
+            r["sjoin_s"], sj = median_time(lambda: gpd.sjoin(points_gdf, grids_gdf, predicate="intersects"), reps)
+            mism = {"gis_grid": int((df["grid"].to_numpy() != codes[ref]).sum()),
+                    "sjoin": int((tie_min(sj.index.to_numpy(), sj["index_right"].to_numpy(), n) != ref).sum())}
+            r["sjoin_over_gis_grid"] = r["sjoin_s"] / r["gis_grid_s"]
+            if not skip:
+                plan = [] if label == "1k" else None
+                pg.locate(table, x, y, explain=plan)  # warm: the grids' pages in the buffer cache
+                r["postgis_s"], pg_grid = median_time(lambda: pg.locate(table, x, y), 1 if label == "ties" else pg_repeats)
+                mism["postgis"] = int((pg_grid != ref).sum())
+                if mism["postgis"]:
+                    bad = np.flatnonzero(pg_grid != ref)[:5]
+                    r["postgis_disagreements"] = [{"lon": repr(float(x[i])), "lat": repr(float(y[i])),
+                                                   "postgis": codes[pg_grid[i]], "shapely": codes[ref[i]]} for i in bad]
+                r["postgis_over_gis_grid"] = r["postgis_s"] / r["gis_grid_s"]
+                r["postgis_points_per_s"] = n / r["postgis_s"]
+                if plan:
+                    fig[f"postgis_plan_{scale}"] = plan[0]
+            r["mismatches"] = mism
+            fig["mismatches"] += sum(mism.values())
+            out[f"{scale}_{label}"] = r
+            print(f"  {scale:>8} {label:>5}: gis_grid {r['gis_grid_s'] * 1e3:9.2f} ms  sjoin x{r['sjoin_over_gis_grid']:7.1f}"
+                  + (f"  PostGIS x{r['postgis_over_gis_grid']:8.1f}" if not skip else "") + f"  mismatches {mism}",
+                  flush=True)
+        if f"{scale}_1M" not in out:
+            continue
+        fig[f"sjoin_over_gis_grid_1M_{scale}"] = out[f"{scale}_1M"]["sjoin_over_gis_grid"]
+        if not skip:
+            key = "postgis_over_gis_grid_1M" + ("" if scale == "district" else f"_{scale}")
+            fig[key] = out[f"{scale}_1M"]["postgis_over_gis_grid"]
+    if pg is not None:
+        pg.close()
+
+
+def _label(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def print_scaling(f: dict) -> None:
+    s = f["scaling"]
+    pg = "postgis_s" in next(iter(s.values()))
+    print("scaling: medians (s) and ratios; tie sets (points on edges/vertices) checked, not timed")
+    head = f"{'scale':>9} {'points':>9} {'grids':>6} {'gis_grid':>10} {'sjoin':>9} {'sjoin/gg':>9}"
+    print(head + (f" {'PostGIS':>9} {'PostGIS/gg':>10} {'PostGIS pt/s':>12}" if pg else "") + "  mismatches")
+    for key, r in s.items():
+        scale, label = key.split("_")
+        line = (f"{scale:>9} {label:>9} {r['grids']:>6} {r['gis_grid_s']:>10.4f} {r['sjoin_s']:>9.3f} "
+                f"{r['sjoin_over_gis_grid']:>9.1f}")
+        if pg:
+            line += f" {r['postgis_s']:>9.3f} {r['postgis_over_gis_grid']:>10.1f} {r['postgis_points_per_s']:>12,.0f}"
+        print(line + f"  {r['mismatches']}")
+    for key in ("postgis_over_gis_grid_1M", "postgis_over_gis_grid_1M_province"):
+        if key in f:
+            print(f"{key}: {f[key]:.1f}  {_verdict(key, f[key])}")
+    print()
 
 
 def _verdict(key, value) -> str:
