@@ -42,7 +42,7 @@ from .errors import InvalidInputError, NotFoundError
 from .hierarchy import Level
 
 __all__ = ["COLLECTIONS", "OUTPUT_CRS", "Collection", "Page", "layers_of", "collection",
-           "parse_bbox", "output_crs", "axis_swapped", "items", "feature", "crs_uris"]
+           "parse_bbox", "output_crs", "axis_swapped", "items", "feature", "crs_uris", "queryables"]
 
 COLLECTIONS = {
     "streets": ("Streets (街道)", "The streets/towns of Shizhong District (9-digit codes).", Level.STREET),
@@ -287,9 +287,34 @@ def _feature_json(coll: Collection, rows: np.ndarray, c: InputCRS) -> list[str]:
     return out
 
 
+def queryables(cid: str) -> tuple[str, ...]:
+    """The properties a ``?name=value`` query parameter filters on (OGC API - Features Part 1, 7.15.5)."""
+    if cid not in COLLECTIONS:
+        raise NotFoundError(f"no collection {cid!r}; collections: {', '.join(COLLECTIONS)}")
+    return BUILDING_PROPS if COLLECTIONS[cid][2] is None else DIVISION_PROPS
+
+
+def _filter_mask(coll: Collection, filters: dict) -> np.ndarray:
+    """Rows whose property equals one of the given values (text comparison; comma-separated lists)."""
+    m = np.ones(len(coll), dtype=bool)
+    allowed = queryables(coll.id)
+    for k, v in filters.items():
+        if k not in allowed:
+            raise InvalidInputError(f"cannot filter {coll.id} on {k!r}; queryable properties: {', '.join(allowed)}")
+        vals = [x.strip() for s in ([v] if isinstance(v, str) else v) for x in str(s).split(",") if x.strip()]
+        if not vals:
+            continue
+        col = np.array(["" if x is None else str(x) for x in coll.columns[k]], dtype=object)
+        m &= np.isin(col, vals)
+    return m
+
+
 def items(atlas, cid: str, *, bbox=None, bbox_crs=None, crs=None, limit: int = 10,
-          offset: int = 0) -> tuple[Page, list[str]]:
-    """A page of features: the Page metadata and each feature as a GeoJSON string."""
+          offset: int = 0, filters: dict | None = None) -> tuple[Page, list[str]]:
+    """A page of features: the Page metadata and each feature as a GeoJSON string.
+
+    ``filters`` maps a property of :func:`queryables` to one value or a list (equality).
+    """
     coll = collection(atlas, cid)
     c = output_crs(crs)
     box = parse_bbox(bbox, bbox_crs) if isinstance(bbox, (str, type(None))) else bbox
@@ -297,6 +322,8 @@ def items(atlas, cid: str, *, bbox=None, bbox_crs=None, crs=None, limit: int = 1
         matched = np.arange(len(coll))
     else:
         matched = np.sort(coll.tree.query(box, predicate="intersects"))
+    if filters:
+        matched = matched[_filter_mask(coll, filters)[matched]]
     rows = matched[offset: offset + limit]
     page = Page(cid, len(matched), offset, limit, rows, c)
     return page, _feature_json(coll, rows, c)

@@ -1,6 +1,8 @@
 """OGC API - Features Part 1 (core, GeoJSON, HTML, OpenAPI 3.0) and Part 2 (CRS) under /ogc.
 
-Reads come from the atlas snapshot (``request.app.state.holder.atlas``), never the store.
+Reads come from the atlas snapshot (``request.app.state.holder.atlas``), never the store; the
+``incidents`` collection comes from the cached case table and is scoped to the caller's key
+like ``GET /incidents`` (see :mod:`gis_grid.incidents.features`).
 Axis order follows Part 2: CRS84 is lon/lat, EPSG:4490 is lat/lon and EPSG:4548 is
 northing/easting (the EPSG authority orders); see :mod:`gis_grid.features`.
 """
@@ -16,7 +18,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from gis_grid import crs as crs_mod
 from gis_grid import features as feat
-from gis_grid.errors import InvalidInputError
+from gis_grid.errors import InvalidInputError, PermissionDeniedError
+from gis_grid.incidents import aggregate
+from gis_grid.incidents import features as inc_feat
+from gis_grid.security.roles import Principal
 
 from ..security import require
 
@@ -47,8 +52,8 @@ def _check_params(request: Request, allowed: set[str]) -> None:
 
 def _html_wanted(request: Request, f: str | None) -> bool:
     if f is not None:
-        if f not in ("json", "html"):
-            raise InvalidInputError(f"f={f!r} is not offered; use f=json or f=html")
+        if f not in ("json", "geojson", "html"):
+            raise InvalidInputError(f"f={f!r} is not offered; use f=json (or f=geojson) or f=html")
         return f == "html"
     accept = request.headers.get("accept", "")
     return "text/html" in accept and "json" not in accept
@@ -65,6 +70,50 @@ def _url(base: str, path: str, **params) -> str:
 
 def _atlas(request: Request):
     return request.app.state.holder.atlas
+
+
+def _who(request: Request) -> Principal:
+    return request.state.principal  # set by the router's require("maps") dependency
+
+
+def _case_scope(request: Request) -> str | None:
+    """The division the caller's cases are confined to (None: all); 403 without case access."""
+    who = _who(request)
+    if not who.permission.cases_read:
+        raise PermissionDeniedError(f"the {who.role} role may not read cases (the incidents collection)")
+    return who.scope if who.permission.subtree_only else None
+
+
+def _cases(request: Request):
+    h = request.app.state.holder
+    atlas = h.atlas
+    return aggregate.case_table(h.store, atlas), atlas
+
+
+def _incidents_doc(request: Request, base: str) -> dict:
+    scope = _case_scope(request)
+    t, atlas = _cases(request)
+    ext = inc_feat.extent(t, atlas, scope)
+    cb = f"{base}/collections/{inc_feat.COLLECTION_ID}"
+    return {
+        "id": inc_feat.COLLECTION_ID,
+        "title": inc_feat.TITLE,
+        "description": inc_feat.DESCRIPTION,
+        "itemType": "feature",
+        "links": [
+            {"href": cb, "rel": "self", "type": "application/json", "title": "this collection"},
+            {"href": f"{cb}?f=html", "rel": "alternate", "type": "text/html", "title": "this collection as HTML"},
+            {"href": f"{cb}/items", "rel": "items", "type": GEOJSON, "title": "the features"},
+            {"href": f"{cb}/items?f=html", "rel": "items", "type": "text/html", "title": "the features as HTML"},
+        ],
+        "extent": {"spatial": {"bbox": [ext["bbox"]], "crs": crs_mod.crs_uri("CRS84")},
+                   "temporal": {"interval": [ext["interval"]],
+                                "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}},
+        "crs": feat.crs_uris(),
+        "storageCrs": _STORAGE_URI,
+        "itemCount": ext["count"],
+        "queryables": list(inc_feat.QUERYABLES),
+    }
 
 
 def _page(title: str, body: str) -> HTMLResponse:
@@ -159,17 +208,24 @@ def collections(request: Request, f: str | None = Query(None, description="json 
         "collections": [_collection_doc(base, c) for c in layers.values()],
         "crs": feat.crs_uris(),
     }
+    if _who(request).permission.cases_read:  # listed only to callers who may read it
+        body["collections"].append(_incidents_doc(request, base))
     return _json_or_html(request, f, body, "Collections")
 
 
 @router.get("/collections/{collectionId}", summary="One feature collection")
 def collection(request: Request, collectionId: str, f: str | None = Query(None, description="json or html")):
     _check_params(request, {"f"})
-    c = feat.collection(_atlas(request), collectionId)
-    body = _collection_doc(_base(request), c)
+    if collectionId == inc_feat.COLLECTION_ID:
+        body = _incidents_doc(request, _base(request))
+        title, description, count = body["title"], body["description"], body["itemCount"]
+    else:
+        c = feat.collection(_atlas(request), collectionId)
+        body = _collection_doc(_base(request), c)
+        title, description, count = c.title, c.description, len(c)
     if _html_wanted(request, f):
-        return _page(c.title, f"<p>{html.escape(c.description)}</p><p>{len(c)} features; extent (CRS84) "
-                              f"{body['extent']['spatial']['bbox'][0]}</p>" + _links_html(body["links"]))
+        return _page(title, f"<p>{html.escape(description)}</p><p>{count} features; extent (CRS84) "
+                            f"{body['extent']['spatial']['bbox'][0]}</p>" + _links_html(body["links"]))
     return JSONResponse(body)
 
 
@@ -186,16 +242,37 @@ def items(request: Request, collectionId: str,
           limit: int = Query(DEFAULT_LIMIT, ge=1, description=f"page size; values above {MAX_LIMIT} are clamped",
                              json_schema_extra={"maximum": MAX_LIMIT}),
           offset: int = Query(0, ge=0, description="features to skip"),
-          f: str | None = Query(None, description="json or html")):
-    _check_params(request, _ITEMS_PARAMS)
+          datetime_: str | None = Query(None, alias="datetime",
+                                        description="incidents only: creation time, an instant, a date or an "
+                                                    "interval start/end ('..' open)"),
+          f: str | None = Query(None, description="json (or geojson) or html")):
+    # any other query parameter filters on a property (?category=dispute, ?parent_code=...)
+    qp = request.query_params
+    if collectionId == inc_feat.COLLECTION_ID:
+        scope = _case_scope(request)
+        queryable = set(inc_feat.QUERYABLES)
+        _check_params(request, _ITEMS_PARAMS | {"datetime"} | queryable)
+    else:
+        queryable = set(feat.queryables(collectionId))
+        if datetime_ is not None:
+            raise InvalidInputError(f"the {collectionId} collection has no time; datetime filters incidents only")
+        _check_params(request, _ITEMS_PARAMS | queryable)
+    filters = {k: qp.getlist(k) for k in sorted(queryable) if k in qp}
     want_html = _html_wanted(request, f)
     limit = min(limit, MAX_LIMIT)
-    page, feats = feat.items(_atlas(request), collectionId, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
-                             limit=limit, offset=offset)
+    if collectionId == inc_feat.COLLECTION_ID:
+        t, atlas = _cases(request)
+        page, feats = inc_feat.items(t, atlas, scope=scope, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
+                                     datetime_=datetime_, filters=filters, limit=limit, offset=offset)
+    else:
+        page, feats = feat.items(_atlas(request), collectionId, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
+                                 limit=limit, offset=offset, filters=filters)
     out_uri = crs_mod.crs_uri(page.crs)
     base = _base(request)
     path = f"/collections/{collectionId}/items"
-    common = {"bbox": bbox, "bbox-crs": bbox_crs, "crs": crs, "limit": limit}
+    # next/prev links carry every filter (and the format asked for) so a client can just follow them
+    common = {"bbox": bbox, "bbox-crs": bbox_crs, "crs": crs, "datetime": datetime_,
+              **{k: ",".join(v) for k, v in filters.items()}, "limit": limit}
     if want_html:
         rows = "".join("<tr><td>%s</td><td>%s</td></tr>" % (
             html.escape(str(d["id"])),
@@ -233,10 +310,15 @@ def items(request: Request, collectionId: str,
             response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
 def item(request: Request, collectionId: str, featureId: str,
          crs: str | None = Query(None, description="output CRS: CRS84 (default), EPSG:4490, EPSG:4548 URIs"),
-         f: str | None = Query(None, description="json or html")):
+         f: str | None = Query(None, description="json (or geojson) or html")):
     _check_params(request, {"crs", "f"})
     want_html = _html_wanted(request, f)
-    text = feat.feature(_atlas(request), collectionId, featureId, crs=crs)
+    if collectionId == inc_feat.COLLECTION_ID:
+        scope = _case_scope(request)
+        t, atlas = _cases(request)
+        text = inc_feat.feature(t, atlas, featureId, scope=scope, crs=crs)
+    else:
+        text = feat.feature(_atlas(request), collectionId, featureId, crs=crs)
     c = feat.output_crs(crs)
     if want_html:
         d = json.loads(text)

@@ -69,10 +69,12 @@ class CaseTable:
     deadline: np.ndarray
     satisfaction: np.ndarray  # 0 = not rated
     rework: np.ndarray        # bool
+    priority: np.ndarray      # index into PRIORITY_CODES
     version: tuple = (0, 0)
 
     CATEGORY_CODES = tuple(model.CATEGORIES)
     DEPARTMENT_CODES = tuple(model.DEPARTMENTS)
+    PRIORITY_CODES = tuple(p.value for p in model.Priority)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -112,12 +114,13 @@ class CaseTable:
         dep = pd.Categorical(df["department"], categories=cls.DEPARTMENT_CODES).codes.astype(np.int64)
         sat = pd.to_numeric(df["satisfaction"], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
         rw = pd.to_numeric(df["rework_count"], errors="coerce").fillna(0).to_numpy() > 0
+        pri = pd.Categorical(df["priority"], categories=cls.PRIORITY_CODES).codes.astype(np.int64)
         return cls(ids=df["id"].to_numpy(dtype=object), grid=grid, category=cat, department=dep,
                    status=df["status"].astype(str).to_numpy(dtype=object),
                    lon=pd.to_numeric(df["lon"]).to_numpy(dtype=float), lat=pd.to_numeric(df["lat"]).to_numpy(dtype=float),
                    created=_seconds(df["created"]), dispatched=_seconds(df["dispatched"]),
                    closed=_seconds(df["closed"]), deadline=_seconds(df["deadline"]), satisfaction=sat, rework=rw,
-                   version=version)
+                   priority=pri, version=version)
 
     def colours(self, at_s: int, ladder: model.SupervisionLadder = model.DEFAULT_LADDER,
                 rows: np.ndarray | None = None) -> np.ndarray:
@@ -154,7 +157,7 @@ def case_table(store: Store, atlas: Atlas) -> CaseTable:
 
 
 _ARRAYS = ("ids", "grid", "category", "department", "status", "lon", "lat", "created", "dispatched", "closed",
-           "deadline", "satisfaction", "rework")
+           "deadline", "satisfaction", "rework", "priority")
 
 
 def note_write(store: Store, atlas: Atlas, row: dict, version_before: int) -> None:
@@ -381,7 +384,7 @@ def ranking(table: pd.DataFrame, metric: str, min_cases: int = 30, limit: int | 
 
 # -- filtering (GET /incidents, exports) ------------------------------------------------------
 def select(t: CaseTable, atlas: Atlas, *, bbox=None, code: str | None = None, category=None, status=None,
-           colour=None, department=None, start=None, end=None, at=None,
+           colour=None, department=None, start=None, end=None, at=None, priority=None,
            ladder: model.SupervisionLadder = model.DEFAULT_LADDER) -> tuple[np.ndarray, np.ndarray]:
     """Rows matching every given filter, newest first, and every case's colour index at ``at``.
 
@@ -396,6 +399,10 @@ def select(t: CaseTable, atlas: Atlas, *, bbox=None, code: str | None = None, ca
     if department:
         deps = [department] if isinstance(department, str) else list(department)
         m &= np.isin(t.department, [t.DEPARTMENT_CODES.index(model.check_department(d).code) for d in deps])
+    if priority:
+        ps = [priority] if isinstance(priority, str) else list(priority)
+        m &= np.isin(t.priority, [t.PRIORITY_CODES.index(model.parse_enum(model.Priority, p, "priority").value)
+                                  for p in ps])
     if status:
         sts = [status] if isinstance(status, str) else list(status)
         m &= np.isin(t.status, [model.parse_enum(model.Status, s, "status").value for s in sts])

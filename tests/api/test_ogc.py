@@ -12,7 +12,10 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from api.state import AtlasHolder
+from common import bearer
 from gis_grid import crs as crs_mod
+from gis_grid.incidents import features as inc_feat
+from incident_demo import incident_store_path
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 E4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
@@ -63,7 +66,7 @@ def test_conformance(client):
 
 def test_collections(client, demo_atlas):
     doc = client.get("/ogc/collections").json()
-    assert [c["id"] for c in doc["collections"]] == COLLECTIONS
+    assert [c["id"] for c in doc["collections"]] == COLLECTIONS + ["incidents"]  # a command-centre key reads cases
     for c in doc["collections"]:
         assert c["crs"] == [CRS84, E4490, E4548]
         assert c["storageCrs"] == E4490
@@ -207,6 +210,16 @@ def test_html_items(client):
     ("/ogc/collections/grids/items?crs=gcj02", 400, "gcj02"),
     ("/ogc/collections/grids/items?bbox-crs=EPSG:3857&bbox=1,2,3,4", 400, "3857"),
     ("/ogc/collections/grids/items?f=xml", 400, "xml"),
+    ("/ogc/collections/grids/items?datetime=2016-01-01", 400, "datetime"),
+    ("/ogc/collections/grids/items?kind=urban", 400, "kind"),
+    ("/ogc/collections/incidents/items?datetime=someday", 400, "someday"),
+    ("/ogc/collections/incidents/items?datetime=2016-02-01/2016-01-01", 400, "before it starts"),
+    ("/ogc/collections/incidents/items?datetime=../..", 400, "open end"),
+    ("/ogc/collections/incidents/items?category=ufo", 400, "unknown category"),
+    ("/ogc/collections/incidents/items?status=lost", 400, "unknown status"),
+    ("/ogc/collections/incidents/items?grid_code=123", 400, "123"),
+    ("/ogc/collections/incidents/items?reporter=x", 400, "reporter"),
+    ("/ogc/collections/incidents/items/Enothere", 404, "Enothere"),
     ("/ogc/collections/nope/items", 404, "nope"),
     ("/ogc/collections/nope", 404, "nope"),
     ("/ogc/collections/grids/items/999999999999999", 404, "999999999999999"),
@@ -226,3 +239,156 @@ def test_bad_input(client, url, status, word):
     body = r.json()
     assert body["status"] == status and body["detail"]
     assert word in r.text
+
+
+# ---------------------------------------------------------------- the incidents collection
+@pytest.fixture(scope="module")
+def inc(demo_store_path, tmp_path_factory):
+    """The demo with its case history behind the app, and keys: command centre, one grid's worker, a planner."""
+    from gis_grid.store import open_store
+    path = incident_store_path(demo_store_path, tmp_path_factory)
+    with open_store(path) as store:
+        grid = store.incidents(columns=["grid_code"])["grid_code"].value_counts().index[0]
+        heads = {"centre": bearer(store, "command_center", "370402"), "worker": bearer(store, "grid_worker", grid),
+                 "planner": bearer(store, "planner", "370402")}
+        n = len(store.incidents(columns=["id"]))
+    with TestClient(create_app(Settings(db=str(path))), headers=heads["centre"]) as c:
+        yield c, heads, grid, n
+
+
+def _all_pages(client, url, params=None, headers=None, cap=50):
+    feats, pages = [], 0
+    doc = client.get(url, params=params, headers=headers).json()
+    while True:
+        feats += doc["features"]
+        pages += 1
+        nxt = _rels(doc).get("next")
+        if not nxt:
+            return feats, pages, doc
+        assert pages < cap
+        doc = client.get(nxt, headers=headers).json()
+
+
+def test_incidents_collection_is_listed_and_described(inc):
+    client, heads, _, n = inc
+    doc = client.get("/ogc/collections").json()
+    c = next(c for c in doc["collections"] if c["id"] == "incidents")
+    assert c["itemCount"] == n > 100_000 and c["storageCrs"] == E4490 and c["crs"] == [CRS84, E4490, E4548]
+    start, end = c["extent"]["temporal"]["interval"][0]
+    assert start.startswith("2013-12-31") or start.startswith("2014-01") and end.startswith("2016-12")
+    assert client.get("/ogc/collections/incidents").json() == c
+    # a planner reads maps but not cases: not listed, and the collection is refused
+    assert "incidents" not in [x["id"] for x in client.get("/ogc/collections", headers=heads["planner"]).json()[
+        "collections"]]
+    r = client.get("/ogc/collections/incidents/items", headers=heads["planner"])
+    assert r.status_code == 403 and "may not read cases" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("ogc, api", [
+    ({"category": "dispute"}, {"category": "dispute"}),
+    ({"datetime": "2016-01-01/2016-03-31"}, {"from": "2016-01-01", "to": "2016-03-31"}),
+    ({"datetime": "2015-07-01"}, {"from": "2015-07-01", "to": "2015-07-01"}),
+    ({"datetime": "../2014-02-28", "status": "closed,assessed"}, {"to": "2014-02-28", "status": ["closed", "assessed"]}),
+    ({"department": "sanitation", "bbox": "117.54,34.84,117.57,34.87"},
+     {"department": "sanitation", "bbox": "117.54,34.84,117.57,34.87"}),
+    ({"grid_code": "370402001", "category": "sanitation,dispute"},
+     {"grid": "370402001", "category": ["sanitation", "dispute"]}),
+])
+def test_incident_filters_match_get_incidents(inc, ogc, api):
+    client, *_ = inc
+    doc = client.get("/ogc/collections/incidents/items", params={**ogc, "limit": 3}).json()
+    want = client.get("/incidents", params={**api, "limit": 1}).json()["numberMatched"]
+    assert doc["numberMatched"] == want > 0
+    for f in doc["features"]:
+        p = f["properties"]
+        for k in ("category", "department", "status"):
+            if k in ogc:
+                assert p[k] in ogc[k].split(",")
+
+
+def test_incident_datetime_ends_are_inclusive(inc):
+    client, *_ = inc
+    f = client.get("/ogc/collections/incidents/items", params={"limit": 1}).json()["features"][0]
+    t = f["properties"]["created"]
+    got = client.get("/ogc/collections/incidents/items", params={"datetime": t, "limit": 100}).json()
+    assert f["id"] in [x["id"] for x in got["features"]]
+    assert all(x["properties"]["created"] == t for x in got["features"])
+    assert client.get("/ogc/collections/incidents/items",
+                      params={"datetime": f"{t}/..", "limit": 1}).json()["numberMatched"] >= 1
+
+
+def test_incident_next_links_keep_filters_and_visit_each_case_once(inc):
+    client, *_ = inc
+    params = {"category": "dispute", "datetime": "2016-06-01/2016-06-30", "limit": 40}
+    feats, pages, first = _all_pages(client, "/ogc/collections/incidents/items", params)
+    n = client.get("/ogc/collections/incidents/items", params=params).json()["numberMatched"]
+    ids = [f["id"] for f in feats]
+    assert len(ids) == len(set(ids)) == n > 40 and pages == -(-n // 40)
+    nxt = client.get("/ogc/collections/incidents/items", params=params).json()
+    q = parse_qs(urlsplit(_rels(nxt)["next"]).query)
+    assert q == {"category": ["dispute"], "datetime": ["2016-06-01/2016-06-30"], "limit": ["40"], "offset": ["40"]}
+    assert {f["properties"]["category"] for f in feats} == {"dispute"}
+
+
+def test_incidents_are_scoped_to_the_key(inc):
+    client, heads, grid, _ = inc
+    w = heads["worker"]
+    feats, _, doc = _all_pages(client, "/ogc/collections/incidents/items", {"limit": 10000}, headers=w)
+    assert doc["numberMatched"] == len(feats) == client.get("/incidents", headers=w).json()["numberMatched"] > 0
+    assert {f["properties"]["grid_code"] for f in feats} == {grid}
+    meta = client.get("/ogc/collections/incidents", headers=w).json()
+    assert meta["itemCount"] == len(feats)
+    # a wider grid_code is cut down to the key's grid; another grid is a 404, like its cases
+    assert client.get("/ogc/collections/incidents/items", params={"grid_code": grid[:9]},
+                      headers=w).json()["numberMatched"] == len(feats)
+    other = client.get("/ogc/collections/incidents/items", params={"limit": 500}).json()["features"]
+    elsewhere = next(f for f in other if f["properties"]["grid_code"] != grid)
+    r = client.get("/ogc/collections/incidents/items", params={"grid_code": elsewhere["properties"]["grid_code"]},
+                   headers=w)
+    assert r.status_code == 404
+    r = client.get(f"/ogc/collections/incidents/items/{elsewhere['id']}", headers=w)
+    assert r.status_code == 404 and r.json()["detail"] == f"no feature {elsewhere['id']!r} in collection 'incidents'"
+    assert client.get(f"/ogc/collections/incidents/items/{feats[0]['id']}", headers=w).status_code == 200
+
+
+def test_incident_features_carry_no_personal_data(inc, no_pii):
+    client, *_ = inc
+    r = client.get("/ogc/collections/incidents/items", params={"limit": 2000, "f": "geojson"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/geo+json")
+    no_pii(r.text)
+    assert '"reporter' not in r.text and '"description' not in r.text
+    for f in r.json()["features"]:
+        assert set(f["properties"]) == set(inc_feat.PROPERTIES)
+        assert f["geometry"]["type"] == "Point"
+
+
+def test_incident_item_and_output_crs(inc):
+    client, *_ = inc
+    f = client.get("/ogc/collections/incidents/items", params={"limit": 1}).json()["features"][0]
+    one = client.get(f"/ogc/collections/incidents/items/{f['id']}")
+    assert one.status_code == 200 and one.json()["properties"] == f["properties"]
+    lon, lat = f["geometry"]["coordinates"]
+    n, e = client.get(f"/ogc/collections/incidents/items/{f['id']}", params={"crs": E4548}).json()[
+        "geometry"]["coordinates"]
+    ee, nn = crs_mod.to_metric(lon, lat)
+    assert abs(e - ee) < 0.01 and abs(n - nn) < 0.01
+    lat2, lon2 = client.get(f"/ogc/collections/incidents/items/{f['id']}", params={"crs": E4490}).json()[
+        "geometry"]["coordinates"]
+    assert (lat2, lon2) == pytest.approx((lat, lon))
+    html = client.get("/ogc/collections/incidents/items", params={"f": "html", "limit": 3, "category": "dispute"})
+    assert html.status_code == 200 and html.text.count("<tr>") == 4 and "category=dispute" in html.text
+
+
+def test_property_filters_on_the_grid_collections(client, demo_atlas):
+    d = demo_atlas.divisions
+    community = d[d["level"] == "community"]["code"].iloc[5]
+    want = set(d[(d["level"] == "grid") & (d["parent_code"] == community)]["code"])
+    doc = client.get("/ogc/collections/grids/items", params={"parent_code": community, "limit": 100}).json()
+    assert doc["numberMatched"] == len(want) > 0 and {f["id"] for f in doc["features"]} == want
+    grid = demo_atlas.grid_codes[7]
+    doc = client.get("/ogc/collections/buildings/items", params={"grid_code": grid, "limit": 10000}).json()
+    assert doc["numberMatched"] == int((np.asarray(demo_atlas.building_grid) == 7).sum()) > 0
+    assert {f["properties"]["grid_code"] for f in doc["features"]} == {grid}
+    q = parse_qs(urlsplit(_rels(client.get("/ogc/collections/buildings/items",
+                                           params={"grid_code": grid, "limit": 2}).json())["next"]).query)
+    assert q["grid_code"] == [grid]
