@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gis_grid.store import default_store_path, open_store
+from gis_grid.store import DATABASE_URL_ENV, default_store_path, is_database_url, open_store
 
 from .settings import Settings
 
@@ -14,8 +14,8 @@ def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000) -> i
 
     overrides = {k: v for k, v in {"db": db, "host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
-    target = settings.db or str(default_store_path())
-    if not target.startswith("postgres") and not Path(target).exists():
+    target = settings.db or os.environ.get(DATABASE_URL_ENV) or str(default_store_path())
+    if not is_database_url(target) and not Path(target).exists():
         if settings.db and Path(settings.db) != default_store_path():
             print(f"no store at {target}; generate one with `gis-grid demo --out {target}`")
             return 2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 
 from gis_grid.atlas import Atlas
 from gis_grid.store import Store
@@ -13,6 +14,31 @@ class AtlasHolder:
         self._atlas = Atlas.from_store(store)
         self._lock = threading.Lock()
         self._warm(self._atlas)
+        self._follow_other_writers()
+
+    def _follow_other_writers(self) -> None:
+        """Replicas: when another process commits a new atlas version, swap it in here too
+        (PostGIS: LISTEN/NOTIFY, within about a second; GeoPackage: a 0.5 s poll).
+
+        The watch holds the holder weakly, so a dropped holder (and its atlas) is freed and
+        its watch stopped.
+        """
+        ref = weakref.ref(self)
+
+        def on_version(version: int) -> None:
+            holder = ref()
+            if holder is not None and version > holder.version:
+                holder.reload_to(version)
+
+        weakref.finalize(self, self.store.watch_atlas_version(on_version))
+
+    def reload_to(self, version: int) -> Atlas:
+        """Catch up with versions written elsewhere: boundaries only if every step was an
+        applied plan (those move no building), else everything (a replace or an import)."""
+        applied = {int(c["to_version"]) for c in self.store.grid_changes()}
+        if all(v in applied for v in range(self.version + 1, version + 1)):
+            return self.reload_boundaries()
+        return self.reload()
 
     def _warm(self, atlas: Atlas) -> None:
         """Compute grid statistics off the request path (about 2 s for the demo).

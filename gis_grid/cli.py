@@ -3,26 +3,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from .errors import GisGridError
-from .store import default_store_path, open_store
+from .store import DATABASE_URL_ENV, default_store_path, is_database_url, open_store
 
 CRS_HELP = "input CRS: EPSG:4326 (= CRS84, default), EPSG:4490, EPSG:4548, gcj02, bd09"
 
 
 def _db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=None, help=f"store path or postgresql:// URL (default {default_store_path()})")
+    p.add_argument("--db", default=None, help=f"store path or postgresql:// URL (default ${DATABASE_URL_ENV}, "
+                                              f"else {default_store_path()})")
 
 
 def cmd_demo(args) -> int:
     from .demo.generate import write_demo
-    out = Path(args.out or default_store_path())
-    if out.exists() and not args.force:
+    out = args.out or os.environ.get(DATABASE_URL_ENV) or default_store_path()
+    if is_database_url(out):  # PostGIS: the database is the store
+        from .store_postgis import database
+        if database.exists(out) and not args.force:
+            print(f"{database.redact(out)} exists; pass --force to overwrite it", file=sys.stderr)
+            return 2
+        database.drop(out)
+        out = database.normalise(out)
+    else:
+        out = Path(out)
+    if isinstance(out, Path) and out.exists() and not args.force:
         print(f"{out} exists; pass --force to overwrite it", file=sys.stderr)
         return 2
-    if out.exists():
+    if isinstance(out, Path) and out.exists():
         out.unlink()
         for side in (out.with_name(out.name + "-wal"), out.with_name(out.name + "-shm")):
             side.unlink(missing_ok=True)
@@ -147,6 +158,18 @@ def cmd_audit(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_db(args) -> int:
+    from .store_postgis import database, migrate
+    url = args.db or os.environ.get(DATABASE_URL_ENV)
+    if not url or not is_database_url(url):
+        print("gis-grid db manages a PostGIS database: pass --db postgresql://USER@HOST:PORT/NAME (a superuser: "
+              "migrations create roles and the postgis extension) or set GIS_GRID_DATABASE_URL", file=sys.stderr)
+        return 2
+    created = database.create(url)
+    print(json.dumps({"database": database.redact(url), "created": created, "revision": migrate.head()}))
+    return 0
+
+
 def cmd_serve(args) -> int:
     from api.server import serve  # the API lives outside the library
     return serve(db=args.db, host=args.host, port=args.port)
@@ -234,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("map", help="incident heatmap / response choropleth / warnings page: "
                               "gis-grid map --layer L [--from D --to D] -o FILE.html (see gis-grid map -h)")
+
+    p = sub.add_parser("db", help="PostGIS: create and migrate the database (gis-grid db upgrade --db URL)")
+    db_sub = p.add_subparsers(dest="db_command", required=True)
+    u = db_sub.add_parser("upgrade", help="create the database if missing and migrate it to the newest schema")
+    _db(u)
+    u.set_defaults(func=cmd_db)
 
     p = sub.add_parser("serve", help="run the HTTP API and map viewer")
     _db(p)

@@ -209,13 +209,17 @@ def apply_pause_hook() -> None:
         time.sleep(pause)
 
 
+def is_database_url(url) -> bool:
+    return str(url).startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
+
+
 def open_store(url: str | Path | None = None, *, create: bool = False) -> Store:
     """Open a store by path or URL; ``postgresql://`` URLs select PostGIS.
 
     Without one: ``$GIS_GRID_DATABASE_URL`` if set, else the default GeoPackage path.
     """
     url = str(url or os.environ.get(DATABASE_URL_ENV) or default_store_path())
-    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+    if is_database_url(url):
         from .store_postgis import PostGISStore  # optional dependency
         return PostGISStore(url, create=create)
     from .store_gpkg import GeoPackageStore

@@ -65,6 +65,13 @@ def _exists(admin: psycopg.Connection, name: str) -> bool:
     return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
 
 
+def exists(url: str) -> bool:
+    """Whether the database named by ``url`` exists (asked on the maintenance database)."""
+    url = normalise(url)
+    with _admin(url) as admin:
+        return _exists(admin, dbname(url))
+
+
 def _check_name(name: str) -> None:
     # the name goes into CREATE/DROP DATABASE (quoted); refuse what would surprise
     if not re.fullmatch(r"[A-Za-z0-9_\-]{1,63}", name):

@@ -13,13 +13,14 @@ import pandas as pd
 from ..errors import ConflictError, NotFoundError
 from ..store_gpkg import INCIDENT_COLUMNS
 
-_BUMP = "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'incidents_version'"
+_BUMP = ("INSERT INTO meta VALUES ('incidents_version', '1') "
+         "ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text")
 _POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490)"
 
 
 def read(store, ids, cols: list[str]) -> pd.DataFrame:
     df = store._filtered(f"SELECT {', '.join(cols)} FROM incidents", id=(ids, str))
-    if "events" in df.columns:
+    if "events" in df.columns and len(df):
         df["events"] = [(json.loads(e) if isinstance(e, str) else e) or [] for e in df["events"]]
     return df
 

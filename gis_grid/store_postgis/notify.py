@@ -13,6 +13,7 @@ import threading
 from .pool import connect_as_app
 
 log = logging.getLogger("gis_grid.store_postgis")
+APPLICATION_NAME = "gis_grid_listen"  # how the listening sessions show in pg_stat_activity
 
 
 def watch(url: str, channel: str, callback, *, poll_s: float = 0.5, max_backoff_s: float = 5.0):
@@ -29,7 +30,7 @@ def watch(url: str, channel: str, callback, *, poll_s: float = 0.5, max_backoff_
         backoff = 0.2
         while not stopping.is_set():
             try:
-                with connect_as_app(url) as conn:
+                with connect_as_app(url, application_name=APPLICATION_NAME) as conn:
                     conn.execute(f"LISTEN {channel}")
                     row = conn.execute("SELECT value FROM meta WHERE key = 'atlas_version'").fetchone()
                     deliver(row[0])

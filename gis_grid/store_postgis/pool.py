@@ -21,14 +21,14 @@ from .database import redact
 APP_ROLE = "gis_grid_app"
 
 
-def connect_as_app(url: str, **kwargs) -> psycopg.Connection:
+def connect_as_app(url: str, application_name: str = "gis_grid", **kwargs) -> psycopg.Connection:
     """A connection working as ``gis_grid_app``, whoever the URL logs in as.
 
     A superuser or owner login would bypass row-level security (or own the tables);
     ``SET ROLE`` makes every statement run with the application's grants and policies.
     """
     try:
-        conn = psycopg.connect(url, autocommit=True, application_name="gis_grid", **kwargs)
+        conn = psycopg.connect(url, autocommit=True, application_name=application_name, **kwargs)
     except psycopg.OperationalError as exc:
         msg = str(exc).strip()
         if "does not exist" in msg and "database" in msg:

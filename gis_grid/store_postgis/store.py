@@ -302,4 +302,4 @@ class PostGISStore(Store):
     # -- replicas --------------------------------------------------------------------------------
     def watch_atlas_version(self, callback):
         from .notify import watch
-        return watch(self.url, ATLAS_CHANNEL, callback, current=self.atlas_version)
+        return watch(self.url, ATLAS_CHANNEL, callback)

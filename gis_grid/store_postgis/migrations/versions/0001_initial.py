@@ -106,7 +106,7 @@ CREATE TABLE audit_log (
   seq bigint PRIMARY KEY, at text NOT NULL, key_id text, role text, scope text, action text NOT NULL,
   resource text, fields text, masked boolean, purpose text, request_id text, result text,
   prev_hash text NOT NULL, hash text NOT NULL);
-INSERT INTO meta VALUES ('schema_version', '1'), ('atlas_version', '0'), ('incidents_version', '0');
+INSERT INTO meta VALUES ('schema_version', '1'), ('atlas_version', '0');
 """
 
 #: the app cannot ANALYZE tables it does not own; bulk loads call this (runs as the owner)

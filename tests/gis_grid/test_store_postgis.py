@@ -1,0 +1,454 @@
+"""The PostGIS store: same behaviour as the GeoPackage store, row-level security, NOTIFY, migrations.
+
+Runs against the cluster of ``GIS_GRID_TEST_DATABASE_URL`` (default: ``scripts/postgres.sh url``)
+and is skipped, saying why, when none is reachable. Every database made here is named
+``gg_test_pgs_*`` and dropped afterwards.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+import shapely
+
+import stores
+from common import X0, X1, XM, Y0, Y1, YM, toy_buildings, toy_divisions, toy_people
+from gis_grid.atlas import Atlas
+from gis_grid.errors import (ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError,
+                             PreconditionError, StoreError)
+from gis_grid.security import audit
+from gis_grid.store import open_store
+from gis_grid.store_gpkg import GeoPackageStore
+
+G1, G2 = "370402001001001", "370402001001002"   # west community: Ha1, Hb2 (3 residents) / Hc3 (1)
+E1 = "370402002001001"                           # east: Hd4 (1 resident)
+APP = "gis_grid_app"
+PERSONAL = ("households", "residents", "workers", "incidents")
+
+
+@pytest.fixture(scope="module")
+def admin_url(store_backend):
+    if store_backend == "gpkg" and "postgis" in stores.backends():
+        pytest.skip("PostGIS-only tests: they run once, in the [postgis] half of the session")
+    url = stores.admin_url()
+    if url is None:
+        pytest.skip("no PostgreSQL/PostGIS reachable: run `scripts/postgres.sh start` or set "
+                    "GIS_GRID_TEST_DATABASE_URL")
+    return url
+
+
+@pytest.fixture()
+def new_url(admin_url, request):
+    """A factory of fresh database URLs on the test cluster, dropped after the test."""
+    from gis_grid.store_postgis import drop_database
+    made = []
+
+    def make(tag: str = "") -> str:
+        name = "gg_test_pgs_" + hashlib.sha1(f"{request.node.nodeid}{tag}{uuid.uuid4()}".encode()).hexdigest()[:12]
+        url = admin_url.rpartition("/")[0] + "/" + name
+        made.append(url)
+        return url
+
+    yield make
+    for url in made:
+        drop_database(url)
+
+
+def toy_tables() -> dict[str, pd.DataFrame]:
+    hh, res = toy_people()
+    return {"divisions": toy_divisions(), "buildings": toy_buildings(), "households": hh, "residents": res,
+            "workers": pd.DataFrame({"id": ["W1", "W2"], "grid_code": [G1, E1], "name": ["周八", "吴九"],
+                                     "role": ["网格长", "网格员"], "phone": ["13900001111", "13900002222"]})}
+
+
+def _write(store):
+    store.replace_all(toy_tables(), {"district": "370402"})
+    return store
+
+
+@pytest.fixture()
+def pg(new_url):
+    url = new_url()
+    with _write(open_store(url, create=True)) as store:
+        yield store
+
+
+@pytest.fixture()
+def gp(tmp_path):
+    with _write(GeoPackageStore(tmp_path / "ref.gpkg", create=True)) as store:
+        yield store
+
+
+def app_url(store) -> str:
+    """The store's database, logged in as the application role itself (LOGIN, trust on loopback)."""
+    parts = store.url.split("://", 1)[1].split("@", 1)[1]
+    return f"postgresql://{APP}@{parts}"
+
+
+def _same_frame(a: pd.DataFrame, b: pd.DataFrame, what: str) -> None:
+    assert list(a.columns) == list(b.columns), what
+    if "geometry" in a.columns:
+        assert all(shapely.equals_exact(x, y, tolerance=0) for x, y in zip(a["geometry"], b["geometry"])), what
+        a, b = a.drop(columns="geometry"), b.drop(columns="geometry")
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), obj=what)
+
+
+# -- same behaviour as the GeoPackage store ------------------------------------------------
+def test_every_read_matches_the_geopackage_store(pg, gp):
+    past = datetime(2015, 1, 1, tzinfo=timezone.utc)
+    for what, read in {
+        "divisions": lambda s: s.divisions(),
+        "divisions at": lambda s: s.divisions(at=past),
+        "divisions before time": lambda s: s.divisions(at=datetime(2000, 1, 1, tzinfo=timezone.utc)),
+        "buildings": lambda s: s.buildings(),
+        "households": lambda s: s.households(),
+        "households by id": lambda s: s.households(ids=["Hb2", "Ha1"]),
+        "households by building": lambda s: s.households(building_ids=[1, 3]),
+        "households none": lambda s: s.households(ids=[]),
+        "residents": lambda s: s.residents(),
+        "residents columns": lambda s: s.residents(household_ids=["Ha1"], columns=["id", "name"]),
+        "residents by id": lambda s: s.residents(ids=["Rq4", "nope"]),
+        "workers": lambda s: s.workers(),
+        "workers by grid": lambda s: s.workers(grid_codes=[E1]),
+        "grid history": lambda s: s.grid_history(G1),
+        "incidents (none yet)": lambda s: s.incidents(),
+    }.items():
+        _same_frame(read(pg), read(gp), what)
+    drop = lambda m: {k: v for k, v in m.items() if k != "updated_at"}  # noqa: E731
+    assert drop(pg.meta()) == drop(gp.meta()) and pg.atlas_version() == gp.atlas_version() == 1
+    assert pg.incidents_version() == gp.incidents_version() == 0
+    for name in ("plans", "grid_changes", "keys", "audit_records"):
+        assert getattr(pg, name)() == getattr(gp, name)() == [], name
+    assert pg.audit_head() is gp.audit_head() is None
+    assert pg.grid_codes_ever("370402001") == gp.grid_codes_ever("370402001") == [G1, G2]
+    for s in (pg, gp):
+        with pytest.raises(NotFoundError):
+            s.grid_history("370402009009009")
+        with pytest.raises(NotFoundError):
+            s.plan(7)
+        with pytest.raises(NotFoundError):
+            s.key("nope")
+        with pytest.raises(ValueError):
+            s.residents(columns=["id; DROP TABLE residents"])
+
+
+def test_geometry_is_stored_in_4490_with_gist_indexes(pg):
+    with psycopg.connect(pg.url) as conn:
+        cols = dict(conn.execute("SELECT f_table_name || '.' || f_geometry_column, type || ':' || srid "
+                                 "FROM geometry_columns").fetchall())
+        gist = {r[0] for r in conn.execute("SELECT tablename FROM pg_indexes WHERE indexdef LIKE '%USING gist%'")}
+    assert cols == {"divisions.geom": "MULTIPOLYGON:4490", "buildings.geom": "POLYGON:4490",
+                    "incidents.geom": "POINT:4490"}
+    assert gist == {"divisions", "buildings", "incidents"}
+
+
+def test_atlas_from_postgis_locates_like_the_geopackage_one(pg, gp):
+    a, b = Atlas.from_store(pg), Atlas.from_store(gp)
+    rng = np.random.default_rng(7)
+    lon = rng.uniform(X0 - 0.005, X1 + 0.005, 20_000)
+    lat = rng.uniform(Y0 - 0.005, Y1 + 0.005, 20_000)
+    lon[:3], lat[:3] = [XM, X0, 117.505], [YM, Y0, 34.815]  # shared edges and a building
+    pd.testing.assert_frame_equal(a.locate_many(lon, lat), b.locate_many(lon, lat))
+    assert a.version == b.version == 1
+
+
+def test_replace_all_keeps_untouched_tables_and_bumps_the_version(pg):
+    hh, res = toy_people()
+    pg.replace_all({"households": hh.iloc[:2], "residents": res.iloc[:3]}, {})
+    assert pg.atlas_version() == 2 and len(pg.households()) == 2 and len(pg.buildings()) == 4
+    with pytest.raises(InvalidInputError):
+        pg.replace_all({"nonsense": hh}, {})
+    with pytest.raises(InvalidInputError):
+        pg.replace_all({"households": hh.assign(colour="red")}, {})
+    with pytest.raises(ConflictError):  # duplicate ids: nothing written
+        pg.replace_all({"households": pd.concat([hh, hh])}, {})
+    assert pg.atlas_version() == 2 and len(pg.households()) == 2
+
+
+def test_opening_errors_are_store_errors(new_url, admin_url):
+    missing = new_url()
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(missing)
+    with psycopg.connect(admin_url, autocommit=True) as conn:  # a database that is not a store
+        conn.execute(f'CREATE DATABASE "{missing.rpartition("/")[2]}"')
+    with pytest.raises(StoreError, match="not a gis_grid store"):
+        open_store(missing)
+    with pytest.raises(StoreError, match="cannot connect"):
+        open_store("postgresql://postgres@127.0.0.1:1/nothing")
+
+
+def test_gis_grid_database_url_is_the_default_store(pg, monkeypatch):
+    monkeypatch.setenv("GIS_GRID_DATABASE_URL", pg.url)
+    with open_store() as store:
+        assert type(store).__name__ == "PostGISStore" and store.atlas_version() == 1
+
+
+def test_db_upgrade_command_creates_and_migrates(new_url):
+    url = new_url()
+    out = subprocess.run([sys.executable, "-m", "gis_grid.cli", "db", "upgrade", "--db", url],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    with open_store(url) as store:
+        assert store.atlas_version() == 0 and store.divisions().empty
+
+
+# -- planning, incidents, audit: conflicts across connections and processes ---------------------
+def test_apply_changeset_conflict(pg):
+    from gis_grid.planning.workflow import apply_plan, create_plan
+    west = "370402001001"
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(g)}
+        for g in (shapely.box(X0, 34.804, XM, Y1), shapely.box(X0, Y0, XM, 34.804))]}
+    atlas = Atlas.from_store(pg)
+    plan, _ = create_plan(pg, atlas, west, fc)
+    out = apply_plan(pg, atlas, plan, 1)
+    assert out["atlas_version"] == 2 and pg.atlas_version() == 2
+    # the residents' RLS column followed building 2 (household Hc3) into G1
+    with psycopg.connect(pg.url) as conn:
+        assert conn.execute("SELECT grid_code FROM residents WHERE id = 'Rq4'").fetchone()[0] == G1
+    with pytest.raises(PreconditionError) as err:
+        pg.apply_changeset(_noop_changeset(), expected_version=1)
+    assert err.value.detail == {"current_version": 2, "expected_version": 1}
+    assert pg.atlas_version() == 2 and len(pg.grid_changes()) == 1 and pg.plan(plan.id)["status"] == "applied"
+
+
+def _noop_changeset():
+    from gis_grid.planning.changeset import ChangeSet
+    return ChangeSet(plan_id=None, base_version=1, valid_from="2030-01-01T00:00:00.000000Z", close_codes=[],
+                     insert=toy_divisions().iloc[:0], building_moves=pd.DataFrame({"id": [], "old": [], "new": []}),
+                     retired=[])
+
+
+def test_concurrent_changesets_on_two_instances_one_wins(pg):
+    other = open_store(pg.url)
+    results, barrier = [], threading.Barrier(2)
+
+    def go(store):
+        barrier.wait()
+        try:
+            results.append(store.apply_changeset(_noop_changeset(), expected_version=1))
+        except PreconditionError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=go, args=(s,)) for s in (pg, other)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    other.close()
+    assert sorted(map(type, results), key=str) == sorted([int, PreconditionError], key=str)
+    assert pg.atlas_version() == 2
+
+
+def test_update_incident_conflict(pg):
+    from gis_grid.incidents import service
+    atlas = Atlas.from_store(pg)
+    now = datetime(2016, 6, 1, 12, tzinfo=timezone.utc)
+    case = service.create(pg, atlas, lon=117.505, lat=34.815, crs="EPSG:4490", category="dispute",
+                          reporter="张三", role="grid_worker", at=now - timedelta(days=1), now=now)
+    assert pg.incidents_version() == 1
+    stored = pg.incidents(ids=[case.id])
+    assert stored["grid_code"].tolist() == [G1] and isinstance(stored["events"].iloc[0], list)
+    row = stored.iloc[0].to_dict()
+    pg.update_incident({**row, "version": 2, "status": "registered"}, expected_version=1)
+    with pytest.raises(ConflictError):  # a second writer that also read version 1
+        pg.update_incident({**row, "version": 2, "status": "cancelled"}, expected_version=1)
+    with pytest.raises(ConflictError):
+        pg.insert_incident(row)
+    with pytest.raises(NotFoundError):
+        pg.update_incident({**row, "id": "Enope"}, expected_version=1)
+    assert pg.incidents(ids=[case.id])["status"].tolist() == ["registered"] and pg.incidents_version() == 2
+
+
+def test_audit_chain_stays_linear_across_two_instances(pg):
+    other = open_store(pg.url)
+
+    def append(store, n):
+        for i in range(n):
+            store.append_audit(audit.new_record(key_id="k", role="admin", scope="370402", action="test",
+                                                resource=f"r/{i}", masked=bool(i % 2)))
+
+    threads = [threading.Thread(target=append, args=(s, 25)) for s in (pg, other, pg, other)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    records = other.audit_records()
+    assert [r["seq"] for r in records] == list(range(1, 101))
+    ok, seq, message = audit.verify_store(pg)
+    assert ok, message
+    assert {r["masked"] for r in records} == {True, False}  # booleans, as the GeoPackage store returns
+    other.close()
+
+
+def test_the_app_role_cannot_rewrite_the_audit_log(pg):
+    pg.append_audit(audit.new_record(key_id=None, role="cli", scope=None, action="x", resource="y"))
+    with psycopg.connect(app_url(pg)) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM audit_log")
+
+
+# -- replicas: NOTIFY ---------------------------------------------------------------------------
+def test_a_second_instance_hears_the_new_version_within_a_second(pg):
+    other = open_store(pg.url)
+    heard: queue.Queue = queue.Queue()
+    stop = other.watch_atlas_version(heard.put)
+    try:
+        assert heard.get(timeout=5) == 1  # on connecting: the current version
+        start = time.monotonic()
+        pg.replace_all({"workers": toy_tables()["workers"]}, {})
+        assert heard.get(timeout=1.0) == 2 and time.monotonic() - start < 1.0
+        pg.apply_changeset(_noop_changeset(), expected_version=2)
+        assert heard.get(timeout=1.0) == 3
+        with pytest.raises(PreconditionError):  # a refused apply announces nothing
+            pg.apply_changeset(_noop_changeset(), expected_version=2)
+        with pytest.raises(queue.Empty):
+            heard.get(timeout=0.5)
+    finally:
+        stop()
+        other.close()
+
+
+def test_the_watch_reconnects_after_losing_its_session(pg, admin_url):
+    heard: queue.Queue = queue.Queue()
+    stop = pg.watch_atlas_version(heard.put)
+    try:
+        assert heard.get(timeout=5) == 1
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                         "AND application_name = 'gis_grid_listen'", (pg.url.rpartition("/")[2],))
+        assert heard.get(timeout=5) == 1  # listening again, and it re-read the version
+        pg.replace_all({"workers": toy_tables()["workers"]}, {})
+        assert heard.get(timeout=2) == 2
+    finally:
+        stop()
+
+
+def test_an_api_replica_reloads_its_boundaries(pg):
+    from api.state import AtlasHolder
+    replica = AtlasHolder(open_store(pg.url))
+    try:
+        assert replica.version == 1
+        pg.apply_changeset(_noop_changeset(), expected_version=1)
+        deadline = time.monotonic() + 1.5
+        while replica.version != 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert replica.version == 2
+    finally:
+        replica.store.close()
+
+
+# -- row-level security ---------------------------------------------------------------------------
+def _count(conn, scope, table, where="") -> int:
+    """One transaction as a grid worker's session runs it: the scope set for that transaction only."""
+    with conn.transaction():
+        if scope is not None:
+            conn.execute("SELECT set_config('gis_grid.scope', %s, true)", (scope,))
+        return conn.execute(f"SELECT count(*) FROM {table} {where}").fetchone()[0]
+
+
+def test_rls_a_grid_workers_session_sees_only_its_grid_even_in_raw_sql(pg):
+    from gis_grid.incidents import service
+    atlas = Atlas.from_store(pg)
+    for lon, lat in ((117.505, 34.815), (117.515, 34.815)):  # one case in G1, one in E1
+        service.create(pg, atlas, lon=lon, lat=lat, crs="EPSG:4490", category="dispute", reporter="W",
+                       role="grid_worker")
+    with psycopg.connect(app_url(pg), autocommit=True) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == APP
+        mine = {"households": 2, "residents": 3, "workers": 1, "incidents": 1}
+        for table, n in mine.items():
+            assert _count(conn, G1, table) == n, table
+            assert _count(conn, G1, table, f"WHERE grid_code <> '{G1}'") == 0, table
+            assert _count(conn, G2, table, f"WHERE grid_code = '{G1}'") == 0, table
+            assert _count(conn, None, table) == 0, table            # no scope: deny by default
+            assert _count(conn, "", table) == 0, table
+            assert _count(conn, "3", table) == 0, table             # not a division code
+        assert _count(conn, "370402001001", "residents") == 4      # a community: both its grids
+        assert _count(conn, "*", "residents") == 6                 # the system scope
+        # the scope is transaction-local: the next transaction without one sees nothing again
+        assert _count(conn, None, "residents") == 0
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # and it cannot write outside it
+            with conn.transaction():
+                conn.execute("SELECT set_config('gis_grid.scope', %s, true)", (G1,))
+                conn.execute("INSERT INTO workers VALUES ('W9', %s, 'x', 'y', 'z')", (E1,))
+
+
+def test_rls_the_app_role_neither_owns_nor_can_unprotect_the_tables(pg):
+    with psycopg.connect(app_url(pg), autocommit=True) as conn:
+        rows = conn.execute("SELECT relname, pg_get_userbyid(relowner), relrowsecurity, relforcerowsecurity "
+                            "FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'", (list(PERSONAL),)).fetchall()
+        assert {r[0] for r in rows} == set(PERSONAL)
+        for name, owner, rls, force in rows:
+            assert owner == "gis_grid_owner" and rls and force, name
+        role = conn.execute("SELECT rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = %s",
+                            (APP,)).fetchone()
+        assert role == (False, False, False)
+        assert conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'gis_grid_owner'").fetchone() == (False,)
+        for stmt in ("ALTER TABLE residents DISABLE ROW LEVEL SECURITY", "ALTER TABLE residents NO FORCE ROW LEVEL "
+                     "SECURITY", "DROP POLICY scope ON residents", "SET ROLE gis_grid_owner"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(stmt)
+
+
+def test_rls_through_the_store_scoped_reads(pg):
+    with pg.transaction() as cur:  # connected as the superuser, working as the app role
+        assert cur.execute("SELECT current_user").fetchone()[0] == APP
+    with pg.scoped(G1):
+        assert sorted(pg.households()["id"]) == ["Ha1", "Hb2"]
+        assert sorted(pg.residents()["id"]) == ["Rq1", "Rq2", "Rq3"]
+        assert pg.residents(ids=["Rq5"]).empty                      # in E1: as if missing
+        assert pg.workers()["id"].tolist() == ["W1"]
+        assert len(pg.divisions()) == 9 and len(pg.buildings()) == 4  # not personal data
+        with pg.scoped("370402002"):
+            assert pg.residents()["id"].tolist() == ["Rq5", "Rq6"]
+    assert len(pg.residents()) == 6  # outside scoped(): the whole district
+    with pytest.raises(InvalidInputError):
+        with pg.scoped("bogus"):
+            pass
+    with pg.scoped(E1), pytest.raises(PermissionDeniedError):  # writes are checked as well
+        with pg.transaction() as cur:
+            cur.execute("INSERT INTO workers VALUES ('W9', %s, 'x', 'y', 'z')", (G1,))
+
+
+def test_rls_scoped_is_per_thread_of_the_api(pg):
+    seen = {}
+
+    def read(scope):
+        with pg.scoped(scope):
+            time.sleep(0.05)
+            seen[scope] = sorted(pg.residents()["id"])
+
+    threads = [threading.Thread(target=read, args=(s,)) for s in (G1, E1)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert seen == {G1: ["Rq1", "Rq2", "Rq3"], E1: ["Rq5"]}
+
+
+def test_scoped_is_a_no_op_on_the_geopackage_store(gp):
+    with gp.scoped(G1):
+        assert len(gp.residents()) == 6
+
+
+def test_creating_a_store_is_fast_after_the_first(new_url):
+    open_store(new_url(), create=True).close()  # the template exists after this
+    start = time.perf_counter()
+    open_store(new_url(), create=True).close()
+    assert time.perf_counter() - start < 3.0
+
+
+def test_json_columns_round_trip_plans(pg):
+    record = {"scope": "370402001001", "base_version": 1, "created_at": "2026-01-01T00:00:00Z", "source": "geojson",
+              "note": "北边", "replaces": [G1, G2], "grids": {"type": "FeatureCollection", "features": [],
+                                                                "名称": "甲"}}
+    pid = pg.save_plan(record)
+    got = pg.plan(pid)
+    assert got["grids"] == record["grids"] and got["replaces"] == [G1, G2] and got["status"] == "draft"
+    assert [p["id"] for p in pg.plans("370402001")] == [pid] and pg.plans("370402002") == []
+    assert json.dumps(got["grids"], ensure_ascii=False).count("甲") == 1
