@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PREFIX = "gg_test_"  # every database the suite makes; dropped at the start and end of a run
+PREFIX = "gg_test_"  # every database the suite makes: gg_test_<pid>_<hash>, dropped when its run ends
 
 _state: dict = {"backend": "gpkg", "admin_url": None, "made": set()}
 
@@ -72,7 +72,7 @@ def location(path) -> str:
     path = str(path)
     if _state["backend"] == "gpkg" or path.startswith("postgresql://"):
         return path
-    name = PREFIX + hashlib.sha1(path.encode()).hexdigest()[:16]
+    name = f"{PREFIX}{os.getpid()}_{hashlib.sha1(path.encode()).hexdigest()[:16]}"
     if name not in _state["made"]:  # a leftover of an earlier run with the same tmp path
         _state["made"].add(name)
         _drop(name)
@@ -106,12 +106,19 @@ def _drop(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _owner_alive(name: str) -> bool:
+    pid = name[len(PREFIX):].split("_", 1)[0]
+    return pid.isdigit() and int(pid) != os.getpid() and os.path.exists(f"/proc/{pid}")
+
+
 def drop_test_databases() -> None:
+    """This run's databases, and those of runs that died; concurrent runs keep theirs."""
     with _admin() as conn:
         names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
                                             (PREFIX.replace("_", r"\_") + "%",))]
         for name in names:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if not _owner_alive(name):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     _state["made"].clear()
 
 
