@@ -192,9 +192,22 @@ def _ints_into(table, df, name, labels, problems, *, minimum=None):
     table[name] = vals
 
 
-def _texts_into(table, df, name, default=None):
-    table[name] = [default if v is None else v for v in text_values(df[name])] if name in df.columns \
-        else [default] * len(df)
+def _lost_characters(v: str | None) -> bool:
+    # what GDAL leaves when a DBF's text could not be decoded or encoded (no .cpg, wrong ENCODING)
+    return v is not None and ("\ufffd" in v or "??" in v)
+
+
+def _encoding_problems(values, name, labels, problems) -> None:
+    for i, v in enumerate(values):
+        if _lost_characters(v):
+            problems.add(i, labels[i], f"{name} {v!r} has characters lost to a text-encoding conversion; "
+                         "for a Shapefile, give its encoding in a .cpg file (e.g. UTF-8 or CP936) and rewrite it")
+
+
+def _texts_into(table, df, name, labels, problems, default=None):
+    values = text_values(df[name]) if name in df.columns else [None] * len(df)
+    _encoding_problems(values, name, labels, problems)
+    table[name] = [default if v is None else v for v in values]
 
 
 def parse_grids(df: pd.DataFrame, coordinate_problems, communities: dict[str, str | None]) -> Parsed:
@@ -220,6 +233,7 @@ def parse_grids(df: pd.DataFrame, coordinate_problems, communities: dict[str, st
             problems.add(i, labels[i], "has no name")
         if kinds[i] is not None and kinds[i] not in ("urban", "rural"):
             problems.add(i, labels[i], f"kind {kinds[i]!r} is neither urban nor rural")
+    _encoding_problems(names, "name", labels, problems)
     _duplicates(codes, labels, problems, "code")
     geoms = check_polygons(df["geometry"].to_numpy() if "geometry" in df.columns else [None] * len(df),
                            coordinate_problems, labels, problems, one_part=False)
@@ -242,8 +256,8 @@ def parse_buildings(df: pd.DataFrame, coordinate_problems) -> Parsed:
             problems.add(i, labels[i], "has no id")
     _duplicates(ids, labels, problems, "id")
     table = pd.DataFrame({"id": ids})
-    _texts_into(table, df, "kind", UNKNOWN_BUILDING_KIND)
-    _texts_into(table, df, "name")
+    _texts_into(table, df, "kind", labels, problems, UNKNOWN_BUILDING_KIND)
+    _texts_into(table, df, "name", labels, problems)
     _ints_into(table, df, "floors", labels, problems, minimum=0)
     _ints_into(table, df, "units", labels, problems, minimum=0)
     table["file_grid_code"] = code_values(df["grid_code"]) if "grid_code" in df.columns else None
@@ -272,10 +286,10 @@ def parse_households(df: pd.DataFrame, building_ids: set[int], members: pd.Serie
     table = pd.DataFrame({"id": ids, "building_id": bids})
     _ints_into(table, df, "unit", labels, problems)
     _ints_into(table, df, "floor", labels, problems)
-    _texts_into(table, df, "room")
+    _texts_into(table, df, "room", labels, problems)
     _ints_into(table, df, "size", labels, problems, minimum=1)
     table["size"] = [s if s is not None else int(members.get(h, 0)) for s, h in zip(table["size"], ids)]
-    _texts_into(table, df, "head_name")
-    _texts_into(table, df, "flags", "")
+    _texts_into(table, df, "head_name", labels, problems)
+    _texts_into(table, df, "flags", labels, problems, "")
     table["file_grid_code"] = code_values(df["grid_code"]) if "grid_code" in df.columns else None
     return Parsed(table, problems)

@@ -95,7 +95,8 @@ def assert_same(a: pd.DataFrame, b: pd.DataFrame, tol: float = 0.0) -> None:
     assert rows(a) == rows(b)
     if "geometry" in a.columns:
         ga, gb = shapely.normalize(a["geometry"].to_numpy()), shapely.normalize(b["geometry"].to_numpy())
-        same = shapely.equals_exact(ga, gb, tolerance=tol)
+        # within a tolerance, normalize may start rings at different vertices: compare as point sets
+        same = shapely.equals_exact(ga, gb) if tol == 0 else shapely.hausdorff_distance(ga, gb) <= tol
         assert same.all(), [(x.wkt, y.wkt) for x, y, s in zip(ga, gb, same) if not s]
 
 
@@ -377,17 +378,41 @@ def ogr2ogr(*args):
 
 
 @pytest.mark.gdal
+@pytest.mark.parametrize("encoding", ["UTF-8", "CP936"])    # CP936 (GBK): what Chinese desktop GIS writes
 @pytest.mark.parametrize("layer", ["grids", "buildings", "households"])
-def test_ogr2ogr_shapefile(store_a, tmp_path, layer):
+def test_ogr2ogr_shapefile(store_a, tmp_path, layer, encoding):
     src = export_a(store_a, layer, "gpkg", tmp_path)
     out = tmp_path / "shp" / f"{layer}.shp"
     out.parent.mkdir()
-    ogr2ogr("-f", "ESRI Shapefile", "-lco", "ENCODING=UTF-8", out, src)
+    ogr2ogr("-f", "ESRI Shapefile", "-lco", f"ENCODING={encoding}", out, src)
+    assert out.with_suffix(".cpg").read_text().strip() == encoding
     fields = {f.lower() for f in pyogrio.read_info(out if out.exists() else out.with_suffix(".dbf"))["fields"]}
     assert all(len(f) <= 10 for f in fields)            # DBF truncated parent_code / building_id
     b_path, summary = import_into_b(tmp_path, layer, out)
     assert summary["format"] == "Shapefile"
     assert_b_equals_a(store_a, b_path, layer)
+
+
+@pytest.mark.gdal
+@pytest.mark.parametrize("epsg", [4548, 4527])   # Gauss-Kruger CM 117E without and with the zone prefix 39
+def test_ogr2ogr_projected_shapefile(store_a, tmp_path, epsg):
+    src = export_a(store_a, "grids", "gpkg", tmp_path)
+    out = tmp_path / f"grids_{epsg}.shp"
+    ogr2ogr("-f", "ESRI Shapefile", "-lco", "ENCODING=UTF-8", "-t_srs", f"EPSG:{epsg}", out, src)
+    assert "AUTHORITY" not in out.with_suffix(".prj").read_text()   # ESRI WKT: identified by its content
+    b_path, summary = import_into_b(tmp_path, "grids", out)
+    assert summary["source_crs"] == f"EPSG:{epsg}"
+    assert_b_equals_a(store_a, b_path, "grids", tol=1e-9)
+
+
+@pytest.mark.gdal
+def test_ogr2ogr_shapefile_that_lost_its_chinese_names_is_refused(store_a, tmp_path, capsys):
+    src = export_a(store_a, "grids", "gpkg", tmp_path)
+    out = tmp_path / "latin1.shp"
+    ogr2ogr("-f", "ESRI Shapefile", "-lco", "ENCODING=ISO-8859-1", out, src)   # 西第1网格 -> ??1??
+    assert main(["import", "--db", store_a, "--layer", "grids", str(out)]) == 2
+    rows = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  row ")]
+    assert len(rows) == 4 and all("lost to a text-encoding conversion" in line for line in rows)
 
 
 @pytest.mark.gdal
@@ -461,7 +486,7 @@ def test_ogr2ogr_file_with_a_gap_is_refused(store_a, tmp_path, capsys):
     geoms[3] = box(XM, Y0, X1, YM - 0.001)            # a 110 m strip under the east-north grid
     src = write_grids(tmp_path / "hand.geojson", geoms)
     out = tmp_path / "gap.shp"
-    ogr2ogr("-f", "ESRI Shapefile", out, src)
+    ogr2ogr("-f", "ESRI Shapefile", "-lco", "ENCODING=UTF-8", out, src)
     before = fingerprint(store_a)
     assert main(["import", "--db", str(store_a), "--layer", "grids", str(out)]) == 1
     err = capsys.readouterr().err
