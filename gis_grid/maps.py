@@ -23,6 +23,7 @@ from jinja2 import Template
 
 from . import crs as crs_mod
 from .atlas import Atlas
+from .errors import InvalidCoordinatesError
 from .hierarchy import Level
 
 Basemap = Literal["none", "tianditu", "amap"]
@@ -144,6 +145,10 @@ def search(atlas: Atlas, q: str, basemap: str = "none", limit: int = 10) -> dict
     m = _COORD_RE.match(q)
     if m:
         lon, lat = float(m.group(1)), float(m.group(2))
+        reason = crs_mod.check_point(lon, lat)
+        if reason:  # a point the caller got wrong (swapped, out of range) says so instead of finding nothing
+            raise InvalidCoordinatesError(f"{q!r} reads as a 'lon,lat' point, but {reason}",
+                                          detail=[{"row": 0, "reason": reason}])
         if -90 <= lat <= 90 and -180 <= lon <= 180:
             loc = atlas.locate_one(lon, lat, with_building=False)
             x, y = to_display(lon, lat, basemap)
