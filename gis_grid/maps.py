@@ -223,6 +223,20 @@ class _ViewerInit(MacroElement):
         self.config_json = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
 
 
+def _incident_config(api_prefix: str) -> dict:
+    from .incidents import maps as incident_maps
+    from .incidents import model
+    return {
+        "heatUrl": f"{api_prefix}/map/incidents/heat.json",
+        "choroplethUrl": f"{api_prefix}/map/incidents/choropleth/{{level}}.json",
+        "warningsUrl": f"{api_prefix}/map/incidents/warnings.json",
+        "categories": [[c.code, c.name_zh] for c in model.CATEGORIES.values()],
+        "metrics": {k: v[0] for k, v in incident_maps.CHORO_METRICS.items()},
+        "layers": {"heat": "事件热力 Incident density", "grid": "网格处置 Response per base grid",
+                   "community": "社区处置 Response per community", "warnings": "超前预警 Early warnings"},
+    }
+
+
 def build_map(atlas: Atlas, basemap: str = "none", asset_prefix: str = "/map/static", *,
               tianditu_key: str = "", api_prefix: str = "", title: str = "市中区网格化社会管理 指挥中心") -> folium.Map:
     """The folium map of the viewer (render with :func:`viewer_html`)."""
@@ -241,6 +255,7 @@ def build_map(atlas: Atlas, basemap: str = "none", asset_prefix: str = "/map/sta
     # (in this order: the plugins and the viewer need L)
     m.default_js = [("leaflet", f"{asset_prefix}/leaflet/leaflet.js"),
                     ("vectorgrid", f"{asset_prefix}/vectorgrid/Leaflet.VectorGrid.bundled.min.js"),
+                    ("leaflet_heat", f"{asset_prefix}/leaflet-heat/leaflet-heat.js"),
                     ("gis_grid_viewer", f"{asset_prefix}/viewer/viewer.js")]
     m.default_css = [("leaflet_css", f"{asset_prefix}/leaflet/leaflet.css"),
                      ("gis_grid_viewer_css", f"{asset_prefix}/viewer/viewer.css")]
@@ -277,6 +292,8 @@ def build_map(atlas: Atlas, basemap: str = "none", asset_prefix: str = "/map/sta
         "labelZooms": {lv.value: list(LABEL_ZOOMS[lv]) for lv in MAP_LEVELS},
         "tileShift": {"from": [float(cx), float(cy)], "to": [float(gx), float(gy)]} if basemap == "amap" else None,
         "atlasVersion": int(atlas.version),
+        # incident layers: off until toggled, then fetched as binned / aggregated values (api/routers/incident_map.py)
+        "incidents": _incident_config(api_prefix),
     }
     _ViewerInit(groups, control, config).add_to(m)
     return m

@@ -1,16 +1,70 @@
-"""GET /map/incidents: the incident heatmap, response choropleths and warnings page (server-side binned)."""
+"""Incident maps: the standalone page GET /map/incidents, and the /map viewer's incident layers.
+
+Everything is aggregated or binned on the server; no route here ships a case. The viewer's
+layers (``/map/incidents/heat.json``, ``/map/incidents/choropleth/{level}.json``,
+``/map/incidents/warnings.json``) carry values only and are drawn on the grid polygons the
+viewer already holds, so toggling a layer costs tens of kilobytes, not a second copy of the
+geometry. Like ``/stats``, they need map access (aggregates, no case records).
+"""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+import threading
+from datetime import datetime, timezone
 
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from gis_grid import maps as grid_maps
+from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, early_warning, maps
 
-from ..deps import holder
+from ..deps import holder, settings_dep
 from ..security import require
+from ..settings import Settings
 from ..state import AtlasHolder
 
 router = APIRouter(tags=["map"], dependencies=[Depends(require("maps"))])
+
+_cache: dict[tuple, bytes] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 64
+
+
+def _cached(key: tuple, build) -> bytes:
+    """Answers keyed by the case table's version: a write makes a new key, old ones age out."""
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    body = build()
+    with _cache_lock:
+        while len(_cache) >= _CACHE_MAX:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = body
+    return body
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
+
+
+def _dumps(obj) -> bytes:
+    import json
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _categories(category: list[str] | None) -> list[str] | None:
+    cats = [c.strip() for v in (category or []) for c in v.split(",") if c.strip()]
+    return cats or None
+
+
+def _default_at(t: aggregate.CaseTable) -> str:
+    """Warnings default to the day of the newest case (the demo history ends in 2016), else today."""
+    if len(t):
+        newest = int(t.created.max()) + 8 * 3600  # China Standard Time
+        return str(np.datetime64(newest, "s").astype("datetime64[D]"))
+    return datetime.now(timezone.utc).date().isoformat()
 
 
 @router.get("/map/incidents", response_class=HTMLResponse,
@@ -31,3 +85,59 @@ def incident_map(request: Request, layer: str = Query("all", description="heatma
     page = maps.incident_page(atlas, t, layer=layer, category=category, start=start, end=end, at=at,
                               warnings=warn, asset_prefix=f"{prefix}/map/static")
     return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/map/incidents/heat.json",
+            summary="Viewer layer: cases per 150 m bin and month (sparse), for the density heatmap")
+def heat(category: list[str] | None = Query(None, description="one or more categories (default all)"),
+         start: str | None = Query(None, alias="from"), end: str | None = Query(None, alias="to"),
+         h: AtlasHolder = Depends(holder), settings: Settings = Depends(settings_dep)) -> Response:
+    aggregate.time_range(start, end)
+    cats = _categories(category)
+    atlas = h.atlas
+    t = aggregate.case_table(h.store, atlas)
+
+    def build() -> bytes:
+        m = aggregate._mask(t, start, end, cats)
+        bins = maps.heat_bins(t, m)
+        if bins["centres"] and settings.basemap == "amap":  # the basemap is GCJ-02: shift the bin centres
+            c = np.asarray(bins["centres"])
+            x, y = grid_maps.to_display(c[:, 1], c[:, 0], settings.basemap)
+            bins["centres"] = np.round(np.column_stack([y, x]), 5).tolist()
+        return _dumps({"cases": int(m.sum()), "category": cats, "from": start, "to": end, **bins})
+
+    return _json(_cached(("heat", t.version, tuple(cats or ()), start, end, settings.basemap), build))
+
+
+@router.get("/map/incidents/choropleth/{level}.json",
+            summary="Viewer layer: response metrics per base grid or community, classified, with legends")
+def choropleth(level: str, category: list[str] | None = Query(None),
+               start: str | None = Query(None, alias="from"), end: str | None = Query(None, alias="to"),
+               at: str | None = Query(None, description="open red/yellow counted at this time (default: the "
+                                                        "range end, else now)"),
+               h: AtlasHolder = Depends(holder)) -> Response:
+    if level not in ("grid", "community"):
+        raise InvalidInputError(f"no choropleth for level {level!r}; use grid or community")
+    aggregate.time_range(start, end)
+    if at:
+        aggregate.parse_time(at)
+    cats = _categories(category)
+    atlas = h.atlas
+    t = aggregate.case_table(h.store, atlas)
+    # without a time, open cases are coloured "now": that answer ages, so it is cached for a minute only
+    now_bucket = None if (at or end) else int(datetime.now(timezone.utc).timestamp() // 60)
+    return _json(_cached(("choro", t.version, level, tuple(cats or ()), start, end, at, now_bucket),
+                         lambda: _dumps(maps.choropleth_values(t, atlas, level, start, end, cats, at))))
+
+
+@router.get("/map/incidents/warnings.json",
+            summary="Viewer layer: grids flagged by the early warning (anomaly vs own baseline, Gi* hot/cold)")
+def warnings(at: str | None = Query(None, description="date of the warning (default: the newest case's day)"),
+             h: AtlasHolder = Depends(holder)) -> Response:
+    atlas = h.atlas
+    t = aggregate.case_table(h.store, atlas)
+    when = at or _default_at(t)
+    if not len(t):
+        return _json(_dumps({"at": when, "legend": [], "items": {}}))
+    return _json(_cached(("warn", t.version, when),
+                         lambda: _dumps(early_warning.warnings_info(t, atlas, when))))

@@ -172,27 +172,43 @@ def report(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
 WARN_COLOURS = {"anomaly+hot": "#7f0000", "anomaly": "#d7301f", "hot": "#fc8d59", "cold": "#4575b4"}
 
 
-def warnings_layer(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
-    """The flagged grids as GeoJSON with colours and a legend, for the incident map page."""
-    from .. import maps as grid_maps
+def warnings_info(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
+    """The flagged grids without geometry: ``{"at", "legend", "items": {code: {"colour", "why"}}}``.
+
+    Anomalies and Gi* hot spots (95 %+) as :func:`flagged` lists them, plus Gi* cold spots;
+    the viewer colours its own grid polygons with these.
+    """
     df = detect(t, atlas, at, **kw)
     f = flagged(df)
     cold = df[df["hotspot"].isin(["cold 99%", "cold 95%"])].copy()
     cold["why"] = [f"Gi* cold spot at {h.split()[1]} (z={z:g})" for h, z in zip(cold["hotspot"], cold["gi_z"])]
-    info = {}
+    items = {}
     for r in f.itertuples():
         kind = "anomaly+hot" if r.anomaly and r.hotspot.startswith("hot") else "anomaly" if r.anomaly else "hot"
-        info[r.code] = (WARN_COLOURS[kind], r.why)
+        items[r.code] = {"colour": WARN_COLOURS[kind], "why": r.why, "kind": kind}
     for r in cold.itertuples():
-        info.setdefault(r.code, (WARN_COLOURS["cold"], r.why))
-    fc = grid_maps.level_features(atlas, "grid")
-    fc["features"] = [ft for ft in fc["features"] if ft["properties"]["code"] in info]
-    for ft in fc["features"]:
-        p = ft["properties"]
-        p.pop("label", None)
-        p["colour"], p["why"] = info[p["code"]]
+        items.setdefault(r.code, {"colour": WARN_COLOURS["cold"], "why": r.why, "kind": "cold"})
     legend = [{"label": "anomaly and hot spot", "colour": WARN_COLOURS["anomaly+hot"]},
               {"label": "anomaly vs own baseline", "colour": WARN_COLOURS["anomaly"]},
               {"label": "Gi* hot spot (95 %+)", "colour": WARN_COLOURS["hot"]},
               {"label": "Gi* cold spot (95 %+)", "colour": WARN_COLOURS["cold"]}]
-    return {"at": df.attrs["at"][:10], "geojson": fc, "legend": legend}
+    for e in legend:
+        kind = next(k for k, c in WARN_COLOURS.items() if c == e["colour"])
+        e["count"] = sum(1 for v in items.values() if v["kind"] == kind)
+    # a bare date is evaluated at the end of that day (next midnight): label it with the day asked for
+    day = str(at).strip()[:10] if len(str(at).strip()) == 10 else df.attrs["at"][:10]
+    return {"at": day, "legend": legend, "items": items}
+
+
+def warnings_layer(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
+    """The flagged grids as GeoJSON with colours and a legend, for the incident map page."""
+    from .. import maps as grid_maps
+    info = warnings_info(t, atlas, at, **kw)
+    fc = grid_maps.level_features(atlas, "grid")
+    fc["features"] = [ft for ft in fc["features"] if ft["properties"]["code"] in info["items"]]
+    for ft in fc["features"]:
+        p = ft["properties"]
+        p.pop("label", None)
+        hit = info["items"][p["code"]]
+        p["colour"], p["why"] = hit["colour"], hit["why"]
+    return {"at": info["at"], "geojson": fc, "legend": info["legend"]}

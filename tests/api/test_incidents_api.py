@@ -347,6 +347,38 @@ def test_incident_map_page(demo):
     assert demo.get("/map/incidents", params={"from": "2016-02-01", "to": "2016-01-01"}).status_code == 400
 
 
+def test_viewer_incident_layers(demo):
+    """The /map viewer's incident layers: binned counts and per-division values, never cases."""
+    r = demo.get("/map/incidents/heat.json", params={"category": "sanitation", "from": "2016-01-01"})
+    assert r.status_code == 200 and len(r.content) < 1_500_000
+    heat = r.json()
+    want = demo.get("/incidents", params={"category": "sanitation", "from": "2016-01-01", "limit": 1}).json()
+    assert heat["cases"] == want["numberMatched"] == sum(sum(n) for _, n in heat["counts"]) > 0
+    assert heat["months"][0] == "2016-01" and len(heat["months"]) == len(heat["counts"]) == 12
+    assert '"id"' not in r.text and "reporter" not in r.text
+    c = demo.get("/map/incidents/choropleth/grid.json", params={"from": "2016-01-01", "to": "2016-12-31"}).json()
+    stats = demo.get("/stats/divisions", params={"level": "grid", "from": "2016-01-01", "to": "2016-12-31"}).json()
+    assert len(c["values"]) == len(stats["items"]) == 445
+    for row in stats["items"][:50]:
+        v = c["values"][row["code"]]
+        assert (v["cases"], v["closure_rate"], v["median_handling_h"]) == \
+            (row["cases"], row["closure_rate"], row["median_handling_h"])
+    assert c["legends"]["closure_rate"]["scheme"].startswith("natural breaks")
+    assert {v["c_closure_rate"] for v in c["values"].values()} <= \
+        {e["colour"] for e in c["legends"]["closure_rate"]["entries"]}
+    assert len(demo.get("/map/incidents/choropleth/community.json").json()["values"]) == 170
+    w = demo.get("/map/incidents/warnings.json").json()
+    assert w["at"] == "2016-12-31" and w["items"]  # the newest case's day
+    flagged = {i["code"] for i in demo.get("/warnings", params={"at": "2016-12-31"}).json()["items"]}
+    assert flagged <= set(w["items"])
+    for url, params, word in [("/map/incidents/choropleth/street.json", {}, "grid or community"),
+                              ("/map/incidents/heat.json", {"category": "ufo"}, "unknown category"),
+                              ("/map/incidents/heat.json", {"from": "2016-02-01", "to": "2016-01-01"}, "before"),
+                              ("/map/incidents/warnings.json", {"at": "someday"}, "someday")]:
+        r = demo.get(url, params=params)
+        assert r.status_code == 400 and word in r.json()["detail"], (url, r.text)
+
+
 def test_statistics_follow_writes(toy_env):
     toy, keys = toy_env
     assert toy.get("/stats/summary").json()["cases"] == 0

@@ -126,3 +126,91 @@ def test_building_click_lists_households(page, live_server, demo_atlas):
     assert "户" in text and not ID18.search(text) and not MOBILE.search(text)   # masked as served
     assert page.errors == [], page.errors
     assert page.blocked == []
+
+
+def _toggle_overlay(page, name: str, on: bool = True):
+    """Tick or untick an overlay in the viewer's layer control, as a user would."""
+    box = page.locator(".leaflet-control-layers-overlays label", has_text=name).locator("input")
+    box.check() if on else box.uncheck()
+
+
+def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artifacts_dir):
+    """Heatmap, response choropleths and warnings as layers of /map: toggled, legended, drawn from binned data."""
+    import os
+
+    from gis_grid.store import open_store
+    with open_store(demo_store_path) as store:
+        cases = len(store.incidents(columns=["id"]))
+    if not cases:
+        msg = "the demo store has no case history (GIS_GRID_TEST_DEMO names a store made without it)"
+        pytest.fail(msg) if os.environ.get("CI") else pytest.skip(msg)
+    sizes = {}
+    page.on("response", lambda r: "/incidents" in r.url and sizes.__setitem__(r.url, len(r.body())))
+    _open_map(page, live_server)
+    assert page.locator("#gg-incidents").is_hidden()   # off until asked for: the page stays light
+    assert page.evaluate("GisGridViewer.incident.counts()") == {"heat": 0, "grid": 0, "community": 0, "warnings": 0}
+
+    def ready(key):
+        page.wait_for_function(f"document.body.dataset.ggInc{key.capitalize()} === 'ready'", timeout=60_000)
+
+    # density heatmap: all months, then one month, then one category
+    _toggle_overlay(page, "事件热力")
+    ready("heat")
+    bins_all = page.evaluate("GisGridViewer.incident.counts().heat")
+    assert bins_all > 1000, bins_all
+    painted = page.evaluate("""() => { const c = document.querySelector('canvas.leaflet-heatmap-layer');
+        if (!c) return -1; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
+    assert painted > 1000, painted
+    legend = page.locator('#gg-inc-legend [data-layer="heat"]')
+    assert f"{cases} of {cases} cases" in legend.inner_text() and "150" in legend.inner_text()
+    page.fill("#gg-inc-month", "30")
+    page.dispatch_event("#gg-inc-month", "input")
+    assert page.inner_text("#gg-inc-month-label") == page.evaluate("GisGridViewer.incident.data.heat.months[30]")
+    assert 0 < page.evaluate("GisGridViewer.incident.counts().heat") < bins_all
+    month = page.evaluate("GisGridViewer.incident.data.heat.counts[30][1].reduce((a, b) => a + b, 0)")
+    assert f"{month} of {cases} cases" in legend.inner_text()
+    page.select_option("#gg-inc-category", "sanitation")
+    page.wait_for_function("GisGridViewer.incident.data.heat.category && "
+                           "document.body.dataset.ggIncHeat === 'ready'", timeout=60_000)
+    sanitation = page.evaluate("GisGridViewer.incident.data.heat.cases")
+    assert 0 < sanitation < cases and f" of {sanitation} cases" in legend.inner_text()
+    page.screenshot(path=str(artifacts_dir / "map_incident_heat.png"))
+    page.select_option("#gg-inc-category", "")
+    _toggle_overlay(page, "事件热力", on=False)
+    assert page.evaluate("GisGridViewer.incident.counts().heat") == 0
+    assert page.locator('#gg-inc-legend [data-layer="heat"]').count() == 0
+
+    # response choropleths per base grid and per community, with the scheme named in the legend
+    for key, label, n in (("grid", "网格处置", 445), ("community", "社区处置", 170)):
+        _toggle_overlay(page, label)
+        ready(key)
+        assert page.evaluate(f"GisGridViewer.incident.counts().{key}") == n
+        for metric, scheme in (("closure_rate", "natural breaks"), ("median_handling_h", "quantiles"),
+                               ("satisfaction", "90 % line"), ("open_red", "head/tail")):
+            page.select_option("#gg-inc-metric", metric)
+            block = page.locator(f'#gg-inc-legend [data-layer="{key}"]')
+            assert scheme in block.inner_text(), block.inner_text()
+            swatches = block.locator("i").count()
+            fills = page.evaluate(f"""() => new Set([...document.querySelectorAll('path.gg-inc-{key}')]
+                .map(p => p.getAttribute('fill'))).size""")
+            spread = 1 if metric == "satisfaction" else 3   # satisfaction is 100 % nearly everywhere
+            assert fills >= spread and swatches >= spread, (key, metric, fills, swatches)
+        page.select_option("#gg-inc-metric", "closure_rate")
+        page.screenshot(path=str(artifacts_dir / f"map_incident_{key}.png"))
+        _toggle_overlay(page, label, on=False)
+
+    # early warning: the flagged grids, with the date and the legend
+    _toggle_overlay(page, "超前预警")
+    ready("warnings")
+    assert page.evaluate("GisGridViewer.incident.counts().warnings") > 0
+    assert "early warnings at 2016-12-31" in page.inner_text('#gg-inc-legend [data-layer="warnings"]')
+    _toggle_overlay(page, "网格处置")
+    ready("grid")
+    page.screenshot(path=str(artifacts_dir / "map_incidents.png"))
+
+    # binned and aggregated only: every incident response is small, and no case list was asked for
+    assert sizes and all(n < 1_500_000 for n in sizes.values()), sizes
+    assert not [u for u in sizes if "/map/incidents/" not in u], sizes
+    assert page.errors == [], page.errors
+    assert page.blocked == [], page.blocked

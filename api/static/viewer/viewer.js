@@ -3,12 +3,14 @@
  * GisGridViewer.init({map, layers: {street, community, grid, labels, buildings}, control, config})
  * is called by the folium page. Grid layers come from config.layerUrl, grid cards from
  * config.gridUrl (/grids/{code}), building residents from config.residentsUrl and building
- * vector tiles from config.buildingTilesUrl (layer config.buildingLayer).
+ * vector tiles from config.buildingTilesUrl (layer config.buildingLayer). The incident layers
+ * (config.incidents) are overlays in the layer control, off until toggled; then the server sends
+ * binned counts or per-division values (never cases), drawn on the grid polygons loaded here.
  */
 (function () {
   "use strict";
 
-  var V = (window.GisGridViewer = { ready: false, features: {}, geojson: {}, labelGroups: {} });
+  var V = (window.GisGridViewer = { ready: false, features: {}, geojson: {}, labelGroups: {}, fc: {} });
 
   var STYLES = {
     street: { color: "#b2182b", weight: 3, opacity: 0.9, fill: true, fillOpacity: 0 },
@@ -82,6 +84,7 @@
     })).then(function (collections) {
       collections.forEach(function (fc, i) {
         var lv = cfg.levels[i];
+        V.fc[lv] = fc;  // kept: the incident choropleths and warnings are drawn on these polygons
         var style = L.Util.extend({ className: "gg-" + lv }, STYLES[lv] || STYLES.grid);
         var gj = L.geoJSON(fc, {
           style: function () { return style; },
@@ -332,6 +335,223 @@
     V.select(r.code);
   }
 
+  // -- incident layers -----------------------------------------------------------------
+  // heat: cases per 150 m bin and month (month slider re-weights in the browser);
+  // grid / community: response metrics classified on the server, with their legends;
+  // warnings: grids flagged by the early warning. Category filter: heat and choropleths.
+  var INC = (V.incident = { groups: {}, layers: {}, data: {}, on: {}, count: {} });
+  var INC_ORDER = ["heat", "grid", "community", "warnings"];
+
+  function incCategoryQuery() {
+    var sel = el("gg-inc-category"), cat = sel ? sel.value : "";
+    return cat ? "?category=" + encodeURIComponent(cat) : "";
+  }
+
+  function buildIncidentPanel() {
+    var ic = V.cfg.incidents;
+    var box = L.DomUtil.create("div", "gg-card gg-incidents");
+    box.id = "gg-incidents";
+    box.hidden = true;
+    box.innerHTML =
+      '<div class="gg-card-head"><b>事件图层 Incidents</b></div>' +
+      '<label class="gg-inc-row">类别 Category <select id="gg-inc-category"><option value="">全部 all</option>' +
+      ic.categories.map(function (c) {
+        return '<option value="' + esc(c[0]) + '">' + esc(c[1]) + " " + esc(c[0]) + "</option>";
+      }).join("") + "</select></label>" +
+      '<div id="gg-inc-heat-controls" hidden><label><input type="checkbox" id="gg-inc-all-months" checked> ' +
+      '全部月份 all months</label> <b id="gg-inc-month-label"></b>' +
+      '<input type="range" id="gg-inc-month" min="0" max="0" value="0" aria-label="month"></div>' +
+      '<div id="gg-inc-metric-controls" hidden><label class="gg-inc-row">指标 Metric <select id="gg-inc-metric">' +
+      Object.keys(ic.metrics).map(function (k) {
+        return '<option value="' + esc(k) + '">' + esc(ic.metrics[k]) + "</option>";
+      }).join("") + "</select></label></div>" +
+      '<div id="gg-inc-legend"></div>';
+    el("gg-panel").appendChild(box);
+    el("gg-inc-category").addEventListener("change", function () {
+      ["heat", "grid", "community"].forEach(function (k) { if (INC.on[k]) { loadIncident(k); } });
+    });
+    el("gg-inc-metric").addEventListener("change", function () {
+      ["grid", "community"].forEach(function (k) { if (INC.on[k] && INC.data[k]) { drawChoropleth(k); } });
+      renderIncidentLegend();
+    });
+    el("gg-inc-month").addEventListener("input", function () { el("gg-inc-all-months").checked = false; drawHeat(); });
+    el("gg-inc-all-months").addEventListener("change", drawHeat);
+  }
+
+  function incState(key, state) { document.body.setAttribute("data-gg-inc-" + key, state); }
+
+  function loadIncident(key) {
+    var ic = V.cfg.incidents, url;
+    if (key === "heat") { url = ic.heatUrl + incCategoryQuery(); }
+    else if (key === "warnings") { url = ic.warningsUrl; }
+    else { url = fmt(ic.choroplethUrl, { level: key }) + incCategoryQuery(); }
+    incState(key, "loading");
+    var ticket = (INC.ticket = (INC.ticket || 0) + 1);
+    INC[key + "Ticket"] = ticket;
+    return Promise.all([getJSON(url), V.levelsLoaded]).then(function (res) {
+      if (INC[key + "Ticket"] !== ticket || !INC.on[key]) { return; }  // toggled off or asked again meanwhile
+      INC.data[key] = res[0];
+      if (key === "heat") {
+        var m = el("gg-inc-month");
+        m.max = String(Math.max(0, res[0].months.length - 1));
+        if (Number(m.value) > Number(m.max)) { m.value = m.max; }
+        drawHeat();
+      } else if (key === "warnings") { drawWarnings(); } else { drawChoropleth(key); }
+      renderIncidentLegend();
+      incState(key, "ready");
+    }).catch(function (err) {
+      incState(key, "error");
+      el("gg-inc-legend").textContent = "事件图层加载失败: " + err.message;
+    });
+  }
+
+  function drawHeat() {
+    var h = INC.data.heat, group = INC.groups.heat;
+    if (!h || !INC.on.heat) { return; }
+    var all = el("gg-inc-all-months").checked, k = Number(el("gg-inc-month").value);
+    var w = new Float64Array(h.centres.length), months = all ? h.counts.map(function (_, i) { return i; }) : [k];
+    months.forEach(function (mi) {
+      var pair = h.counts[mi] || [[], []];
+      for (var i = 0; i < pair[0].length; i++) { w[pair[0][i]] += pair[1][i]; }
+    });
+    var max = 0, pts = [], shown = 0;
+    for (var i = 0; i < w.length; i++) { shown += w[i]; if (w[i] > max) { max = w[i]; } }
+    INC.heatShown = shown;
+    for (var j = 0; j < w.length; j++) {
+      if (w[j] > 0) { pts.push([h.centres[j][0], h.centres[j][1], Math.sqrt(w[j] / max)]); }
+    }
+    el("gg-inc-month-label").textContent = all ? "全部 all" : (h.months[k] || "");
+    INC.maxBin = max;
+    group.clearLayers();
+    if (L.heatLayer) {
+      INC.layers.heat = L.heatLayer(pts, { radius: 14, blur: 12, maxZoom: 14, max: 0.7 });
+      group.addLayer(INC.layers.heat);
+    }
+    INC.count.heat = pts.length;
+    renderIncidentLegend();
+  }
+
+  function incTooltip(p, lines) {
+    return "<b>" + esc(p.name) + "</b> " + esc(p.code) + "<br>" + lines.join("<br>");
+  }
+
+  function drawChoropleth(key) {
+    var d = INC.data[key], group = INC.groups[key], metric = el("gg-inc-metric").value;
+    var title = V.cfg.incidents.metrics[metric];
+    group.clearLayers();
+    var layer = L.geoJSON(V.fc[key], {
+      pane: "gg-incidents",
+      style: function (f) {
+        var v = d.values[f.properties.code] || {};
+        return { color: "#444", weight: key === "grid" ? 0.5 : 1.2, opacity: 0.8, fillOpacity: 0.72,
+                 fillColor: v["c_" + metric] || "#d9d9d9", className: "gg-inc-" + key };
+      },
+      onEachFeature: function (f, l) {
+        var v = d.values[f.properties.code] || {};
+        l.bindTooltip(incTooltip(f.properties, [esc(title) + ": " + (v[metric] === null || v[metric] === undefined
+          ? "—" : esc(v[metric])), esc(v.cases || 0) + " cases"]));
+        l.on("click", function (e) { L.DomEvent.stopPropagation(e); V.select(f.properties.code); });
+      }
+    });
+    group.addLayer(layer);
+    INC.layers[key] = layer;
+    INC.count[key] = layer.getLayers().length;
+  }
+
+  function drawWarnings() {
+    var d = INC.data.warnings, group = INC.groups.warnings;
+    group.clearLayers();
+    var fc = { type: "FeatureCollection", features: (V.fc.grid ? V.fc.grid.features : []).filter(function (f) {
+      return d.items[f.properties.code];
+    }) };
+    var layer = L.geoJSON(fc, {
+      pane: "gg-incident-warnings",
+      style: function (f) {
+        return { color: "#222", weight: 1, fillOpacity: 0.75, fillColor: d.items[f.properties.code].colour,
+                 className: "gg-inc-warning" };
+      },
+      onEachFeature: function (f, l) {
+        l.bindTooltip(incTooltip(f.properties, [esc(d.items[f.properties.code].why)]));
+        l.on("click", function (e) { L.DomEvent.stopPropagation(e); V.select(f.properties.code); });
+      }
+    });
+    group.addLayer(layer);
+    INC.layers.warnings = layer;
+    INC.count.warnings = layer.getLayers().length;
+  }
+
+  function legendBlock(key, title, entries) {
+    return '<div class="gg-inc-legend-block" data-layer="' + key + '"><b>' + esc(title) + "</b>" +
+      entries.map(function (e) {
+        return '<div class="gg-inc-entry"><i style="background:' + esc(e.colour) + '"></i><span>' + esc(e.label) +
+          (e.count !== undefined ? " (" + esc(e.count) + ")" : "") + "</span></div>";
+      }).join("") + "</div>";
+  }
+
+  function renderIncidentLegend() {
+    var html = [], metric = el("gg-inc-metric").value;
+    INC_ORDER.forEach(function (key) {
+      var d = INC.data[key];
+      if (!INC.on[key] || !d) { return; }
+      if (key === "heat") {
+        html.push(legendBlock(key, "事件密度 cases per " + d.bin_m + " m bin · " + (INC.heatShown || 0) + " of " +
+          d.cases + " cases",
+          [{ label: "low", colour: "#0000ff" }, { label: "high: " + (INC.maxBin || 0) + " cases", colour: "#ff0000" }]));
+      } else if (key === "warnings") {
+        html.push(legendBlock(key, "超前预警 early warnings at " + d.at, d.legend));
+      } else {
+        var lg = d.legends[metric];
+        html.push(legendBlock(key, V.cfg.incidents.layers[key] + ": " + lg.title + " · " + lg.scheme, lg.entries));
+      }
+    });
+    el("gg-inc-legend").innerHTML = html.join("");
+  }
+
+  function refreshIncidentPanel() {
+    var any = INC_ORDER.some(function (k) { return INC.on[k]; });
+    el("gg-incidents").hidden = !any;
+    el("gg-inc-heat-controls").hidden = !INC.on.heat;
+    el("gg-inc-metric-controls").hidden = !(INC.on.grid || INC.on.community);
+    renderIncidentLegend();
+  }
+
+  function addIncidentLayers() {
+    var ic = V.cfg.incidents;
+    if (!ic) { return; }
+    var pane = V.map.createPane("gg-incidents");
+    pane.style.zIndex = 420; // above the grid outlines (400), below building tiles (450) and labels (600)
+    V.map.createPane("gg-incident-warnings").style.zIndex = 430; // flagged grids stay visible over a choropleth
+    buildIncidentPanel();
+    INC_ORDER.forEach(function (key) {
+      var g = L.layerGroup();
+      INC.groups[key] = g;
+      if (V.control && V.control.addOverlay) { V.control.addOverlay(g, ic.layers[key]); }
+    });
+    V.map.on("overlayadd", function (e) {
+      INC_ORDER.forEach(function (key) {
+        if (e.layer === INC.groups[key]) { INC.on[key] = true; refreshIncidentPanel(); loadIncident(key); }
+      });
+    });
+    V.map.on("overlayremove", function (e) {
+      INC_ORDER.forEach(function (key) {
+        if (e.layer === INC.groups[key]) {
+          INC.on[key] = false;
+          INC.groups[key].clearLayers();
+          INC.count[key] = 0;
+          incState(key, "off");
+          refreshIncidentPanel();
+        }
+      });
+    });
+  }
+
+  /** Drawn features per incident layer (heat: bins with cases), for tests and the console. */
+  INC.counts = function () {
+    var out = {};
+    INC_ORDER.forEach(function (k) { out[k] = INC.on[k] ? (INC.count[k] || 0) : 0; });
+    return out;
+  };
+
   // -- init ----------------------------------------------------------------------------
   V.init = function (opts) {
     V.map = opts.map;
@@ -348,7 +568,9 @@
     map.on("zoomend", updateLabels);
     map.on("overlayadd overlayremove", function () { restack(); updateLabels(); });
     addBuildings();
-    loadLevels().then(function () {
+    V.levelsLoaded = loadLevels();
+    addIncidentLayers();
+    V.levelsLoaded.then(function () {
       V.ready = true;
       document.body.setAttribute("data-gg-ready", "1");
       var m = /[#&]q=([^&]+)/.exec(window.location.hash);
