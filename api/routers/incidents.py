@@ -11,7 +11,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from gis_grid.atlas import Atlas
-from gis_grid.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from gis_grid import crs as crs_mod
+from gis_grid.errors import InvalidCoordinatesError, InvalidInputError, NotFoundError, PermissionDeniedError
 from gis_grid.security.roles import ROLES, Principal
 from gis_grid.incidents import aggregate, model, service
 
@@ -181,6 +182,10 @@ def filters_query(
             box = []
         if len(box) != 4:
             raise InvalidInputError(f"bbox {bbox!r} must be four numbers: min lon, min lat, max lon, max lat")
+        # each corner as a point: NaN, out of range and (lat, lon) order get named instead of matching nothing
+        bad = next((r for r in (crs_mod.check_point(box[0], box[1]), crs_mod.check_point(box[2], box[3])) if r), "")
+        if bad:
+            raise InvalidCoordinatesError(f"bbox {bbox!r} (min lon, min lat, max lon, max lat): {bad}")
     aggregate.time_range(start, end)  # refuse end before start before any work
     return dict(bbox=box, code=grid, category=category, status=status, colour=colour, department=department,
                 start=start, end=end, at=at)
