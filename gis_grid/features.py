@@ -231,6 +231,8 @@ def parse_bbox(text: str | None, bbox_crs=None) -> shapely.Geometry | None:
                                 "minlat,minlon,maxlat,maxlon (got a latitude beyond 90)")
     if c is InputCRS.CRS84 and (abs(y0) > 90 or abs(y1) > 90):
         raise InvalidInputError("bbox in CRS84 is minlon,minlat,maxlon,maxlat (got a latitude beyond 90)")
+    if c in (InputCRS.CRS84, InputCRS.CGCS2000) and (abs(x0) > 180 or abs(x1) > 180):
+        raise InvalidInputError(f"bbox {text!r}: a longitude beyond 180 (lon -180..180, lat -90..90)")
     box = shapely.box(x0, y0, x1, y1)
     if c is InputCRS.GK117:
         box = shapely.segmentize(box, max((x1 - x0), (y1 - y0)) / 16 or 1.0)
