@@ -45,7 +45,7 @@ def capabilities(settings: Settings = Depends(settings_dep), atlas: Atlas = Depe
         },
         "limits_apply_to": {
             "max_batch_points": ["POST /locate"],
-            "max_polygon_vertices": ["POST /residents/search"],
+            "max_polygon_vertices": ["POST /residents/search", "POST /plans"],
             "max_personal_area_km2": ["POST /residents/search"],
             "max_page_size": ["GET /grids/{code}/residents", "GET /buildings/{building_id}/residents",
                               "POST /residents/search", "GET /incidents", "GET /audit", "GET /stats/ranking"],

@@ -225,6 +225,7 @@ def polygon_from_body(body: Any, crs: str | None, max_vertices: int):
     coords = geom.get("coordinates")
     if not isinstance(coords, list):
         raise InvalidGeometryError(f"{gtype}.coordinates must be an array of rings")
+    _check_rings(coords, gtype)
     try:
         shape = shapely.geometry.shape(geom)
     except Exception as exc:  # shapely raises a zoo of types for malformed coordinates
@@ -242,6 +243,18 @@ def polygon_from_body(body: Any, crs: str | None, max_vertices: int):
         polygon = check_polygon(crs_mod.transform_geoms(polygon, crs, crs_mod.InputCRS.CGCS2000), max_vertices)
     # winding is not an error in GeoJSON input: normalise to RFC 7946 (exterior CCW)
     return shapely.orient_polygons(polygon, exterior_cw=False)
+
+
+def _check_rings(coords: list, gtype: str) -> None:
+    """GeoJSON rings are closed by repeating the first position; shapely would close them silently."""
+    polygons = coords if gtype == "MultiPolygon" else [coords]
+    for p, rings in enumerate(polygons):
+        for r, ring in enumerate(rings if isinstance(rings, list) else []):
+            if isinstance(ring, list) and len(ring) >= 2 and ring[0] != ring[-1]:
+                where = f"polygon {p} ring {r}" if gtype == "MultiPolygon" else f"ring {r}"
+                raise InvalidGeometryError(
+                    f"{where} is not closed: its last position must repeat the first ({ring[0]})",
+                    detail={"reason": f"{where}: the LinearRing is not closed"})
 
 
 def check_personal_area(polygon, max_km2: float) -> None:

@@ -19,7 +19,11 @@ from ..hierarchy import Level, level_of
 
 def _line(line) -> shapely.LineString:
     if isinstance(line, dict):
-        line = shapely.from_geojson(json.dumps(line))
+        try:
+            line = shapely.from_geojson(json.dumps(line))
+        except (shapely.errors.GEOSException, ValueError, TypeError) as exc:  # non-numbers, NaN, bad nesting
+            raise InvalidGeometryError(f"the cut line is not a readable GeoJSON LineString: {exc}",
+                                       detail={"reason": str(exc)}) from None
     if not isinstance(line, (shapely.LineString, shapely.MultiLineString)) or line.is_empty:
         raise InvalidGeometryError("the cut must be a GeoJSON LineString (lon/lat) crossing the grid")
     return line

@@ -9,7 +9,7 @@ import shapely
 
 from .. import crs as crs_mod
 from ..atlas import Atlas
-from ..errors import InvalidGeometryError, InvalidInputError, NotFoundError
+from ..errors import InvalidCoordinatesError, InvalidGeometryError, InvalidInputError, NotFoundError
 from ..hierarchy import Level, level_of
 
 MAX_PLAN_FEATURES = 200
@@ -75,8 +75,9 @@ def _as_polygonal(geom, i):
     if not isinstance(geom, (shapely.Polygon, shapely.MultiPolygon)):
         raise InvalidGeometryError(f"feature {i}: a new grid must be a Polygon or MultiPolygon, "
                                    f"not {geom.geom_type}", detail=[{"feature": i, "rule": "type"}])
-    if shapely.has_z(geom):
-        geom = shapely.force_2d(geom)
+    if shapely.has_z(geom):  # like every drawn area: heights are refused, not silently dropped
+        raise InvalidGeometryError(f"feature {i}: 3D coordinates are not accepted: send 2D lon/lat polygons",
+                                   detail=[{"feature": i, "rule": "3D"}])
     if not np.isfinite(shapely.get_coordinates(geom)).all():
         raise InvalidGeometryError(f"feature {i}: NaN or infinite coordinates",
                                    detail=[{"feature": i, "rule": "coordinates"}])
@@ -99,11 +100,24 @@ def plan_from_geojson(atlas: Atlas, scope_code: str, collection: dict, *, crs=No
         if not isinstance(f, dict) or not isinstance(f.get("geometry"), dict):
             raise InvalidInputError(f"feature {i}: not a GeoJSON Feature with a geometry")
         try:
-            g = shapely.from_geojson(json.dumps(f["geometry"]))
+            text = json.dumps(f["geometry"], allow_nan=False)
+        except ValueError:  # NaN/Infinity: accepted by Python's JSON reader, not by GeoJSON
+            raise InvalidGeometryError(f"feature {i}: NaN or infinite coordinates",
+                                       detail=[{"feature": i, "rule": "coordinates"}]) from None
+        try:
+            g = shapely.from_geojson(text)
         except Exception as exc:  # shapely raises GEOSException for malformed input
             raise InvalidGeometryError(f"feature {i}: unreadable geometry: {exc}",
                                        detail=[{"feature": i, "rule": "parse"}]) from None
         g = _as_polygonal(g, i)
+        # out of range and (lat, lon) order are named here, not left to fail as a gap or overlap later
+        xy = shapely.get_coordinates(g)
+        reasons = crs_mod.check_coordinates(xy[:, 0], xy[:, 1], crs)
+        bad = np.flatnonzero(reasons != "")
+        if bad.size:
+            raise InvalidCoordinatesError(f"feature {i}: vertex {int(bad[0])}: {reasons[bad[0]]}",
+                                          detail=[{"feature": i, "vertex": int(v), "reason": str(reasons[v])}
+                                                  for v in bad[:100]])
         if crs is not None:
             g = shapely.transform(g, lambda xy: np.column_stack(crs_mod.to_storage(xy[:, 0], xy[:, 1], crs)))
         geoms.append(g)
