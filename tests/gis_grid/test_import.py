@@ -496,3 +496,78 @@ def test_ogr2ogr_file_with_a_gap_is_refused(store_a, tmp_path, capsys):
         assert s.atlas_version() == 1
         stored = s.divisions().query("code == '370402002001002'")["geometry"].iloc[0]
         assert np.isclose(stored.area, 0.01 * 0.01)
+
+
+# ------------------------------------------------------------------ a running service, a real district's size
+def test_a_running_service_follows_imports(store_a, tmp_path):
+    """The API's atlas holder (a replica watching the store) swaps in imported grids and buildings."""
+    import time
+
+    from api.state import AtlasHolder
+
+    def wait_for(holder, version):
+        deadline = time.monotonic() + 10
+        while holder.version < version and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert holder.version == version
+
+    make_b_grids(tmp_path / "b.gpkg").close()
+    with open_store(location(tmp_path / "b.gpkg")) as b:
+        export_layer(b, "grids", "gpkg", tmp_path / "b_grids.gpkg")
+    served = open_store(store_a)
+    holder = AtlasHolder(served)
+    try:
+        assert holder.atlas.locate_one(117.505, 34.815).to_dict()["grid"]["code"] == WEST + "001"
+        with open_store(store_a) as writer:   # another process, as far as the holder knows
+            v = import_layer(writer, "grids", tmp_path / "b_grids.gpkg")["atlas_version"]
+        wait_for(holder, v)
+        assert holder.atlas.locate_one(117.505, 34.815).to_dict()["grid"]["code"] == WEST + "002"
+        b = gpd.GeoDataFrame(toy_buildings(), crs=4490)
+        b.loc[b["id"] == 2, "geometry"] = shapely.box(117.5010, 34.8040, 117.5013, 34.8042)   # into B's ...001
+        b.to_parquet(tmp_path / "moved.parquet")
+        with open_store(store_a) as writer:
+            out = import_layer(writer, "buildings", tmp_path / "moved.parquet")
+        assert out["grid_code_replaced"] == 2 and out["households_regridded"] == 1   # buildings 1 and 2
+        wait_for(holder, out["atlas_version"])
+        found = holder.atlas.locate_one(117.5011, 34.8041).to_dict()
+        assert found["building"]["id"] == 2 and found["grid"]["code"] == WEST + "001"
+    finally:
+        del holder
+        served.close()
+
+
+def test_households_from_csv(store_a, tmp_path):
+    hh, _ = toy_people()
+    hh.loc[hh["id"] == "Hb2", "room"] = "1单元202"
+    hh.drop(columns=["grid_code"]).to_csv(tmp_path / "hh.csv", index=False)
+    with open_store(store_a) as s:
+        out = import_layer(s, "households", tmp_path / "hh.csv")
+        assert out["format"] == "CSV" and out["committed"]
+        got = s.households().set_index("id")
+    assert got.loc["Hb2", "room"] == "1单元202" and got.loc["Hb2", "building_id"] == 1
+    assert got.loc["Hb2", "grid_code"] == WEST + "001"
+
+
+def test_demo_district_round_trip_and_refusal(demo_store_path, tmp_path, capsys):
+    """445 grids, ~60k buildings: grids and buildings exported and imported back unchanged; one building
+    nudged across a grid edge is named and nothing is written."""
+    from stores import copy_store
+    loc = copy_store(demo_store_path, tmp_path / "demo.gpkg")
+    with open_store(loc) as s:
+        export_layer(s, "grids", "parquet", tmp_path / "grids.parquet")
+        export_layer(s, "buildings", "parquet", tmp_path / "buildings.parquet")
+        version = s.atlas_version()
+        out = import_layer(s, "grids", tmp_path / "grids.parquet")
+        assert out["unchanged"] == 445 and not out["committed"] and s.atlas_version() == version
+        grids = s.divisions().query("level == 'grid'").set_index("code")
+    b = gpd.read_parquet(tmp_path / "buildings.parquet")
+    victim = b.iloc[1000]
+    edge = grids.loc[victim["grid_code"], "geometry"].boundary
+    nudged = shapely.affinity.translate(victim.geometry, *(np.array(shapely.shortest_line(
+        victim.geometry.centroid, edge).coords[1]) - np.array(victim.geometry.centroid.coords[0])))
+    b.loc[b.index[1000], "geometry"] = nudged                     # its centre now on the grid's edge
+    b.to_parquet(tmp_path / "nudged.parquet")
+    before = fingerprint(loc)
+    assert main(["import", "--db", loc, "--layer", "buildings", str(tmp_path / "nudged.parquet")]) == 1
+    assert f"building {victim['id']}: crosses the boundary" in capsys.readouterr().err
+    assert fingerprint(loc) == before
