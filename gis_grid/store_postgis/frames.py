@@ -17,7 +17,6 @@ from ..crs import STORAGE_EPSG
 from ..errors import InvalidInputError
 
 COPY_CHUNK_ROWS = 100_000
-_NULL = "\\N"
 
 
 def read_frame(cur, query, params=None) -> pd.DataFrame:
@@ -56,7 +55,24 @@ def _coerce(s: pd.Series, pgtype: str, table: str) -> pd.Series:
     if pgtype in ("json", "jsonb"):
         return s.map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False),
                      na_action="ignore")
+    if pgtype in ("double precision", "real"):
+        try:
+            return pd.to_numeric(s.astype(object).where(s.notna(), None)).astype(float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{name} must hold numbers: {exc}") from None
+    if pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        return s.map(str, na_action="ignore")  # codes given as numbers: text, as the column says
     return s
+
+
+def _csv(df: pd.DataFrame) -> bytes:
+    """CSV as COPY reads it: NULL unquoted-empty, '' quoted. Arrow's writer is ~10x pandas'."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    out = pa.BufferOutputStream()
+    pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False))
+    return out.getvalue().to_pybytes()
 
 
 def copy_frame(cur, table: str, df: pd.DataFrame, types: dict[str, str], extra: dict | None = None) -> int:
@@ -78,12 +94,12 @@ def copy_frame(cur, table: str, df: pd.DataFrame, types: dict[str, str], extra: 
         target = sql.Identifier(f"_load_{table}")
         cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             target, names, sql.Identifier(table)))
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL '\\N')").format(target, names)
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, names)
     with cur.copy(stmt) as copy:
         for start in range(0, len(df), COPY_CHUNK_ROWS):
             chunk = df.iloc[start:start + COPY_CHUNK_ROWS]
             chunk = pd.DataFrame({c: _coerce(chunk[c], types[c], table) for c in cols})
-            copy.write(chunk.to_csv(index=False, header=False, na_rep=_NULL, lineterminator="\n"))
+            copy.write(_csv(chunk))
     if types[None]:
         cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(sql.Identifier(table), names, names, target))
         cur.execute(sql.SQL("DROP TABLE {}").format(target))

@@ -11,6 +11,7 @@ import json
 import pandas as pd
 
 from ..errors import ConflictError, NotFoundError
+from ..store import SYSTEM_SCOPE
 from ..store_gpkg import INCIDENT_COLUMNS
 
 _BUMP = ("INSERT INTO meta VALUES ('incidents_version', '1') "
@@ -66,8 +67,9 @@ def replace(store, df: pd.DataFrame) -> None:
     import shapely
     df = df[list(INCIDENT_COLUMNS)]
     geom = shapely.points(df["lon"].to_numpy(dtype=float), df["lat"].to_numpy(dtype=float))
-    with store.transaction() as cur:
-        cur.execute("DELETE FROM incidents")
+    with store.scoped(SYSTEM_SCOPE), store.transaction() as cur:
+        store.begin_replace(cur, "incidents")
         store.copy(cur, "incidents", df.assign(geometry=geom))
+        store.end_replace(cur)
         cur.execute(_BUMP)
     store.analyze()

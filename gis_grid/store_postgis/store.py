@@ -197,20 +197,31 @@ class PostGISStore(Store):
             raise InvalidInputError(f"replace_all writes {', '.join(_PEOPLE_TABLES)}, not {sorted(unknown)}")
         with self.scoped(SYSTEM_SCOPE), self.transaction() as cur:
             version = self.locked_atlas_version(cur) + 1
+            if "residents" in tables:
+                grids = self._household_grids(cur, tables, tables["residents"]["household_id"])
             for table in _PEOPLE_TABLES:
                 if table not in tables:
                     continue
-                cur.execute(f"DELETE FROM {table}")
                 df = tables[table]
-                if table == "residents":
-                    df = df.assign(grid_code=self._household_grids(cur, tables, df["household_id"]))
-                self.copy(cur, table, df)
+                self.begin_replace(cur, table)
+                self.copy(cur, table, df.assign(grid_code=grids) if table == "residents" else df)
+            self.end_replace(cur)
             if "households" in tables and "residents" not in tables:
                 cur.execute("UPDATE residents r SET grid_code = h.grid_code FROM households h "
                             "WHERE h.id = r.household_id AND r.grid_code IS DISTINCT FROM h.grid_code")
             self.set_meta(cur, {**meta, "updated_at": _now()})
             self.publish_atlas_version(cur, version)
         self.analyze()
+
+    @staticmethod
+    def begin_replace(cur, table: str) -> None:
+        """Empty ``table`` for a whole-table load and drop its secondary indexes until
+        :meth:`end_replace` (one index build after the load, not one insert per row)."""
+        cur.execute("SELECT gis_grid_begin_replace(%s)", (table,))
+
+    @staticmethod
+    def end_replace(cur) -> None:
+        cur.execute("SELECT gis_grid_end_replace()")
 
     def _household_grids(self, cur, tables, household_ids: pd.Series) -> pd.Series:
         """Each resident's household's grid, for the residents' RLS column."""
