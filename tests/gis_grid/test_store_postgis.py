@@ -176,6 +176,27 @@ def test_replace_all_keeps_untouched_tables_and_bumps_the_version(pg):
     assert pg.atlas_version() == 2 and len(pg.households()) == 2
 
 
+def _indexes(store) -> set[str]:
+    with psycopg.connect(store.url) as conn:
+        return {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+
+
+def test_whole_table_replaces_rebuild_indexes_and_need_the_system_scope(pg):
+    before = _indexes(pg)
+    assert {"residents_grid", "residents_household", "buildings_geom", "households_grid"} <= before
+    hh, _ = toy_people()
+    with pytest.raises(ConflictError):  # fails after its indexes were dropped: all rolled back
+        pg.replace_all({"households": pd.concat([hh, hh])}, {})
+    assert _indexes(pg) == before and len(pg.households()) == 5
+    pg.replace_all(toy_tables(), {})
+    assert _indexes(pg) == before
+    with psycopg.connect(app_url(pg)) as conn:  # TRUNCATE skips RLS, so a scoped session may not
+        conn.execute("SELECT set_config('gis_grid.scope', %s, true)", (G1,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT gis_grid_begin_replace('residents')")
+    assert len(pg.residents()) == 6
+
+
 def test_opening_errors_are_store_errors(new_url, admin_url):
     missing = new_url()
     with pytest.raises(StoreError, match="does not exist"):
