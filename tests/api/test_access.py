@@ -26,7 +26,8 @@ def env(store_backend, tmp_path_factory):
         ("worker", "grid_worker", G1), ("community", "community_admin", "370402001001"),
         ("street", "street_admin", "370402002"), ("centre", "command_center", "370402"),
         ("planner", "planner", "370402"), ("external", "external_system", "370402"),
-        ("auditor", "auditor", "370402"), ("admin", "admin", "370402")]}
+        ("auditor", "auditor", "370402"), ("admin", "admin", "370402"), ("hotline", "hotline", "370402"),
+        ("department", "department", "370402"), ("supervisor", "supervisor", "370402")]}
     with TestClient(create_app(Settings(db=str(path)))) as client:
         yield client, store, heads
 
@@ -58,7 +59,20 @@ EXPECTED = {  # role: the status per endpoint above, in order
     "external":  [200, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
     "auditor":   [403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 200],
     "admin":     [403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
+    # the case-workflow offices: cases and maps as their work needs, never who lives where
+    "hotline":   [200, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
+    "department": [200, 200, 200, 403, 403, 403, 403, 200, 200, 200, 403],
+    "supervisor": [403, 200, 200, 403, 403, 403, 403, 200, 200, 200, 403],
 }
+#: the key role behind each name above (the matrix must cover every role in the table)
+ROLE_OF = {"worker": "grid_worker", "community": "community_admin", "street": "street_admin",
+           "centre": "command_center", "planner": "planner", "external": "external_system", "auditor": "auditor",
+           "admin": "admin", "hotline": "hotline", "department": "department", "supervisor": "supervisor"}
+
+
+def test_the_matrix_covers_every_role():
+    from gis_grid.security.roles import ROLES
+    assert set(ROLE_OF) == set(EXPECTED) and set(ROLE_OF.values()) == set(ROLES)
 
 
 @pytest.mark.parametrize("role", list(EXPECTED))
