@@ -189,7 +189,7 @@ def _ints_into(table, df, name, labels, problems, *, minimum=None):
             problems.add(i, labels[i], f"{name} {df[name].iloc[i]!r} is not an integer")
         elif v is not None and minimum is not None and v < minimum:
             problems.add(i, labels[i], f"{name} {v} is below {minimum}")
-    table[name] = vals
+    table[name] = _int_array(vals)
 
 
 def _lost_characters(v: str | None) -> bool:
@@ -202,6 +202,11 @@ def _encoding_problems(values, name, labels, problems) -> None:
         if _lost_characters(v):
             problems.add(i, labels[i], f"{name} {v!r} has characters lost to a text-encoding conversion; "
                          "for a Shapefile, give its encoding in a .cpg file (e.g. UTF-8 or CP936) and rewrite it")
+
+
+def _int_array(values):
+    # nullable integers: a blank must not turn the column into floats (6 -> 6.0 in an INTEGER column)
+    return pd.array(values, dtype="Int64")
 
 
 def _texts_into(table, df, name, labels, problems, default=None):
@@ -255,7 +260,7 @@ def parse_buildings(df: pd.DataFrame, coordinate_problems) -> Parsed:
         elif v is None:
             problems.add(i, labels[i], "has no id")
     _duplicates(ids, labels, problems, "id")
-    table = pd.DataFrame({"id": ids})
+    table = pd.DataFrame({"id": _int_array(ids)})
     _texts_into(table, df, "kind", labels, problems, UNKNOWN_BUILDING_KIND)
     _texts_into(table, df, "name", labels, problems)
     _ints_into(table, df, "floors", labels, problems, minimum=0)
@@ -283,12 +288,12 @@ def parse_households(df: pd.DataFrame, building_ids: set[int], members: pd.Serie
             problems.add(i, labels[i], "has no building_id")
         elif b not in building_ids:
             problems.add(i, labels[i], f"its building {b} does not exist in the store")
-    table = pd.DataFrame({"id": ids, "building_id": bids})
+    table = pd.DataFrame({"id": ids, "building_id": _int_array(bids)})
     _ints_into(table, df, "unit", labels, problems)
     _ints_into(table, df, "floor", labels, problems)
     _texts_into(table, df, "room", labels, problems)
     _ints_into(table, df, "size", labels, problems, minimum=1)
-    table["size"] = [s if s is not None else int(members.get(h, 0)) for s, h in zip(table["size"], ids)]
+    table["size"] = _int_array([int(members.get(h, 0)) if pd.isna(s) else int(s) for s, h in zip(table["size"], ids)])
     _texts_into(table, df, "head_name", labels, problems)
     _texts_into(table, df, "flags", labels, problems, "")
     table["file_grid_code"] = code_values(df["grid_code"]) if "grid_code" in df.columns else None

@@ -571,3 +571,18 @@ def test_demo_district_round_trip_and_refusal(demo_store_path, tmp_path, capsys)
     assert main(["import", "--db", loc, "--layer", "buildings", str(tmp_path / "nudged.parquet")]) == 1
     assert f"building {victim['id']}: crosses the boundary" in capsys.readouterr().err
     assert fingerprint(loc) == before
+
+
+def test_blank_numbers_stay_blank_and_integers_stay_integers(store_a, tmp_path):
+    b = gpd.GeoDataFrame(toy_buildings(), crs=4490).astype({"floors": "float64"})
+    b.loc[b["id"] == 3, ["floors", "name"]] = [np.nan, None]     # how a DBF or a CSV hands over a blank
+    b.drop(columns=["kind"]).to_parquet(tmp_path / "b.parquet")
+    with open_store(store_a) as s:
+        import_layer(s, "buildings", tmp_path / "b.parquet")
+        got = s.buildings().set_index("id")
+    assert pd.isna(got.loc[3, "floors"]) and pd.isna(got.loc[3, "name"])
+    assert got["floors"].dropna().tolist() == [6, 6, 6]
+    if not is_postgis():   # PostGIS would refuse 6.0 in an integer column outright
+        from stores import raw_sql
+        assert {r[0] for r in raw_sql(store_a, "SELECT typeof(floors) FROM buildings")} == {"integer", "null"}
+    assert set(got["kind"]) == {"unknown"}
