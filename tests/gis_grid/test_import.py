@@ -291,15 +291,16 @@ def test_crs_missing_given_offset_and_unknown(store_a, tmp_path, capsys):
     assert main(["import", "--db", str(store_a), "--layer", "grids", str(liar)]) == 2
     rows = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  row ")]
     assert len(rows) == 4 and all("looks like projected metres" in line for line in rows)
-    # an AMap (GCJ-02) export labelled WGS84, said to be gcj02
-    gcj = tmp_path / "gcj.geojson"
+    # AMap (GCJ-02) and Baidu (BD-09) exports are labelled WGS84; --crs says what they are
+    for offset in ("gcj02", "bd09"):
+        gcj = tmp_path / f"{offset}.geojson"
+        with open_store(store_a) as s:
+            export_layer(s, "grids", "geojson", gcj, crs=offset)
+            out = import_layer(s, "grids", gcj, crs=offset, dry_run=True)
+            assert out["unchanged"] == 4 and out["source_crs"] == offset
+            with pytest.raises(CoverageRefusedError):  # read as WGS84 it lands ~500 m off
+                import_layer(s, "grids", gcj, dry_run=True)
     with open_store(store_a) as s:
-        export_layer(s, "grids", "geojson", gcj, crs="gcj02")
-    with open_store(store_a) as s:
-        out = import_layer(s, "grids", gcj, crs="gcj02", dry_run=True)
-        assert out["unchanged"] == 4 and out["source_crs"] == "gcj02"
-        with pytest.raises(CoverageRefusedError):  # read as WGS84 it lands ~500 m off
-            import_layer(s, "grids", gcj, dry_run=True)
         with pytest.raises(ImportFileError, match="declares EPSG:4326 .* but --crs says EPSG:4548"):
             import_layer(s, "grids", gcj, crs="EPSG:4548", dry_run=True)
     # a CRS pyproj knows by EPSG code but crs.py does not (UTM 50N): reprojected with pyproj
