@@ -65,6 +65,7 @@ def import_layer(store, layer: str, path, *, crs=None, src_layer: str | None = N
 
 def _refuse_problems(parsed: Parsed, source: SourceFrame, layer: str) -> None:
     if parsed.problems:
+        parsed.problems.sort(key=lambda p: p["row"])  # stable: a feature's problems stay in rule order
         first = "; ".join(f"{p['feature']}: {p['reason']}" for p in parsed.problems[:3])
         raise ImportRejectedError(f"{len(parsed.problems)} problem(s) in {source.path.name} ({layer}); nothing was "
                                   f"written. First: {first}", detail=list(parsed.problems))

@@ -587,3 +587,29 @@ def test_blank_numbers_stay_blank_and_integers_stay_integers(store_a, tmp_path):
         from stores import raw_sql
         assert {r[0] for r in raw_sql(store_a, "SELECT typeof(floors) FROM buildings")} == {"integer", "null"}
     assert set(got["kind"]) == {"unknown"}
+
+
+def test_every_bad_building_is_named(store_a, tmp_path, capsys):
+    b = toy_buildings()
+    geoms = list(b["geometry"])
+    b = pd.concat([b, b.iloc[:3].assign(id=[5, 6, 3])], ignore_index=True)
+    b["geometry"] = geoms + [shapely.Polygon(),                                         # empty
+                             shapely.MultiPolygon([shapely.box(117.501, 34.801, 117.5012, 34.8012),
+                                                   shapely.box(117.502, 34.801, 117.5022, 34.8012)]),
+                             geoms[2]]                                                   # duplicate id 3
+    b.loc[0, "geometry"] = shapely.Polygon([(117.5048, 34.8149), (117.5052, 34.8151), (117.5052, 34.8149),
+                                            (117.5048, 34.8151)])                          # bow tie
+    b["floors"] = b["floors"].astype(object)
+    b.loc[1, "floors"] = "six"
+    gpd.GeoDataFrame(b, crs=4490).to_file(tmp_path / "b.gpkg", layer="buildings")
+    before = fingerprint(store_a)
+    assert main(["import", "--db", store_a, "--layer", "buildings", str(tmp_path / "b.gpkg")]) == 2
+    rows = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  row ")]
+    assert rows == [
+        "  row 1 (building 1): is not a valid polygon: Self-intersection[117.505 34.815]",
+        "  row 2 (building 2): floors 'six' is not an integer",
+        "  row 5 (building 5): has an empty geometry",
+        "  row 6 (building 6): has 2 separate parts; a footprint must be one polygon",
+        "  row 7 (building 3): repeats the id of row 3; ids must be unique",
+    ]
+    assert fingerprint(store_a) == before
