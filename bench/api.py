@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,39 +22,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_up(url: str, timeout: float = 120) -> None:
-    import httpx
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    raise RuntimeError(f"server at {url} did not come up")
-
-
-_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+sys.path.insert(0, str(ROOT / "bench"))
+from timing import free_port, parse_wrk, wait_up  # noqa: E402
 
 
 def run_wrk(url: str, connections: int, seconds: int, header: str) -> dict:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", header, url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
-    lat = {p: float(v) * _UNIT[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if sock:
-        errors += sum(int(x) for x in sock.groups())
-    return {"p50_ms": lat.get("50"), "p99_ms": lat.get("99"), "rps": rps, "errors": errors}
+    r = parse_wrk(out)
+    return {k: r[k] for k in ("p50_ms", "p99_ms", "rps", "errors")}
 
 
 def main() -> int:
