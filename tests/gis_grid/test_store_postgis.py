@@ -473,3 +473,65 @@ def test_json_columns_round_trip_plans(pg):
     assert got["grids"] == record["grids"] and got["replaces"] == [G1, G2] and got["status"] == "draft"
     assert [p["id"] for p in pg.plans("370402001")] == [pid] and pg.plans("370402002") == []
     assert json.dumps(got["grids"], ensure_ascii=False).count("甲") == 1
+
+
+# -- replicas: two `gis-grid serve` processes on one database -----------------------------------
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(url: str, port: int, log) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "from gis_grid.cli import main; raise SystemExit(main())",
+                             "serve", "--db", url, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_up(base: str, headers: dict, proc, timeout_s: float = 90) -> None:
+    import httpx
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the server exited: {proc.args[-1]}"
+        try:
+            if httpx.get(f"{base}/plans", headers=headers, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{base} did not come up")
+
+
+def test_two_serve_processes_agree_within_a_second_after_an_apply(pg, tmp_path):
+    import httpx
+    from gis_grid.security import keys
+    headers = {"Authorization": f"Bearer {keys.create_key(pg, 'planner', '370402')[1]}"}
+    ports = [_free_port(), _free_port()]
+    logs = [open(tmp_path / f"serve-{p}.log", "w") for p in ports]
+    procs = [_serve(pg.url, p, log) for p, log in zip(ports, logs)]
+    a, b = (f"http://127.0.0.1:{p}" for p in ports)
+    try:
+        for base, proc, p in zip((a, b), procs, ports):
+            try:
+                _wait_up(base, headers, proc)
+            except AssertionError:
+                raise AssertionError((tmp_path / f"serve-{p}.log").read_text()[-3000:]) from None
+        where = {"lon": 117.505, "lat": 34.805, "crs": "EPSG:4490"}   # building 2: moves from G2 to G1
+        assert [httpx.get(f"{s}/locate", params=where, headers=headers).json()["grid"]["code"] for s in (a, b)] == [G2, G2]
+        moved = {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(g)}
+            for g in (shapely.box(X0, 34.804, XM, Y1), shapely.box(X0, Y0, XM, 34.804))]}
+        plan = httpx.post(f"{a}/plans", json={"community": "370402001001", "grids": moved}, headers=headers).json()
+        r = httpx.post(f"{a}/plans/{plan['id']}/apply", headers={**headers, "If-Match": '"1"'}, timeout=30)
+        assert r.status_code == 200, r.text
+        applied = time.monotonic()
+        while httpx.get(f"{b}/plans", headers=headers).json()["atlas_version"] != 2:
+            assert time.monotonic() - applied < 1.0, "replica B did not follow within 1 s"
+            time.sleep(0.02)
+        assert [httpx.get(f"{s}/locate", params=where, headers=headers).json()["grid"]["code"] for s in (a, b)] == [G1, G1]
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc, log in zip(procs, logs):
+            proc.wait(timeout=30)
+            log.close()
