@@ -61,6 +61,7 @@ class PostGISStore(Store):
         self._pool = Pool(self.url)
         self._scope = contextvars.ContextVar(f"gis_grid_scope_{id(self)}", default=SYSTEM_SCOPE)
         self._types: dict[str, dict[str, str]] = {}
+        self._watches: list = []
         self._check()
 
     def _check(self) -> None:
@@ -124,6 +125,9 @@ class PostGISStore(Store):
         return copy_frame(cur, table, df, self._types_of(cur, table), extra)
 
     def close(self) -> None:
+        """Close idle connections and end this store's watches (each holds a LISTEN session)."""
+        while self._watches:
+            self._watches.pop()()
         self._pool.close()
 
     def cache_dir(self) -> str:
@@ -313,4 +317,6 @@ class PostGISStore(Store):
     # -- replicas --------------------------------------------------------------------------------
     def watch_atlas_version(self, callback):
         from .notify import watch
-        return watch(self.url, ATLAS_CHANNEL, callback)
+        stop = watch(self.url, ATLAS_CHANNEL, callback)
+        self._watches.append(stop)
+        return stop
