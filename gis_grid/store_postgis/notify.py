@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from ..errors import StoreError
 from .pool import connect_as_app
 
 log = logging.getLogger("gis_grid.store_postgis")
@@ -38,6 +39,13 @@ def watch(url: str, channel: str, callback, *, poll_s: float = 0.5, max_backoff_
                     while not stopping.is_set():
                         for note in conn.notifies(timeout=poll_s):
                             deliver(note.payload)
+            except StoreError as exc:
+                if "does not exist" in exc.message:  # the database was dropped: nothing left to follow
+                    log.warning("atlas version watch on %s ends: %s", channel, exc.message)
+                    return
+                log.warning("atlas version watch on %s cannot connect (%s); retrying", channel, exc.message)
+                stopping.wait(backoff)
+                backoff = min(backoff * 2, max_backoff_s)
             except Exception as exc:  # server restart, network: listen again shortly
                 log.warning("atlas version watch on %s lost its connection (%s); reconnecting", channel, exc)
                 stopping.wait(backoff)
