@@ -535,3 +535,10 @@ def test_two_serve_processes_agree_within_a_second_after_an_apply(pg, tmp_path):
         for proc, log in zip(procs, logs):
             proc.wait(timeout=30)
             log.close()
+
+
+def test_demo_command_refuses_an_existing_database_without_force(pg):
+    out = subprocess.run([sys.executable, "-c", "from gis_grid.cli import main; raise SystemExit(main())",
+                          "demo", "--out", pg.url], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "pass --force" in out.stderr
+    assert pg.atlas_version() == 1
