@@ -164,9 +164,9 @@ def _collection_doc(base: str, c: feat.Collection) -> dict:
 
 
 # ---------------------------------------------------------------- endpoints
-@router.get("", summary="OGC API landing page")
+@router.get("", summary="OGC API landing page", responses={200: {"content": {"application/json": {}, "text/html": {}}}})
 @router.get("/", include_in_schema=False)
-def landing(request: Request, f: str | None = Query(None, description="json or html")):
+def landing(request: Request, f: str | None = Query(None, description="json or html", json_schema_extra={"enum": ["json", "html"]})):
     _check_params(request, {"f"})
     base = _base(request)
     root = str(request.base_url).rstrip("/")
@@ -188,8 +188,8 @@ def landing(request: Request, f: str | None = Query(None, description="json or h
     return _json_or_html(request, f, body, body["title"])
 
 
-@router.get("/conformance", summary="Conformance classes")
-def conformance(request: Request, f: str | None = Query(None, description="json or html")):
+@router.get("/conformance", summary="Conformance classes", responses={200: {"content": {"application/json": {}, "text/html": {}}}})
+def conformance(request: Request, f: str | None = Query(None, description="json or html", json_schema_extra={"enum": ["json", "html"]})):
     _check_params(request, {"f"})
     base = _base(request)
     body = {"conformsTo": CONFORMANCE,
@@ -197,8 +197,8 @@ def conformance(request: Request, f: str | None = Query(None, description="json 
     return _json_or_html(request, f, body, "Conformance")
 
 
-@router.get("/collections", summary="The feature collections")
-def collections(request: Request, f: str | None = Query(None, description="json or html")):
+@router.get("/collections", summary="The feature collections", responses={200: {"content": {"application/json": {}, "text/html": {}}}})
+def collections(request: Request, f: str | None = Query(None, description="json or html", json_schema_extra={"enum": ["json", "html"]})):
     _check_params(request, {"f"})
     base = _base(request)
     layers = feat.layers_of(_atlas(request))
@@ -213,8 +213,8 @@ def collections(request: Request, f: str | None = Query(None, description="json 
     return _json_or_html(request, f, body, "Collections")
 
 
-@router.get("/collections/{collectionId}", summary="One feature collection")
-def collection(request: Request, collectionId: str, f: str | None = Query(None, description="json or html")):
+@router.get("/collections/{collectionId}", summary="One feature collection", responses={200: {"content": {"application/json": {}, "text/html": {}}}})
+def collection(request: Request, collectionId: str, f: str | None = Query(None, description="json or html", json_schema_extra={"enum": ["json", "html"]})):
     _check_params(request, {"f"})
     if collectionId == inc_feat.COLLECTION_ID:
         body = _incidents_doc(request, _base(request))
@@ -245,7 +245,17 @@ def items(request: Request, collectionId: str,
           datetime_: str | None = Query(None, alias="datetime",
                                         description="incidents only: creation time, an instant, a date or an "
                                                     "interval start/end ('..' open)"),
-          f: str | None = Query(None, description="json (or geojson) or html")):
+          f: str | None = Query(None, description="json (or geojson) or html"),
+          # the incidents' queryables, declared so that the OpenAPI document lists them (they are read
+          # from the query string below, like the grid collections' queryables: code, name, level,
+          # parent_code; id, kind, name, floors, units, grid_code)
+          category: list[str] | None = Query(None, description="incidents: category code(s)"),
+          status: list[str] | None = Query(None, description="incidents: workflow status(es)"),
+          department: list[str] | None = Query(None, description="incidents: responsible department(s)"),
+          priority: list[str] | None = Query(None, description="incidents: routine, urgent, critical"),
+          colour: list[str] | None = Query(None, description="incidents: supervision colour now"),
+          grid_code: str | None = Query(None, description="incidents: a division code of any level; "
+                                                          "buildings: the base grid")):
     # any other query parameter filters on a property (?category=dispute, ?parent_code=...)
     qp = request.query_params
     if collectionId == inc_feat.COLLECTION_ID:
