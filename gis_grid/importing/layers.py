@@ -117,6 +117,14 @@ def code_values(col: pd.Series) -> list[str | None]:
 
 def int_values(col: pd.Series) -> tuple[list[int | None], list[bool]]:
     """Integers (None where blank) and which values are not integers at all."""
+    dtype = col.dtype
+    if pd.api.types.is_integer_dtype(dtype):  # GeoPackage, Parquet, DBF N(n,0): already integers
+        return [None if v is None else int(v) for v in col.to_numpy(dtype=object, na_value=None)], [False] * len(col)
+    if pd.api.types.is_float_dtype(dtype):   # a DBF Real, or integers with blanks after pandas
+        f = col.to_numpy(dtype="float64", na_value=np.nan)
+        blank = np.isnan(f)
+        ok = ~blank & np.isfinite(f) & (np.floor(f) == f)
+        return [int(x) if k else None for x, k in zip(f, ok)], (~blank & ~ok).tolist()
     vals, bad = [], []
     for v in col.astype(object):
         if _blank(v):
