@@ -197,10 +197,18 @@ class Atlas:
 
     def children(self, code: str) -> pd.DataFrame:
         self.division(code)
-        d = self.divisions
-        child_len = len(code) + 3
-        mask = d["code"].str.len().eq(child_len) & d["code"].str.startswith(code)
-        return d[mask]
+        rows = self._child_rows.get(code)
+        return self.divisions.iloc[rows if rows is not None else []]
+
+    @cached_property
+    def _child_rows(self) -> dict[str, list[int]]:
+        """Rows of each division's children, in row order: a grid card then costs a dict lookup
+        instead of two string scans over every division (~1 ms of each card read)."""
+        out: dict[str, list[int]] = {}
+        for i, c in enumerate(self.divisions["code"].tolist()):
+            if len(c) > 6:  # a child code is its parent's plus three digits
+                out.setdefault(c[:-3], []).append(i)
+        return out
 
     def grid_positions(self, code: str) -> tuple[int, int]:
         """[start, stop) of base grids under ``code`` in :attr:`grid_codes` (codes nest by prefix)."""
