@@ -72,4 +72,3 @@ def replace(store, df: pd.DataFrame) -> None:
         store.copy(cur, "incidents", df.assign(geometry=geom))
         store.end_replace(cur)
         cur.execute(_BUMP)
-    store.analyze()

@@ -215,12 +215,11 @@ class PostGISStore(Store):
                             "WHERE h.id = r.household_id AND r.grid_code IS DISTINCT FROM h.grid_code")
             self.set_meta(cur, {**meta, "updated_at": _now()})
             self.publish_atlas_version(cur, version)
-        self.analyze()
 
     @staticmethod
     def begin_replace(cur, table: str) -> None:
         """Empty ``table`` for a whole-table load and drop its secondary indexes until
-        :meth:`end_replace` (one index build after the load, not one insert per row)."""
+        :meth:`end_replace` (one index build after the load, not one insert per row; then ANALYZE)."""
         cur.execute("SELECT gis_grid_begin_replace(%s)", (table,))
 
     @staticmethod
@@ -234,14 +233,6 @@ class PostGISStore(Store):
         else:
             hh = read_frame(cur, "SELECT id, grid_code FROM households")
         return household_ids.map(pd.Series(hh["grid_code"].to_numpy(), index=hh["id"].to_numpy()))
-
-    def analyze(self) -> None:
-        """Fresh planner statistics after a bulk write (the app role may not ANALYZE itself)."""
-        try:
-            with self.transaction() as cur:
-                cur.execute("SELECT gis_grid_analyze()")
-        except GisGridError:  # only a slower plan until autovacuum gets there
-            pass
 
     # -- incidents ---------------------------------------------------------------------------
     def incidents(self, ids=None, columns=None) -> pd.DataFrame:

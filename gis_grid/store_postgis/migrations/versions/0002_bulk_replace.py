@@ -7,7 +7,7 @@ Create Date: 2026-11-27
 Loading 610k residents row by row into three B-tree indexes costs ~3x the load
 itself. ``gis_grid_begin_replace(table)`` empties a table with TRUNCATE and drops
 its secondary (non-unique) indexes; ``gis_grid_end_replace()`` rebuilds them in one
-pass each. Both run as the owner (SECURITY DEFINER: the app role may neither
+pass each and ANALYZEs the replaced tables. Both run as the owner (SECURITY DEFINER: the app role may neither
 truncate nor drop indexes) and only for a transaction in the system scope ('*'),
 since TRUNCATE does not go through row-level security. Everything stays inside the
 caller's transaction, so a failed replace leaves the old rows and indexes.
@@ -33,6 +33,8 @@ BEGIN
     RAISE EXCEPTION 'not a replaceable table: %', tbl USING ERRCODE = 'invalid_parameter_value';
   END IF;
   CREATE TEMP TABLE IF NOT EXISTS gis_grid_dropped_indexes (def text) ON COMMIT DROP;
+  CREATE TEMP TABLE IF NOT EXISTS gis_grid_replaced (tbl text) ON COMMIT DROP;
+  INSERT INTO gis_grid_replaced VALUES (tbl);
   FOR idx IN SELECT i.indexrelid::regclass AS name, pg_get_indexdef(i.indexrelid) AS def
              FROM pg_index i WHERE i.indrelid = tbl::regclass AND NOT i.indisunique LOOP
     INSERT INTO gis_grid_dropped_indexes VALUES (idx.def);
@@ -51,7 +53,12 @@ BEGIN
   FOR d IN SELECT def FROM gis_grid_dropped_indexes LOOP
     EXECUTE d;
   END LOOP;
+  -- fresh planner statistics for the new content (ANALYZE counts this transaction's rows)
+  FOR d IN SELECT DISTINCT tbl FROM gis_grid_replaced LOOP
+    EXECUTE format('ANALYZE %I', d);
+  END LOOP;
   DELETE FROM gis_grid_dropped_indexes;
+  DELETE FROM gis_grid_replaced;
 END $$;
 
 REVOKE ALL ON FUNCTION gis_grid_begin_replace(text) FROM PUBLIC;
