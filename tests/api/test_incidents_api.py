@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
+from api.routers.incidents import actor_of
 from common import bearer, make_toy_store
 from stores import location
 from incident_demo import incident_store_path
@@ -30,7 +31,7 @@ BY = {"register": "centre", "dispatch": "centre", "handle": "department", "feedb
 
 
 class Keys(dict):
-    """Authorization headers by KEYS name, plus the key id behind each (the recorded actor)."""
+    """Authorization headers by KEYS name, plus each key's name as the recorded actor."""
 
     def __init__(self, store):
         from gis_grid.security.keys import create_key
@@ -38,7 +39,7 @@ class Keys(dict):
         self.ids = {}
         for name, (role, scope) in KEYS.items():
             record, token = create_key(store, role, scope, days=1, note="test")
-            self[name], self.ids[name] = {"Authorization": f"Bearer {token}"}, record["id"]
+            self[name], self.ids[name] = {"Authorization": f"Bearer {token}"}, actor_of(record["id"])
 
 
 @pytest.fixture()
