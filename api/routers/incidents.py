@@ -245,7 +245,7 @@ def list_incidents(request: Request, f: dict = Depends(filters_query),
 
 
 @router.get("/incidents/export.csv", summary="Every matching case as CSV (same filters as GET /incidents)",
-            response_class=StreamingResponse)
+            response_class=StreamingResponse, responses={200: {"content": {"text/csv": {}}}})
 def export_csv(f: dict = Depends(filters_query), ladder: model.SupervisionLadder = Depends(ladder_query),
                h: AtlasHolder = Depends(holder), who: Principal = Depends(_read)):
     atlas = h.atlas
