@@ -40,7 +40,67 @@ def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
+#: the body of every error answer (RFC 9457 problem details); ``errors`` carries per-item reasons
+PROBLEM_SCHEMA = {
+    "type": "object", "required": ["status", "title", "detail"],
+    "properties": {"status": {"type": "integer", "minimum": 400, "maximum": 599},
+                   "title": {"type": "string"},
+                   "detail": {"type": "string", "description": "what went wrong and what to fix"},
+                   "errors": {"description": "per-item reasons (rows, vertices, parameters), when there are several"}},
+}
+# answers any operation can give: malformed input (400), no or bad key (401), role may not (403),
+# missing or out of the key's scope (404), body over the size limit (413, checked before routing),
+# invalid coordinates or geometry (422), rate limit (429, with Retry-After)
+COMMON_ERRORS = {
+    "400": "Bad request: a parameter or the body is malformed; `detail` says which and how to fix it",
+    "401": "No API key, or an unknown, revoked or expired one",
+    "403": "The key's role may not use this endpoint",
+    "404": "No such object, or it lies outside the key's scope (the two look the same on purpose)",
+    "413": "Over a published limit (body size, batch points, polygon vertices, area); see /capabilities",
+    "422": "Coordinates or geometry are invalid (NaN, out of range, swapped, self-intersecting, ...)",
+    "429": "Rate limit of this key reached; retry after the `Retry-After` seconds",
+}
+# answers only some operations give, by a substring of their path
+EXTRA_ERRORS = {
+    "409": ("The object changed meanwhile (stale version or paging token): re-read and retry",
+            ("/residents", "/transitions", "/plans")),
+    "412": ("If-Match names an atlas version that is no longer current", ("/apply",)),
+    "428": ("This write needs an If-Match header with the version it was drawn on", ("/apply",)),
+}
+
+
+def document_errors(spec: dict) -> dict:
+    """Declare the problem+json error answers on every operation of an OpenAPI document.
+
+    FastAPI documents only its own 422 validation body, which this app never sends (caller
+    mistakes are problem+json 400s); a schema that names every answer lets clients and
+    schemathesis hold the app to it.
+    """
+    spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, ops in spec.get("paths", {}).items():
+        for op in ops.values():
+            responses = op.setdefault("responses", {})
+            for code, text in COMMON_ERRORS.items():
+                responses[code] = {"description": text, "content": content}
+            for code, (text, where) in EXTRA_ERRORS.items():
+                if any(w in path for w in where):
+                    responses[code] = {"description": text, "content": content}
+    spec["components"]["schemas"].pop("HTTPValidationError", None)
+    spec["components"]["schemas"].pop("ValidationError", None)
+    return spec
+
+
 def install(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi
+
     @app.exception_handler(e.GisGridError)
     async def _library(request: Request, exc: e.GisGridError):
         extra = {"errors": exc.detail} if exc.detail is not None else {}

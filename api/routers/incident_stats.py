@@ -47,6 +47,11 @@ def _answer(df: pd.DataFrame, fmt: str, meta: dict, name: str):
     return {**meta, "items": _records(df)}
 
 
+FORMAT = Query("json", description="json or csv", json_schema_extra={"enum": ["json", "csv"]})
+# the table endpoints answer JSON or, with format=csv, the same table as CSV
+TABLE = {"responses": {200: {"content": {"application/json": {}, "text/csv": {}}}}}
+
+
 @router.get("/stats/summary", summary="District totals: cases, closed, closure_rate, disputes, disputes_closed, "
                                       "satisfaction (rates in percent)")
 def summary(r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)) -> dict:
@@ -54,13 +59,13 @@ def summary(r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)) -
     return {"from": r[0], "to": r[1], **aggregate.summary(t, *r)}
 
 
-@router.get("/stats/divisions", summary="Per division of one level: counts, closure and on-time rate, "
+@router.get("/stats/divisions", **TABLE, summary="Per division of one level: counts, closure and on-time rate, "
                                         "median/p90 handling time, rework rate, satisfaction, open red/yellow")
 def by_division(level: str = Query("grid", description="district, street, community or grid"),
                 within: str | None = Query(None, description="only divisions under this code"),
                 category: str | None = None, department: str | None = None,
                 at: str | None = Query(None, description="colour evaluation time (default: the range end)"),
-                format: str = Query("json", description="json or csv"),
+                format: str = FORMAT,
                 ladder: model.SupervisionLadder = Depends(ladder_query),
                 r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
     if level in ("department", "category"):
@@ -73,8 +78,8 @@ def by_division(level: str = Query("grid", description="district, street, commun
     return _answer(df, format, {"level": level, "from": r[0], "to": r[1]}, f"stats_{level}")
 
 
-@router.get("/stats/departments", summary="Per department (same figures as /stats/divisions)")
-def by_department(category: str | None = None, format: str = Query("json"),
+@router.get("/stats/departments", **TABLE, summary="Per department (same figures as /stats/divisions)")
+def by_department(category: str | None = None, format: str = FORMAT,
                   r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
     t = aggregate.case_table(h.store, h.atlas)
     df = aggregate.group_stats(t, h.atlas, "department", *r, category=category)
@@ -82,18 +87,18 @@ def by_department(category: str | None = None, format: str = Query("json"),
     return _answer(df, format, {"from": r[0], "to": r[1]}, "stats_departments")
 
 
-@router.get("/stats/categories", summary="Per category (17 content areas and disputes)")
-def by_category(format: str = Query("json"), r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
+@router.get("/stats/categories", **TABLE, summary="Per category (17 content areas and disputes)")
+def by_category(format: str = FORMAT, r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
     t = aggregate.case_table(h.store, h.atlas)
     df = aggregate.group_stats(t, h.atlas, "category", *r)
     df.insert(0, "name", [model.CATEGORIES[c].name_zh for c in df.index])
     return _answer(df, format, {"from": r[0], "to": r[1]}, "stats_categories")
 
 
-@router.get("/stats/assessment", summary="Department assessment: below 90 % satisfaction is not eligible "
+@router.get("/stats/assessment", **TABLE, summary="Department assessment: below 90 % satisfaction is not eligible "
                                          "for 'advanced'")
 def assessment(year: int | None = Query(None, ge=2000, le=2100, description="shortcut for from/to of one year"),
-               format: str = Query("json"), r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
+               format: str = FORMAT, r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder)):
     start, end = r
     if year is not None:
         if start or end:
@@ -106,12 +111,12 @@ def assessment(year: int | None = Query(None, ge=2000, le=2100, description="sho
                    "assessment")
 
 
-@router.get("/stats/ranking", summary="Best first by a metric, among groups with at least min_cases cases")
+@router.get("/stats/ranking", **TABLE, summary="Best first by a metric, among groups with at least min_cases cases")
 def ranking(by: str = Query("grid", description="grid, community, street, department or category"),
             metric: str = Query("closure_rate", description=", ".join(aggregate.METRICS)),
             min_cases: int = Query(30, ge=1),
             limit: int = Query(20, ge=1, description="rows; values above max_page_size (/capabilities) are clamped"),
-            format: str = Query("json"), r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder),
+            format: str = FORMAT, r: tuple = Depends(range_query), h: AtlasHolder = Depends(holder),
             settings: Settings = Depends(settings_dep)):
     limit = min(limit, settings.max_page_size)  # like every paged list: a large limit is clamped, not refused
     t = aggregate.case_table(h.store, h.atlas)

@@ -5,6 +5,7 @@ import threading
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from gis_grid import maps
@@ -71,8 +72,10 @@ def map_page(request: Request, atlas: Atlas = Depends(atlas_dep),
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/map/layers/{level}.geojson", summary="One grid level as simplified GeoJSON for the viewer")
-def map_layer(level: str, request: Request, atlas: Atlas = Depends(atlas_dep),
+@router.get("/map/layers/{level}.geojson", summary="One grid level as simplified GeoJSON for the viewer",
+            response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
+def map_layer(request: Request, level: str = PathParam(..., json_schema_extra={"enum": [l.value for l in Level]}),
+              atlas: Atlas = Depends(atlas_dep),
               settings: Settings = Depends(settings_dep), who: Principal = Depends(_maps)) -> Response:
     lvl = Level.parse(level)
     etag = f'"{atlas.version}-{lvl.value}-{settings.basemap}"'

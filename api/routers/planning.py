@@ -225,8 +225,11 @@ def post_propose(body: ProposeBody, h: AtlasHolder = Depends(holder), who=Depend
                                                        "Location": f"/plans/{plan.id}"})
 
 
-@router.get("/plans/{plan_id}/export", summary="The plan as GeoPackage/GeoJSON, or the building -> grid assignment CSV")
-def get_export(plan_id: int = Path(...), format: str = Query("geojson", description="gpkg, geojson or csv"),
+@router.get("/plans/{plan_id}/export", summary="The plan as GeoPackage/GeoJSON, or the building -> grid assignment CSV",
+            responses={200: {"content": {"application/geopackage+sqlite3": {}, "application/geo+json": {},
+                                         "text/csv": {}}}})
+def get_export(plan_id: int = Path(...), format: str = Query("geojson", description="gpkg, geojson or csv",
+                                                             json_schema_extra={"enum": ["gpkg", "geojson", "csv"]}),
                h: AtlasHolder = Depends(holder), who=Depends(planner_dep)):
     from fastapi.responses import Response
 
