@@ -142,6 +142,28 @@ def verify(dst: Path, n: int, atlas: Atlas, seed: int) -> dict:
             "sampled": len(lon), "sample_mismatches": bad}
 
 
+def _print(key, n, run, check) -> None:
+    print(f"{key:>17}: {run['wall_s']:7.1f} s  {n / run['wall_s'] / 1e6:5.2f} M pt/s  "
+          f"peak RSS {run['peak_rss_mb']:7.0f} MB  rows {check['rows_out']:,}  "
+          f"sample mismatches {check['sample_mismatches']}", flush=True)
+
+
+def _same_rows(a: Path, b: Path) -> bool:
+    """The two outputs hold the same table (CSV: byte for byte; Parquet: row groups may differ)."""
+    if a.suffix == ".csv":
+        return _sha256(a) == _sha256(b)
+    return pq.read_table(a).equals(pq.read_table(b))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("store", nargs="?", default=str(ROOT / "data" / "shizhong.gpkg"))
@@ -149,6 +171,8 @@ def main(argv=None) -> int:
     ap.add_argument("--formats", default="csv,parquet")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--tmp", default=None, help="directory for the temporary files (default: system temp)")
+    ap.add_argument("--dask", default=None, metavar="ADDRESS|local",
+                    help="also run the smallest size of each format with --dask and compare it to the plain run")
     args = ap.parse_args(argv)
     store = Path(args.store)
     if not store.exists():
@@ -174,9 +198,17 @@ def main(argv=None) -> int:
                             "generate_s": gen, "wall_s": run["wall_s"], "points_per_s": n / run["wall_s"],
                             "peak_rss_mb": run["peak_rss_mb"], **check}
                 ok &= check["rows_ok"] and check["out_of_order"] == 0 and check["sample_mismatches"] == 0
-                print(f"{key:>12}: {run['wall_s']:7.1f} s  {n / run['wall_s'] / 1e6:5.2f} M pt/s  "
-                      f"peak RSS {run['peak_rss_mb']:7.0f} MB  rows {check['rows_out']:,}  "
-                      f"sample mismatches {check['sample_mismatches']}", flush=True)
+                _print(key, n, run, check)
+                if args.dask and n == min(sizes):
+                    alt = work / f"dask_{n}.{fmt}"
+                    drun = run_cli(store, src, alt, ["--dask", args.dask])
+                    dcheck = verify(alt, n, atlas, args.seed + n)
+                    same = _same_rows(dst, alt)
+                    fig[f"{key}_dask"] = {"n": n, "wall_s": drun["wall_s"], "client_peak_rss_mb": drun["peak_rss_mb"],
+                                          "identical_to_plain_run": same, **dcheck}
+                    ok &= same and dcheck["rows_ok"] and dcheck["sample_mismatches"] == 0
+                    _print(f"{key}_dask", n, drun, dcheck)
+                    alt.unlink()
                 src.unlink()
                 dst.unlink()
             lo, hi = f"{fmt}_{min(sizes) // 1_000_000}M", f"{fmt}_{max(sizes) // 1_000_000}M"
