@@ -124,17 +124,32 @@ def check_buildings(divisions, buildings, report):
                    f"recorded in grid {buildings['grid_code'].iloc[r]} but stands in {codes[gi[r]]}")
 
 
+def _isin(values: pd.Series, candidates) -> np.ndarray:
+    """``values.isin(candidates)`` as a bool array, through Arrow's hash kernel.
+
+    pandas 3's isin on Arrow-backed strings loops in Python per value: 4 s for the demo's
+    600k residents against 0.1 s here.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    as_arrow = lambda v: pa.array(np.asarray(v, dtype=object) if not isinstance(v, pd.Series) else v)  # noqa: E731
+    try:
+        hit = pc.is_in(as_arrow(values), value_set=as_arrow(candidates))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # mixed types: pandas decides
+        return values.isin(candidates).to_numpy(dtype=bool)
+    return hit.to_numpy(zero_copy_only=False).astype(bool)
+
+
 def check_people(buildings, households, residents, report):
     report.counts["households"] = len(households)
     report.counts["residents"] = len(residents)
-    orphan = ~households["building_id"].isin(buildings["id"])
+    orphan = ~_isin(households["building_id"], buildings["id"])
     for hid, bid in zip(households["id"][orphan], households["building_id"][orphan]):
         report.add("房不漏户", f"household {hid}", f"its building {bid} does not exist")
-    known = residents["household_id"].isin(households["id"])
+    known = _isin(residents["household_id"], households["id"])
     for rid, hid in zip(residents["id"][~known], residents["household_id"][~known]):
         report.add("户不漏人", f"resident {rid}", f"its household {hid} does not exist")
-    members = residents["household_id"].value_counts()
-    empty = ~households["id"].isin(members.index)
+    empty = ~_isin(households["id"], residents["household_id"].unique())
     for hid in households["id"][empty]:
         report.add("户不漏人", f"household {hid}", "has no registered residents")
 

@@ -71,17 +71,11 @@ def _refuse_problems(parsed: Parsed, source: SourceFrame, layer: str) -> None:
                                   f"written. First: {first}", detail=list(parsed.problems))
 
 
-def _objects(df: pd.DataFrame, columns) -> pd.DataFrame:
-    # pandas' Arrow-string isin runs a Python loop per value (~10 s on the demo's 600k residents)
-    return df.astype({c: object for c in columns if c in df.columns})
-
-
 def _check(source: SourceFrame, layer: str, divisions, buildings, households, residents) -> None:
     report = Report()
     check_divisions(divisions, report)
     check_buildings(divisions, buildings, report)
-    check_people(buildings, _objects(households, ["id", "building_id"]), _objects(residents, ["id", "household_id"]),
-                 report)
+    check_people(buildings, households, residents, report)
     if not report.ok:
         raise CoverageRefusedError(
             f"importing {source.path.name} as {layer} would leave {len(report.violations)} coverage violation(s); "
