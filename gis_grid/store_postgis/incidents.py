@@ -11,7 +11,6 @@ import json
 import pandas as pd
 
 from ..errors import ConflictError, NotFoundError
-from ..store import SYSTEM_SCOPE
 from ..store_gpkg import INCIDENT_COLUMNS
 
 _BUMP = ("INSERT INTO meta VALUES ('incidents_version', '1') "
@@ -67,7 +66,7 @@ def replace(store, df: pd.DataFrame) -> None:
     import shapely
     df = df[list(INCIDENT_COLUMNS)]
     geom = shapely.points(df["lon"].to_numpy(dtype=float), df["lat"].to_numpy(dtype=float))
-    with store.scoped(SYSTEM_SCOPE), store.transaction() as cur:
+    with store.system_transaction("replace_incidents") as cur:
         store.begin_replace(cur, "incidents")
         store.copy(cur, "incidents", df.assign(geometry=geom))
         store.end_replace(cur)

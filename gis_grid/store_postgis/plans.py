@@ -14,7 +14,6 @@ from psycopg.types.json import Json as _Json
 
 from ..errors import NotFoundError, PreconditionError
 from ..store import apply_pause_hook
-from .store import SYSTEM_SCOPE
 
 def Json(obj) -> _Json:
     return _Json(obj, dumps=lambda o: json.dumps(o, ensure_ascii=False))
@@ -72,7 +71,7 @@ def apply_changeset(store, cs, expected_version: int) -> int:
     moves = cs.building_moves
     ids = [int(b) for b in moves["id"]]
     new = [str(n) for n in moves["new"]]
-    with store.scoped(SYSTEM_SCOPE), store.transaction() as cur:
+    with store.system_transaction("apply_changeset") as cur:
         current = store.locked_atlas_version(cur)
         if current != int(expected_version):
             raise PreconditionError(

@@ -112,6 +112,16 @@ class PostGISStore(Store):
             except psycopg.Error as exc:
                 raise StoreError(f"{self._shown}: {type(exc).__name__}: {str(exc).strip()}") from exc
 
+    @contextmanager
+    def system_transaction(self, what: str):
+        """A transaction for whole-district writes. Inside a narrower :meth:`scoped` they are
+        refused: widening would escape the caller's scope, and RLS would silently make them partial."""
+        scope = self._scope.get()
+        if scope != SYSTEM_SCOPE:
+            raise PermissionDeniedError(f"{what} writes the whole district; it cannot run in scope {scope}")
+        with self.transaction() as cur:
+            yield cur
+
     def _read(self, query, params=None) -> pd.DataFrame:
         with self.transaction() as cur:
             return read_frame(cur, query, params)
@@ -199,7 +209,7 @@ class PostGISStore(Store):
         unknown = set(tables) - set(_PEOPLE_TABLES)
         if unknown:
             raise InvalidInputError(f"replace_all writes {', '.join(_PEOPLE_TABLES)}, not {sorted(unknown)}")
-        with self.scoped(SYSTEM_SCOPE), self.transaction() as cur:
+        with self.system_transaction("replace_all") as cur:
             version = self.locked_atlas_version(cur) + 1
             if "residents" in tables:
                 grids = self._household_grids(cur, tables, tables["residents"]["household_id"])

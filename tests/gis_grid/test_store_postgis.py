@@ -435,6 +435,12 @@ def test_rls_through_the_store_scoped_reads(pg):
     with pytest.raises(InvalidInputError):
         with pg.scoped("bogus"):
             pass
+    with pg.scoped(G1):  # whole-district writes neither escape nor silently narrow to a scope
+        for write in (lambda: pg.replace_all(toy_tables(), {}), lambda: pg.replace_incidents(pg.incidents()),
+                      lambda: pg.apply_changeset(_noop_changeset(), expected_version=1)):
+            with pytest.raises(PermissionDeniedError):
+                write()
+    assert pg.atlas_version() == 1
     with pg.scoped(E1), pytest.raises(PermissionDeniedError):  # writes are checked as well
         with pg.transaction() as cur:
             cur.execute("INSERT INTO workers VALUES ('W9', %s, 'x', 'y', 'z')", (G1,))
