@@ -250,10 +250,16 @@ def _check_rings(coords: list, gtype: str) -> None:
     polygons = coords if gtype == "MultiPolygon" else [coords]
     for p, rings in enumerate(polygons):
         for r, ring in enumerate(rings if isinstance(rings, list) else []):
-            if isinstance(ring, list) and len(ring) >= 2 and ring[0] != ring[-1]:
-                where = f"polygon {p} ring {r}" if gtype == "MultiPolygon" else f"ring {r}"
+            if not isinstance(ring, list):
+                continue
+            where = f"polygon {p} ring {r}" if gtype == "MultiPolygon" else f"ring {r}"
+            if len(ring) < 4:
                 raise InvalidGeometryError(
-                    f"{where} is not closed: its last position must repeat the first ({ring[0]})",
+                    f"malformed {where}: {len(ring)} points; a ring needs at least 4 (three corners, then the "
+                    "first repeated to close it)", detail={"reason": f"{where}: too few points"})
+            if ring[0] != ring[-1]:
+                raise InvalidGeometryError(
+                    f"malformed {where}: not closed, its last point must repeat the first ({ring[0]})",
                     detail={"reason": f"{where}: the LinearRing is not closed"})
 
 
