@@ -126,16 +126,17 @@ def create(url: str) -> bool:
     _check_name(name)
     with _admin(url) as admin:
         if not _exists(admin, name):
-            template = _ensure_template(admin, url)
             try:
+                template = _ensure_template(admin, url)
                 admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
                     sql.Identifier(name), sql.Identifier(template)))
                 return True
             except pgerr.DuplicateDatabase:
                 pass  # created concurrently by another process: fall through and migrate it
-            except pgerr.InsufficientPrivilege as exc:
-                raise StoreError(f"cannot create database {name!r} as this user: {exc}; create it "
-                                 "(or let a superuser run `gis-grid db upgrade --db URL`)") from exc
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot create database {name!r} at {redact(url)}: {str(exc).strip()}; "
+                                 "a superuser (or a role with CREATEDB and CREATEROLE) must run "
+                                 "`gis-grid db upgrade --db URL` first") from exc
     upgrade(url)
     return False
 
