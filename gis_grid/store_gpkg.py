@@ -265,18 +265,21 @@ class GeoPackageStore(Store):
 
     def _filtered(self, sql: str, ids=None, **columns) -> pd.DataFrame:
         filters = {"id": ids, **columns}
-        filters = {k: list(v) for k, v in filters.items() if v is not None}
+        # sqlite3 binds no numpy scalars (an int64 matched nothing): plain Python values
+        filters = {k: [x.item() if hasattr(x, "item") else x for x in v] for k, v in filters.items() if v is not None}
         if not filters:
             return self._query(sql)
-        col, values = next(iter(filters.items()))
-        if not values:
+        if not all(filters.values()):
             return self._query(sql + " WHERE 0")
-        # a temp table keeps large IN lists off the SQL parser's variable limit
+        # temp tables keep large IN lists off the SQL parser's variable limit; every filter applies
         c = self.conn
-        c.execute("CREATE TEMP TABLE IF NOT EXISTS _keys (k)")
-        c.execute("DELETE FROM _keys")
-        c.executemany("INSERT INTO _keys VALUES (?)", [(v,) for v in values])
-        return self._query(f"{sql} WHERE {col} IN (SELECT k FROM _keys)")
+        where = []
+        for i, (col, values) in enumerate(filters.items()):
+            c.execute(f"CREATE TEMP TABLE IF NOT EXISTS _keys{i} (k)")
+            c.execute(f"DELETE FROM _keys{i}")
+            c.executemany(f"INSERT INTO _keys{i} VALUES (?)", [(v,) for v in values])
+            where.append(f"{col} IN (SELECT k FROM _keys{i})")
+        return self._query(f"{sql} WHERE {' AND '.join(where)}")
 
     # -- incidents -----------------------------------------------------------------
     def _has_incidents(self) -> bool:
