@@ -95,7 +95,12 @@ async def unmasked(request: Request, resident_id: str,
     settings = request.app.state.settings
     request.app.state.rate_limiter.take(who.key_id, "unmask", settings.unmask_per_minute)
     store, atlas = request.app.state.holder.store, request.app.state.holder.atlas
-    rows = await run_in_threadpool(store.residents, None, None, [resident_id])
+    def read():
+        # row-level scope (PostGIS RLS) behind the grid check below: the most sensitive read
+        with store.scoped(who.scope):
+            return store.residents(None, None, [resident_id])
+
+    rows = await run_in_threadpool(read)
     grid = None
     if len(rows):
         hh = atlas.households
