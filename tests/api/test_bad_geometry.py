@@ -94,7 +94,7 @@ def env(tmp_path_factory):
     path = tmp_path_factory.mktemp("badgeom") / "toy.gpkg"
     store = make_toy_store(path)
     heads = {"centre": bearer(store, "command_center", "370402"), "planner": bearer(store, "planner", "370402")}
-    with TestClient(create_app(Settings(db=str(path), **LIMITS))) as client:
+    with TestClient(create_app(Settings(db=store.url, **LIMITS))) as client:
         yield client, store, heads
 
 

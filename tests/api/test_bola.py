@@ -140,7 +140,7 @@ def env(tmp_path_factory):
     path = tmp_path_factory.mktemp("bola") / "toy.gpkg"
     store = make_toy_store(path)
     heads = {role: bearer(store, role, scope_for(role)) for role in ROLES}
-    app = create_app(Settings(db=str(path)))
+    app = create_app(Settings(db=store.url))
     with TestClient(app) as client:
         centre, planner = heads["command_center"], heads["planner"]
         ids = {}

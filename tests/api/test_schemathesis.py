@@ -30,7 +30,6 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 from api.app import create_app
 from api.settings import Settings
 from common import bearer, make_toy_store
-from stores import location
 from gis_grid.security.roles import ROLES, SCOPE_LEVEL
 
 # the HTTP contract is the same on both stores: the full 100 per operation and role run on the
@@ -52,9 +51,9 @@ def scope_for(role: str) -> str:
 def fuzz_env(tmp_path_factory, store_backend):
     examples = EXAMPLES_BY_BACKEND[store_backend]
     STATS.clear()  # one backend at a time
-    path = location(tmp_path_factory.mktemp("fuzz") / "toy.gpkg")
+    path = tmp_path_factory.mktemp("fuzz") / "toy.gpkg"
     store = make_toy_store(path)
-    app = create_app(Settings(db=str(path)))
+    app = create_app(Settings(db=store.url))
     with TestClient(app):  # runs the lifespan once; schemathesis then calls the app in-process
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         pool = {op.label: (op, _draw(op, examples)) for op in (r.ok() for r in schema.get_all_operations())}
