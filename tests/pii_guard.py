@@ -29,9 +29,11 @@ from urllib.parse import urlsplit
 import pytest
 
 # area code, birth date (18xx-20xx, month 01-12, day 01-31), sequence, check digit (0-9 or X);
-# not part of a longer digit run or a decimal fraction (coordinates have long fractions)
-ID18 = re.compile(r"(?<![\d.])\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\dXx])")
-MOBILE = re.compile(r"(?<![\d.])1[3-9]\d{9}(?!\d)")
+# not part of a longer run of ASCII letters and digits (hex key ids, hashes, tokens) nor of a decimal
+# fraction (coordinates have long fractions); Chinese text right next to a number still counts
+_START, _END = r"(?<![0-9A-Za-z.])", r"(?![0-9A-Za-z])"
+ID18 = re.compile(_START + r"\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]" + _END)
+MOBILE = re.compile(_START + r"1[3-9]\d{9}" + _END)
 UNMASK_PATH = re.compile(r"^/residents/[^/]+/unmasked/?$")
 TEXTUAL = ("json", "text/", "html", "csv", "xml", "javascript")
 

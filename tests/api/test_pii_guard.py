@@ -26,6 +26,9 @@ def test_patterns():
     assert pii_guard.find_pii("37040219700101001X and 13812345678") == ["37040219700101001X", "13812345678"]
     # masked values, coordinates with long fractions and longer digit runs are not personal data
     assert pii_guard.find_pii('"370402********0011" "138****5678" 34.13812345678 3704021970010100111') == []
+    # digit runs inside hex key ids and hashes are not phone numbers; next to Chinese text they are
+    assert pii_guard.find_pii("actor a13812345678f hash 9e370402197001010011ab") == []
+    assert pii_guard.find_pii("电话13812345678，身份证370402197001010011。") == ["370402197001010011", "13812345678"]
 
 
 def test_a_masking_regression_is_caught(toy, monkeypatch):
