@@ -251,3 +251,26 @@ def test_listing_routes(env, role, route):
             assert r.status_code == 200, (role, side, r.status_code, r.text[:300])
         if route == ("GET", "/incidents") and who.sees(G_IN):
             assert "bola-west" in json.dumps(r.json()) or ids["in"]["incident"] in r.text
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_ogc_incidents_collection_is_scoped(env, role):
+    """The OGC items routes are 'public map data' above, except the incidents collection, scoped like
+    GET /incidents: a confined key neither lists nor fetches another area's case."""
+    _, client, _, heads, ids = env
+    who = principal(role)
+    p = who.permission
+    listed = client.get("/ogc/collections/incidents/items", params={"limit": 100}, headers=heads[role])
+    one = {side: client.get(f"/ogc/collections/incidents/items/{ids[side]['incident']}", headers=heads[role])
+           for side in ("in", "out")}
+    if not (p.maps and p.cases_read):
+        assert listed.status_code == 403 and {r.status_code for r in one.values()} == {403}
+        return
+    assert listed.status_code == 200
+    assert ids["in"]["incident"] in listed.text and one["in"].status_code == 200
+    if who.sees(G_OUT):
+        assert ids["out"]["incident"] in listed.text and one["out"].status_code == 200
+    else:
+        assert ids["out"]["incident"] not in listed.text
+        assert one["out"].status_code == 404 and not leaked(one["out"].text, "out", who, ids,
+                                                            ids["out"]["incident"])
