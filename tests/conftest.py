@@ -16,7 +16,6 @@ from gis_grid.store import open_store
 
 import stores
 
-
 pytest_plugins = ["pii_guard"]  # scans every response for unmasked ID numbers and mobiles
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
