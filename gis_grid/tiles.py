@@ -160,7 +160,10 @@ def render_tile(atlas, cid: str, z: int, x: int, y: int) -> bytes:
 
 # ---------------------------------------------------------------- cache
 class TileCache:
-    """A bounded LRU of encoded tiles keyed by (atlas version, collection, z, x, y)."""
+    """A bounded LRU of encoded responses (tiles; the API's division cards) keyed by (atlas version, ...).
+
+    Entries of older atlas versions are dropped as soon as a newer one is asked for.
+    """
 
     def __init__(self, max_tiles: int = 4096, max_bytes: int = 64 * 1024 * 1024):
         self.max_tiles, self.max_bytes = max_tiles, max_bytes

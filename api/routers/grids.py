@@ -5,7 +5,10 @@ import json
 
 import numpy as np
 import shapely
-from fastapi import APIRouter, Depends, Path, Query
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import ORJSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from gis_grid import stats
 from gis_grid.atlas import Atlas
@@ -13,6 +16,7 @@ from gis_grid.errors import NotFoundError
 from gis_grid.hierarchy import Level, level_of, parent_code
 from gis_grid.masking import mask_names, mask_phones
 from gis_grid.security.roles import PersonalData, Principal
+from gis_grid.tiles import TileCache
 
 from ..asof import atlas_at_dep
 from ..deps import holder
@@ -58,13 +62,34 @@ def _none(v):
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
 
 
-@router.get("/grids/{code}", summary="A division of any level: hierarchy, geometry, statistics")
-def grid_card(code: str = Path(..., description="6-, 9-, 12- or 15-digit division code"),
-              geometry: bool = Query(True, description="include the boundary as GeoJSON"),
-              atlas: Atlas = Depends(atlas_at_dep), h: AtlasHolder = Depends(holder),
-              who: Principal = Depends(_maps)) -> dict:
+@router.get("/grids/{code}", summary="A division of any level: hierarchy, geometry, statistics",
+            response_class=ORJSONResponse)
+async def grid_card(request: Request, code: str = Path(..., description="6-, 9-, 12- or 15-digit division code"),
+                    geometry: bool = Query(True, description="include the boundary as GeoJSON"),
+                    atlas: Atlas = Depends(atlas_at_dep), h: AtlasHolder = Depends(holder),
+                    who: Principal = Depends(_maps)) -> Response:
     level = level_of(code)  # 400 for malformed codes
     check_scope(who, code)
+    # A card is a function of the atlas version (boundaries, figures and workers change only with
+    # it) and of the role (what the statistics show): ~5 ms of pandas per card, microseconds cached.
+    cache = _card_cache(request)
+    key = (atlas.version, "card", code, geometry, who.role)
+    body = cache.get(key)
+    if body is None:
+        card = await run_in_threadpool(_card, code, level, geometry, atlas, h, who)
+        body = orjson.dumps(card, option=orjson.OPT_SERIALIZE_NUMPY)
+        cache.put(key, body)
+    return Response(body, media_type="application/json")
+
+
+def _card_cache(request: Request) -> TileCache:
+    cache = getattr(request.app.state, "card_cache", None)
+    if cache is None:
+        cache = request.app.state.card_cache = TileCache(max_tiles=8192, max_bytes=32 * 1024 * 1024)
+    return cache
+
+
+def _card(code: str, level: Level, geometry: bool, atlas: Atlas, h: AtlasHolder, who: Principal) -> dict:
     if code not in atlas.by_code:
         parent = parent_code(code)
         hint = ""
