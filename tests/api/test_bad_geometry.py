@@ -90,7 +90,7 @@ def plan_request(g: str):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(store_backend, tmp_path_factory):
     path = tmp_path_factory.mktemp("badgeom") / "toy.gpkg"
     store = make_toy_store(path)
     heads = {"centre": bearer(store, "command_center", "370402"), "planner": bearer(store, "planner", "370402")}

@@ -136,7 +136,7 @@ def app_routes(app) -> set[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(store_backend, tmp_path_factory):
     path = tmp_path_factory.mktemp("bola") / "toy.gpkg"
     store = make_toy_store(path)
     heads = {role: bearer(store, role, scope_for(role)) for role in ROLES}

@@ -19,7 +19,7 @@ N = 3000
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
+def toy(store_backend, tmp_path_factory):
     path = tmp_path_factory.mktemp("toy") / "t.gpkg"
     store = make_toy_store(path)
     try:

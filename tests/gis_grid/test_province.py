@@ -6,6 +6,7 @@ import pytest
 import shapely
 
 from common import X0, X1, XM, Y0, Y1, YM, make_toy_store, toy_divisions
+from stores import location
 from gis_grid.atlas import Atlas
 from gis_grid.cli import main
 from gis_grid.coverage import check_store
@@ -15,10 +16,10 @@ from gis_grid.store import open_store
 
 
 @pytest.fixture(scope="module")
-def province(tmp_path_factory):
+def province(store_backend, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("province")
     source = make_toy_store(tmp / "toy.gpkg")
-    target = open_store(tmp / "province.gpkg", create=True)
+    target = open_store(location(tmp / "province.gpkg"), create=True)
     counts = write_province(source, target, n=3, columns=2)
     yield source, target, counts
     source.close()
