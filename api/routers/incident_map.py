@@ -8,7 +8,6 @@ geometry. Like ``/stats``, they need map access (aggregates, no case records).
 """
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timezone
 
 import numpy as np
@@ -19,6 +18,7 @@ from gis_grid import maps as grid_maps
 from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, early_warning, maps
 
+from ..cache import BuildCache
 from ..deps import holder, settings_dep
 from ..security import require
 from ..settings import Settings
@@ -26,23 +26,8 @@ from ..state import AtlasHolder
 
 router = APIRouter(tags=["map"], dependencies=[Depends(require("maps"))])
 
-_cache: dict[tuple, bytes] = {}
-_cache_lock = threading.Lock()
-_CACHE_MAX = 64
-
-
-def _cached(key: tuple, build) -> bytes:
-    """Answers keyed by the case table's version: a write makes a new key, old ones age out."""
-    with _cache_lock:
-        hit = _cache.get(key)
-    if hit is not None:
-        return hit
-    body = build()
-    with _cache_lock:
-        while len(_cache) >= _CACHE_MAX:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = body
-    return body
+# answers keyed by the case table's version: a write makes a new key, old ones age out
+_cached = BuildCache(64).get_or_build
 
 
 def _json(body: bytes) -> Response:

@@ -1,7 +1,6 @@
 """The command-centre map viewer: GET /map, its vendored assets and the grid layers."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,6 +13,7 @@ from gis_grid.errors import AuthenticationError, InvalidInputError, NotFoundErro
 from gis_grid.hierarchy import Level
 from gis_grid.security.roles import Principal
 
+from ..cache import BuildCache
 from ..deps import atlas_dep, settings_dep
 from ..security import principal_dep, require
 from ..settings import Settings
@@ -32,22 +32,7 @@ CONTENT_TYPES = {
     "": "text/plain; charset=utf-8",  # LICENSE, VERSION
 }
 
-_cache: dict[tuple, bytes] = {}
-_cache_lock = threading.Lock()
-_CACHE_MAX = 32
-
-
-def _cached(key: tuple, build) -> bytes:
-    with _cache_lock:
-        hit = _cache.get(key)
-    if hit is not None:
-        return hit
-    value = build()
-    with _cache_lock:
-        if len(_cache) >= _CACHE_MAX:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = value
-    return value
+_cached = BuildCache(32).get_or_build
 
 
 async def _viewer(request: Request) -> Principal | None:

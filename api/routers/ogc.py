@@ -90,6 +90,16 @@ def _cases(request: Request):
     return aggregate.case_table(h.store, atlas), atlas
 
 
+def _collection_links(cb: str) -> list[dict]:
+    """The self/alternate/items links every collection document carries."""
+    return [
+        {"href": cb, "rel": "self", "type": "application/json", "title": "this collection"},
+        {"href": f"{cb}?f=html", "rel": "alternate", "type": "text/html", "title": "this collection as HTML"},
+        {"href": f"{cb}/items", "rel": "items", "type": GEOJSON, "title": "the features"},
+        {"href": f"{cb}/items?f=html", "rel": "items", "type": "text/html", "title": "the features as HTML"},
+    ]
+
+
 def _incidents_doc(request: Request, base: str) -> dict:
     scope = _case_scope(request)
     t, atlas = _cases(request)
@@ -100,12 +110,7 @@ def _incidents_doc(request: Request, base: str) -> dict:
         "title": inc_feat.TITLE,
         "description": inc_feat.DESCRIPTION,
         "itemType": "feature",
-        "links": [
-            {"href": cb, "rel": "self", "type": "application/json", "title": "this collection"},
-            {"href": f"{cb}?f=html", "rel": "alternate", "type": "text/html", "title": "this collection as HTML"},
-            {"href": f"{cb}/items", "rel": "items", "type": GEOJSON, "title": "the features"},
-            {"href": f"{cb}/items?f=html", "rel": "items", "type": "text/html", "title": "the features as HTML"},
-        ],
+        "links": _collection_links(cb),
         "extent": {"spatial": {"bbox": [ext["bbox"]], "crs": crs_mod.crs_uri("CRS84")},
                    "temporal": {"interval": [ext["interval"]],
                                 "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}},
@@ -148,14 +153,9 @@ def _collection_doc(base: str, c: feat.Collection) -> dict:
         "title": c.title,
         "description": c.description,
         "itemType": "feature",
-        "links": [
-            {"href": cb, "rel": "self", "type": "application/json", "title": "this collection"},
-            {"href": f"{cb}?f=html", "rel": "alternate", "type": "text/html", "title": "this collection as HTML"},
-            {"href": f"{cb}/items", "rel": "items", "type": GEOJSON, "title": "the features"},
-            {"href": f"{cb}/items?f=html", "rel": "items", "type": "text/html", "title": "the features as HTML"},
+        "links": _collection_links(cb) + [
             {"href": f"{cb}/tiles/WebMercatorQuad/tilejson.json", "rel": "describedby",
-             "type": "application/json", "title": "TileJSON of the vector tiles"},
-        ],
+             "type": "application/json", "title": "TileJSON of the vector tiles"}],
         "extent": {"spatial": {"bbox": [c.extent_crs84()], "crs": crs_mod.crs_uri("CRS84")}},
         "crs": feat.crs_uris(),
         "storageCrs": _STORAGE_URI,
