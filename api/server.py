@@ -9,7 +9,7 @@ from gis_grid.store import DATABASE_URL_ENV, default_store_path, is_database_url
 from .settings import Settings
 
 
-def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000) -> int:
+def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> int:
     import uvicorn
 
     overrides = {k: v for k, v in {"db": db, "host": host, "port": port}.items() if v is not None}
@@ -24,14 +24,24 @@ def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000) -> i
         with open_store(target, create=True) as store:
             write_demo(store)
     settings.db = target
+    base = f"http://{settings.host}:{settings.port}"
+    log_level = os.environ.get("GIS_GRID_LOG_LEVEL", "info")
+    if workers > 1:
+        # Worker processes are replicas: each loads its own atlas and follows the others' writes
+        # through the store's atlas-version watch. A one-time sign-in nonce lives in one
+        # process's memory, so there is no demo link here: sign in at /login with a key.
+        os.environ["GIS_GRID_DB"] = target
+        print(f"gis_grid serving {target} with {workers} worker processes on {base}/map")
+        uvicorn.run("api.app:create_app", factory=True, host=settings.host, port=settings.port,
+                    workers=workers, log_level=log_level)
+        return 0
     from .app import create_app
     app = create_app(settings)
-    base = f"http://{settings.host}:{settings.port}"
     print(f"gis_grid serving {target} (atlas v{app.state.holder.version}) on {base}/map")
     link = demo_sign_in_link(app)
     if link:
         print(f"demo store: sign in as the command centre (one use, 24 h): {base}{link}")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=os.environ.get("GIS_GRID_LOG_LEVEL", "info"))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
     return 0
 
 

@@ -172,7 +172,10 @@ def cmd_db(args) -> int:
 
 def cmd_serve(args) -> int:
     from api.server import serve  # the API lives outside the library
-    return serve(db=args.db, host=args.host, port=args.port)
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    return serve(db=args.db, host=args.host, port=args.port, workers=args.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     _db(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes (replicas of the atlas, each ~400 MB for the demo)")
     p.set_defaults(func=cmd_serve)
     return parser
 

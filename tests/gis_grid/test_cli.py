@@ -151,3 +151,8 @@ def test_gis_grid_map_writes_a_light_standalone_heatmap(demo_store_path, tmp_pat
     assert 10_000 < len(page.encode()) < 3_000_000
     assert "heatLayer" in page and "<script src=\"http" not in page
     assert main(["map", "--db", str(tmp_path / "missing.gpkg"), "--layer", "heatmap", "-o", str(out)]) == 2
+
+
+def test_serve_refuses_zero_workers(capsys):
+    assert main(["serve", "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err
