@@ -132,9 +132,8 @@ def _isin(values: pd.Series, candidates) -> np.ndarray:
     """
     import pyarrow as pa
     import pyarrow.compute as pc
-    as_arrow = lambda v: pa.array(np.asarray(v, dtype=object) if not isinstance(v, pd.Series) else v)  # noqa: E731
     try:
-        hit = pc.is_in(as_arrow(values), value_set=as_arrow(candidates))
+        hit = pc.is_in(pa.array(values), value_set=pa.array(pd.Series(candidates)))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # mixed types: pandas decides
         return values.isin(candidates).to_numpy(dtype=bool)
     return hit.to_numpy(zero_copy_only=False).astype(bool)
