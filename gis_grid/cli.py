@@ -22,7 +22,7 @@ def cmd_demo(args) -> int:
     from .demo.generate import write_demo
     out = args.out or os.environ.get(DATABASE_URL_ENV) or default_store_path()
     if is_database_url(out):  # PostGIS: the database is the store
-        from .store_postgis import database
+        from .store.postgis import database
         if database.exists(out) and not args.force:
             print(f"{database.redact(out)} exists; pass --force to overwrite it", file=sys.stderr)
             return 2
@@ -159,7 +159,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_db(args) -> int:
-    from .store_postgis import database, migrate
+    from .store.postgis import database, migrate
     url = args.db or os.environ.get(DATABASE_URL_ENV)
     if not url or not is_database_url(url):
         print("gis-grid db manages a PostGIS database: pass --db postgresql://USER@HOST:PORT/NAME (a superuser: "

@@ -3,6 +3,7 @@ impact, atomic apply with history, stale/concurrent applies and a kill mid-apply
 from __future__ import annotations
 
 import json
+import time
 import os
 import subprocess
 import sys
@@ -262,10 +263,13 @@ def test_concurrent_applies_exactly_one_wins(toy):
 
 KILL_SCRIPT = """
 import json
+import time
 from gis_grid.atlas import Atlas
 from gis_grid.store import open_store
 from gis_grid.planning.workflow import apply_plan, plan_from_record
 store = open_store({db!r})
+if {kill!r}:  # pause inside the apply transaction, after the grids are written, so the test kills there
+    store.mid_apply = lambda: (print("paused", flush=True), time.sleep(30))
 atlas = Atlas.from_store(store)
 plan = plan_from_record(atlas, store.plan(1))
 print("applying", flush=True)
@@ -280,12 +284,11 @@ def test_kill_mid_apply_leaves_old_or_new_state(tmp_path, kill):
     atlas = Atlas.from_store(store)
     create_plan(store, atlas, WEST, moved_edge())
     store.close()
-    env = {**os.environ, "GIS_GRID_TEST_APPLY_PAUSE_S": "30" if kill else "0"}
-    script = KILL_SCRIPT.format(db=db)
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    script = KILL_SCRIPT.format(db=db, kill=kill)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "applying"
     if kill:
-        # the store's pause hook prints "paused" inside the apply transaction (grids written)
+        # the store's mid_apply prints "paused" inside the apply transaction (grids written)
         assert proc.stdout.readline().strip() == "paused"
         proc.kill()
         proc.wait()
@@ -307,7 +310,7 @@ def test_kill_mid_apply_leaves_old_or_new_state(tmp_path, kill):
 
 
 def test_impact_counts_open_cases_and_case_workload(toy):
-    from gis_grid.store_gpkg import INCIDENT_COLUMNS
+    from gis_grid.store import INCIDENT_COLUMNS
     rows = []
     for i, (status, created, lon, lat, grid) in enumerate([
             ("dispatched", "2024-01-01T00:00:00+08:00", 117.505, 34.805, G2),   # open, moves to 001

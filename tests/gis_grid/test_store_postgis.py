@@ -29,7 +29,7 @@ from gis_grid.errors import (ConflictError, InvalidInputError, NotFoundError, Pe
                              PreconditionError, StoreError)
 from gis_grid.security import audit
 from gis_grid.store import open_store
-from gis_grid.store_gpkg import GeoPackageStore
+from gis_grid.store.gpkg import GeoPackageStore
 
 G1, G2 = "370402001001001", "370402001001002"   # west community: Ha1, Hb2 (3 residents) / Hc3 (1)
 E1 = "370402002001001"                           # east: Hd4 (1 resident)
@@ -51,7 +51,7 @@ def admin_url(store_backend):
 @pytest.fixture()
 def new_url(admin_url, request):
     """A factory of fresh database URLs on the test cluster, dropped after the test."""
-    from gis_grid.store_postgis import drop_database
+    from gis_grid.store.postgis import drop_database
     made = []
 
     def make(tag: str = "") -> str:

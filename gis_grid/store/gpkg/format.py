@@ -13,6 +13,8 @@ from functools import lru_cache
 import numpy as np
 import shapely
 
+from ...errors import StoreError
+
 APPLICATION_ID = 0x47504B47  # "GPKG"
 USER_VERSION = 10200
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
@@ -95,6 +97,6 @@ def decode(blobs) -> np.ndarray:
             continue
         b = bytes(b)
         if b[:2] != b"GP":
-            raise ValueError("not a GeoPackage geometry blob (missing 'GP' magic)")
+            raise StoreError("not a GeoPackage geometry blob (missing 'GP' magic)")
         wkbs.append(b[8 + _ENVELOPE_BYTES[(b[3] >> 1) & 7]:])
     return shapely.from_wkb(np.array(wkbs, dtype=object))

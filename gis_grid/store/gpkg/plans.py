@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 
-from .. import gpkg
-from ..crs import STORAGE_EPSG
-from ..errors import NotFoundError, PreconditionError
-from ..store import apply_pause_hook
+from ...crs import STORAGE_EPSG
+from ...errors import NotFoundError, PreconditionError
+from . import format as gpkg
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
@@ -148,7 +147,7 @@ def apply_changeset(store, cs, expected_version: int) -> int:
             cols = list(ins.columns)
             rows = ins.astype(object).where(ins.notna(), None).itertuples(index=False, name=None)
             c.executemany(f"INSERT INTO divisions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
-        apply_pause_hook()
+        store._mid_apply()
         moves = [(str(n), int(b)) for b, n in zip(cs.building_moves["id"], cs.building_moves["new"])]
         c.executemany("UPDATE buildings SET grid_code = ? WHERE id = ?", moves)
         c.executemany("UPDATE households SET grid_code = ? WHERE building_id = ?", moves)

@@ -5,16 +5,17 @@ import json
 import sqlite3
 from contextlib import contextmanager
 import threading
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import shapely
 
-from . import gpkg
-from .crs import STORAGE_EPSG
-from .errors import ConflictError, NotFoundError, StoreError
-from .store import SCHEMA_VERSION, Store
+from ...crs import STORAGE_EPSG
+from ...errors import ConflictError, NotFoundError, StoreError
+from ..base import INCIDENT_COLUMNS, SCHEMA_VERSION, Store, safe_columns, utc_stamp
+from . import format as gpkg
+from . import plans, security
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,11 +51,6 @@ _GEOM_TABLES = {"divisions": "MULTIPOLYGON", "buildings": "POLYGON"}
 _ATTR_TABLES = ("households", "residents", "workers")
 
 #: the incidents table, created on the first incident write (older stores lack it)
-INCIDENT_COLUMNS = (
-    "id", "category", "department", "priority", "lon", "lat", "grid_code", "building_id", "reporter",
-    "reporter_role", "description", "status", "created", "registered", "dispatched", "handled", "fed_back",
-    "closed", "assessed", "cancelled", "deadline", "satisfaction", "assessment", "rework_count", "version",
-    "events")
 _INCIDENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
   fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL,
@@ -67,17 +63,6 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE INDEX IF NOT EXISTS incidents_grid ON incidents (grid_code);
 CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created)
 """
-
-
-def _safe_columns(columns) -> list[str]:
-    bad = [c for c in columns if not str(c).isidentifier()]
-    if bad:
-        raise ValueError(f"not column names: {bad}")
-    return list(columns)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class GeoPackageStore(Store):
@@ -184,7 +169,7 @@ class GeoPackageStore(Store):
         cols = "geom, code, name, level, parent_code, kind, version, valid_from, valid_to, area_m2"
         if at is None:
             return self._query(f"SELECT {cols} FROM divisions WHERE valid_to IS NULL ORDER BY length(code), code")
-        stamp = at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if at.tzinfo else at.isoformat()
+        stamp = utc_stamp(at)
         return self._query(f"SELECT {cols} FROM divisions WHERE valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"
                            " ORDER BY length(code), code", (stamp, stamp))
 
@@ -195,59 +180,46 @@ class GeoPackageStore(Store):
             raise NotFoundError(f"no division with code {code!r}")
         return df
 
-    # -- API keys and audit (SQL in gis_grid.security.gpkg_security) ---------------------
+    # -- API keys and audit (SQL in security.py) ---------------------
     def insert_key(self, record: dict) -> None:
-        from .security import gpkg_security
-        gpkg_security.insert_key(self, record)
+        security.insert_key(self, record)
 
     def key(self, key_id: str) -> dict:
-        from .security import gpkg_security
-        return gpkg_security.key(self, key_id)
+        return security.key(self, key_id)
 
     def keys(self) -> list[dict]:
-        from .security import gpkg_security
-        return gpkg_security.keys(self)
+        return security.keys(self)
 
     def revoke_key(self, key_id: str, when: str) -> None:
-        from .security import gpkg_security
-        gpkg_security.revoke_key(self, key_id, when)
+        security.revoke_key(self, key_id, when)
 
     def append_audit(self, record: dict) -> dict:
-        from .security import gpkg_security
-        return gpkg_security.append_audit(self, record)
+        return security.append_audit(self, record)
 
     def audit_records(self) -> list[dict]:
-        from .security import gpkg_security
-        return gpkg_security.audit_records(self)
+        return security.audit_records(self)
 
     def audit_head(self) -> str | None:
-        from .security import gpkg_security
-        return gpkg_security.audit_head(self)
+        return security.audit_head(self)
 
-    # -- boundary planning (SQL in gis_grid.planning.gpkg_plans) -------------------------
+    # -- boundary planning (SQL in plans.py) -------------------------
     def save_plan(self, record: dict) -> int:
-        from .planning import gpkg_plans
-        return gpkg_plans.save_plan(self, record)
+        return plans.save_plan(self, record)
 
     def plans(self, scope: str | None = None) -> list[dict]:
-        from .planning import gpkg_plans
-        return gpkg_plans.list_plans(self, scope)
+        return plans.list_plans(self, scope)
 
     def plan(self, plan_id: int) -> dict:
-        from .planning import gpkg_plans
-        return gpkg_plans.get_plan(self, plan_id)
+        return plans.get_plan(self, plan_id)
 
     def grid_codes_ever(self, prefix: str) -> list[str]:
-        from .planning import gpkg_plans
-        return gpkg_plans.grid_codes_ever(self, prefix)
+        return plans.grid_codes_ever(self, prefix)
 
     def apply_changeset(self, changeset, expected_version: int) -> int:
-        from .planning import gpkg_plans
-        return gpkg_plans.apply_changeset(self, changeset, expected_version)
+        return plans.apply_changeset(self, changeset, expected_version)
 
     def grid_changes(self, code: str | None = None) -> list[dict]:
-        from .planning import gpkg_plans
-        return gpkg_plans.grid_changes(self, code)
+        return plans.grid_changes(self, code)
 
     def buildings(self) -> pd.DataFrame:
         return self._query("SELECT geom, id, kind, name, floors, units, grid_code FROM buildings ORDER BY id")
@@ -257,7 +229,7 @@ class GeoPackageStore(Store):
         return self._filtered(sql, ids=ids, building_id=building_ids)
 
     def residents(self, household_ids=None, columns=None, ids=None) -> pd.DataFrame:
-        cols = ", ".join(_safe_columns(columns)) if columns else "*"
+        cols = ", ".join(safe_columns(columns)) if columns else "*"
         return self._filtered(f"SELECT {cols} FROM residents", ids=ids, household_id=household_ids)
 
     def workers(self, grid_codes=None) -> pd.DataFrame:
@@ -294,7 +266,7 @@ class GeoPackageStore(Store):
                           description="cases (社情民意事件)")
 
     def incidents(self, ids=None, columns=None) -> pd.DataFrame:
-        cols = _safe_columns(columns) if columns else list(INCIDENT_COLUMNS)
+        cols = safe_columns(columns) if columns else list(INCIDENT_COLUMNS)
         if not self._has_incidents():
             return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
         df = self._filtered(f"SELECT {', '.join(cols)} FROM incidents", ids=ids)
@@ -371,5 +343,5 @@ class GeoPackageStore(Store):
                 if table in tables:
                     gpkg.update_extent(c, table)
             version = int(self.meta().get("atlas_version", "0")) + 1
-            for k, v in {**meta, "atlas_version": str(version), "updated_at": _now()}.items():
+            for k, v in {**meta, "atlas_version": str(version), "updated_at": utc_stamp()}.items():
                 c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, str(v)))

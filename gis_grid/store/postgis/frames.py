@@ -13,8 +13,8 @@ import pandas as pd
 import shapely
 from psycopg import sql
 
-from ..crs import STORAGE_EPSG
-from ..errors import InvalidInputError
+from ...crs import STORAGE_EPSG
+from ...errors import InvalidInputError
 
 COPY_CHUNK_ROWS = 100_000
 

@@ -10,8 +10,8 @@ import json
 
 import pandas as pd
 
-from ..errors import ConflictError, NotFoundError
-from ..store_gpkg import INCIDENT_COLUMNS
+from ...errors import ConflictError, NotFoundError
+from ..base import INCIDENT_COLUMNS
 
 _BUMP = ("INSERT INTO meta VALUES ('incidents_version', '1') "
          "ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text")

@@ -8,8 +8,8 @@ only SELECT and INSERT the log (no UPDATE, no DELETE); the head is also kept in
 """
 from __future__ import annotations
 
-from ..errors import NotFoundError
-from ..security.audit import FIELDS, GENESIS, chain_hash
+from ...errors import NotFoundError
+from ...security.audit import FIELDS, GENESIS, chain_hash
 
 _KEY_COLUMNS = ("id", "role", "scope", "digest", "created", "expires", "revoked", "note")
 _AUDIT_COLUMNS = (*FIELDS, "prev_hash", "hash")

@@ -7,8 +7,8 @@ fork it; the head is also kept in ``meta`` so deleting the newest records shows.
 """
 from __future__ import annotations
 
-from ..errors import NotFoundError
-from .audit import FIELDS, GENESIS, chain_hash
+from ...errors import NotFoundError
+from ...security.audit import FIELDS, GENESIS, chain_hash
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from ..errors import StoreError
+from ...errors import StoreError
 from .pool import connect_as_app
 
-log = logging.getLogger("gis_grid.store_postgis")
+log = logging.getLogger("gis_grid.store.postgis")
 APPLICATION_NAME = "gis_grid_listen"  # how the listening sessions show in pg_stat_activity
 
 

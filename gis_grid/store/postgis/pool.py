@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import errors as pgerr
 
-from ..errors import StoreError
+from ...errors import StoreError
 from .database import redact
 
 APP_ROLE = "gis_grid_app"

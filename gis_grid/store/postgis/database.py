@@ -16,7 +16,7 @@ import psycopg
 from psycopg import errors as pgerr, sql
 from psycopg.conninfo import conninfo_to_dict
 
-from ..errors import StoreError
+from ...errors import StoreError
 from . import migrate
 
 MAINTENANCE_DB = "postgres"

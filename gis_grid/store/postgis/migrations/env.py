@@ -1,4 +1,4 @@
-"""Alembic environment: run on the connection that ``gis_grid.store_postgis.migrate`` hands over.
+"""Alembic environment: run on the connection that ``gis_grid.store.postgis.migrate`` hands over.
 
 There is no alembic.ini: the configuration (script location, connection) is
 built in code, so ``gis-grid db upgrade`` and ``open_store(url, create=True)``

@@ -1,6 +1,6 @@
-"""Persistence behind one interface.
+"""The store contract every backend implements, and what the backends share.
 
-Callers use :func:`open_store` and the :class:`Store` methods only, so the
+Callers use :func:`gis_grid.store.open_store` and the :class:`Store` methods only, so the
 embedded GeoPackage store (default) and a PostGIS store are interchangeable.
 Tables, all geometry in EPSG:4490:
 
@@ -17,12 +17,13 @@ import logging
 import os
 import threading
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from .reference import data_dir
+from ..errors import InvalidInputError
+from ..reference import data_dir
 
 SCHEMA_VERSION = 1
 DEFAULT_STORE_NAME = "shizhong.gpkg"
@@ -30,6 +31,30 @@ DEFAULT_STORE_NAME = "shizhong.gpkg"
 DATABASE_URL_ENV = "GIS_GRID_DATABASE_URL"
 #: the :meth:`Store.scoped` value for whole-district work (atlas loads, statistics, demo writing)
 SYSTEM_SCOPE = "*"
+
+#: the incidents table's columns, in the order both backends store them
+INCIDENT_COLUMNS = (
+    "id", "category", "department", "priority", "lon", "lat", "grid_code", "building_id", "reporter",
+    "reporter_role", "description", "status", "created", "registered", "dispatched", "handled", "fed_back",
+    "closed", "assessed", "cancelled", "deadline", "satisfaction", "assessment", "rework_count", "version",
+    "events")
+
+
+def safe_columns(columns) -> list[str]:
+    """Column names a caller asked for, refused unless they are plain identifiers (they go into SQL)."""
+    bad = [c for c in columns if not str(c).isidentifier()]
+    if bad:
+        raise InvalidInputError(f"not column names: {bad}")
+    return list(columns)
+
+
+def utc_stamp(at: datetime | None = None) -> str:
+    """The UTC text both backends store and compare ``valid_from``/``valid_to`` as (default: now).
+
+    A naive ``at`` is compared as written, as it always was."""
+    if at is not None and at.tzinfo is None:
+        return at.isoformat()
+    return (at or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_store_path() -> Path:
@@ -40,6 +65,13 @@ class Store(abc.ABC):
     """What the atlas, the CLI and the API need from persistence."""
 
     url: str
+    #: called inside every apply transaction after the new grids are written and before the rest;
+    #: tests set it on the instance to kill a process there (tests/gis_grid/test_planning.py)
+    mid_apply = None
+
+    def _mid_apply(self) -> None:
+        if self.mid_apply is not None:
+            self.mid_apply()
 
     @abc.abstractmethod
     def meta(self) -> dict[str, str]: ...
@@ -143,7 +175,7 @@ class Store(abc.ABC):
     def audit_head(self) -> str | None:
         """'seq:hash' of the newest record as recorded at append time."""
 
-    # -- row-level scope and replicas (PostGIS enforces the first, see store_postgis/README.md) --
+    # -- row-level scope and replicas (PostGIS enforces the first, see postgis/README.md) --
     @contextmanager
     def scoped(self, scope: str):
         """Inside, personal-data reads see only what lies under the division code ``scope``.
@@ -192,35 +224,3 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc):
         self.close()
-
-
-#: test hook: seconds to sleep inside an apply transaction, after the grids are written and
-#: before buildings/households/audit; the kill test (tests/gis_grid/test_planning.py) kills there
-APPLY_PAUSE_ENV = "GIS_GRID_TEST_APPLY_PAUSE_S"
-
-
-def apply_pause_hook() -> None:
-    """Every store's apply_changeset calls this mid-transaction; a no-op unless the env is set."""
-    import os
-    import time
-    pause = float(os.environ.get(APPLY_PAUSE_ENV, "0") or 0)
-    if pause:
-        print("paused", flush=True)  # the kill test waits for this line on the child's stdout
-        time.sleep(pause)
-
-
-def is_database_url(url) -> bool:
-    return str(url).startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
-
-
-def open_store(url: str | Path | None = None, *, create: bool = False) -> Store:
-    """Open a store by path or URL; ``postgresql://`` URLs select PostGIS.
-
-    Without one: ``$GIS_GRID_DATABASE_URL`` if set, else the default GeoPackage path.
-    """
-    url = str(url or os.environ.get(DATABASE_URL_ENV) or default_store_path())
-    if is_database_url(url):
-        from .store_postgis import PostGISStore  # optional dependency
-        return PostGISStore(url, create=create)
-    from .store_gpkg import GeoPackageStore
-    return GeoPackageStore(url.removeprefix("sqlite:///").removeprefix("gpkg://"), create=create)

@@ -11,18 +11,19 @@ import contextvars
 import os
 import tempfile
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pandas as pd
 import psycopg
 from psycopg import errors as pgerr
 
-from ..errors import (ConflictError, GisGridError, InvalidInputError, NotFoundError, PermissionDeniedError,
+from ...errors import (ConflictError, GisGridError, InvalidInputError, NotFoundError, PermissionDeniedError,
                       StoreError)
-from ..store import SCHEMA_VERSION, SYSTEM_SCOPE, Store
-from ..store_gpkg import INCIDENT_COLUMNS, _safe_columns
-from . import database, migrate
+from ...hierarchy import level_of
+from ..base import INCIDENT_COLUMNS, SCHEMA_VERSION, SYSTEM_SCOPE, Store, safe_columns, utc_stamp
+from . import database, incidents, migrate, plans, security
 from .frames import column_types, copy_frame, read_frame
+from .notify import watch
 from .pool import Pool
 
 #: NOTIFY channel carrying the new atlas version; NOTIFY is per database, so one name serves all
@@ -35,17 +36,7 @@ _RESIDENT_COLS = ("id", "household_id", "name", "gender", "birth_date", "id_numb
 _PEOPLE_TABLES = ("divisions", "buildings", "households", "residents", "workers")
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _stamp(at: datetime) -> str:
-    # the same text the GeoPackage store compares valid_from/valid_to with
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if at.tzinfo else at.isoformat()
-
-
 def _check_scope(scope: str) -> str:
-    from ..hierarchy import level_of
     scope = str(scope)
     if scope != SYSTEM_SCOPE:
         level_of(scope)  # InvalidInputError for anything but a division code
@@ -166,7 +157,7 @@ class PostGISStore(Store):
         if at is None:
             return self._read(f"SELECT {_DIVISION_COLS} FROM divisions WHERE valid_to IS NULL "
                               "ORDER BY length(code), code")
-        stamp = _stamp(at)
+        stamp = utc_stamp(at)
         return self._read(f"SELECT {_DIVISION_COLS} FROM divisions WHERE valid_from <= %s "
                           "AND (valid_to IS NULL OR valid_to > %s) ORDER BY length(code), code", (stamp, stamp))
 
@@ -187,7 +178,7 @@ class PostGISStore(Store):
                               "FROM households", id=(ids, str), building_id=(building_ids, int))
 
     def residents(self, household_ids=None, columns=None, ids=None) -> pd.DataFrame:
-        cols = ", ".join(_safe_columns(columns) if columns else _RESIDENT_COLS)
+        cols = ", ".join(safe_columns(columns) if columns else _RESIDENT_COLS)
         return self._filtered(f"SELECT {cols} FROM residents", id=(ids, str), household_id=(household_ids, str))
 
     def workers(self, grid_codes=None) -> pd.DataFrame:
@@ -223,7 +214,7 @@ class PostGISStore(Store):
             if "households" in tables and "residents" not in tables:
                 cur.execute("UPDATE residents r SET grid_code = h.grid_code FROM households h "
                             "WHERE h.id = r.household_id AND r.grid_code IS DISTINCT FROM h.grid_code")
-            self.set_meta(cur, {**meta, "updated_at": _now()})
+            self.set_meta(cur, {**meta, "updated_at": utc_stamp()})
             self.publish_atlas_version(cur, version)
 
     @staticmethod
@@ -246,78 +237,61 @@ class PostGISStore(Store):
 
     # -- incidents ---------------------------------------------------------------------------
     def incidents(self, ids=None, columns=None) -> pd.DataFrame:
-        from . import incidents
-        return incidents.read(self, ids, _safe_columns(columns) if columns else list(INCIDENT_COLUMNS))
+        return incidents.read(self, ids, safe_columns(columns) if columns else list(INCIDENT_COLUMNS))
 
     def insert_incident(self, row: dict) -> None:
-        from . import incidents
         incidents.insert(self, row)
 
     def update_incident(self, row: dict, expected_version: int) -> None:
-        from . import incidents
         incidents.update(self, row, expected_version)
 
     def replace_incidents(self, df: pd.DataFrame) -> None:
-        from . import incidents
         incidents.replace(self, df)
 
     # -- boundary planning -----------------------------------------------------------------------
     def save_plan(self, record: dict) -> int:
-        from . import plans
         return plans.save_plan(self, record)
 
     def plans(self, scope: str | None = None) -> list[dict]:
-        from . import plans
         return plans.list_plans(self, scope)
 
     def plan(self, plan_id: int) -> dict:
-        from . import plans
         return plans.get_plan(self, plan_id)
 
     def grid_codes_ever(self, prefix: str) -> list[str]:
-        from . import plans
         return plans.grid_codes_ever(self, prefix)
 
     def apply_changeset(self, changeset, expected_version: int) -> int:
-        from . import plans
         return plans.apply_changeset(self, changeset, expected_version)
 
     def grid_changes(self, code: str | None = None) -> list[dict]:
-        from . import plans
         return plans.grid_changes(self, code)
 
     # -- API keys and audit -----------------------------------------------------------------------
     def insert_key(self, record: dict) -> None:
-        from . import security
         security.insert_key(self, record)
 
     def key(self, key_id: str) -> dict:
-        from . import security
         return security.key(self, key_id)
 
     def keys(self) -> list[dict]:
-        from . import security
         return security.keys(self)
 
     def revoke_key(self, key_id: str, when: str) -> None:
-        from . import security
         security.revoke_key(self, key_id, when)
 
     def append_audit(self, record: dict) -> dict:
-        from . import security
         return security.append_audit(self, record)
 
     def audit_records(self) -> list[dict]:
-        from . import security
         return security.audit_records(self)
 
     def audit_head(self) -> str | None:
-        from . import security
         return security.audit_head(self)
 
     # -- replicas --------------------------------------------------------------------------------
     def watch_atlas_version(self, callback):
-        from .notify import watch
+
         stop = watch(self.url, ATLAS_CHANNEL, callback)
         self._watches.append(stop)
         return stop
