@@ -60,7 +60,7 @@ def _store(path: Path):
     tmp = Path(tempfile.mkdtemp(prefix="bench_incidents_"))
     copy = tmp / "shizhong.gpkg"
     shutil.copyfile(path, copy)
-    from gis_grid.incidents.history import write_incident_history
+    from gis_grid.demo.cases import write_incident_history
     with open_store(copy) as s:
         write_incident_history(s)
     return copy, tmp

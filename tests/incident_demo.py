@@ -28,7 +28,7 @@ def incident_store_path(demo_store_path, tmp_path_factory) -> str:
     if n:
         _CACHE[key] = str(demo_store_path)
         return _CACHE[key]
-    from gis_grid.incidents.history import write_incident_history
+    from gis_grid.demo.cases import write_incident_history
     path = stores.copy_store(demo_store_path, tmp_path_factory.mktemp("incidents") / "shizhong.gpkg")
     with open_store(path) as store:
         write_incident_history(store, seed=int(store.meta().get("seed", 370402)))

@@ -12,7 +12,9 @@ from .. import crs
 from ..store import Store
 from .buildings import generate_buildings, place_households
 from ..partition import node_coverage
+from .cases import write_incident_history
 from .grids import build_units
+from .ids import unique_ids
 from .people import generate_people
 
 STORAGE_SNAP_DEG = 1e-9  # ~0.1 mm
@@ -26,15 +28,6 @@ _WORKER_ROLES = ["网格长", "专职网格员", "兼职网格员", "网格警�
 def to_storage_geoms(geoms_m) -> np.ndarray:
     """EPSG:4548 geometries -> EPSG:4490; shared vertices map identically, so coverages stay exact."""
     return crs.transform_geoms(np.asarray(geoms_m, dtype=object), crs.InputCRS.GK117, crs.InputCRS.CGCS2000)
-
-
-def unique_ids(rng: np.random.Generator, n: int, prefix: str) -> np.ndarray:
-    """Random, non-sequential opaque ids (so ids leak neither order nor count)."""
-    ids = np.unique(rng.integers(0, 2 ** 48, int(n * 1.01) + 16))
-    ids = rng.permutation(ids)[:n]
-    if len(ids) < n:  # astronomically unlikely collisions
-        raise RuntimeError("id space exhausted; retry with another seed")
-    return np.array([f"{prefix}{v:012x}" for v in ids], dtype=object)
 
 
 def build_demo(seed: int = 370402, progress: bool = True) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
@@ -123,6 +116,5 @@ def _workers(rng, grid_codes):
 
 def write_demo(store: Store, seed: int = 370402, progress: bool = True) -> dict[str, int]:
     tables, meta = build_demo(seed, progress)
-    store.replace_all(tables, meta)
-    from ..incidents.history import write_incident_history  # the 2014-2016 case history (~15 s)
+    store.replace_all(tables, meta)  # then the 2014-2016 case history (~15 s)
     return {**{name: len(df) for name, df in tables.items()}, "incidents": write_incident_history(store, seed)}

@@ -1,7 +1,7 @@
-"""Cases (社情民意事件): the workflow model, the demo history, aggregations and early warning.
+"""Cases (社情民意事件): the workflow model, aggregations and early warning.
 
 - :mod:`.model`: categories, departments, deadlines, the 7-step workflow, supervision colours;
 - :mod:`.service`: create (auto-located) and advance cases in a store;
-- :mod:`.history`: the 2014-2016 demo history that reproduces the seed's figures;
+- the 2014-2016 demo history lives in :mod:`gis_grid.demo.cases`;
 - :mod:`.aggregate`: per-grid / per-department statistics, assessment, rankings.
 """

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from gis_grid.atlas import Atlas
-from gis_grid.incidents import aggregate, history, model
+from gis_grid.demo import cases
+from gis_grid.incidents import aggregate, model
 from gis_grid.store import open_store
 from incident_demo import incident_store_path
 
@@ -32,7 +33,7 @@ def test_handful_of_departments_below_the_line(inc):
     _, atlas, _, t = inc
     a = aggregate.department_assessment(t, atlas, "2014-01-01", "2016-12-31")
     below = set(a.index[~a["eligible_advanced"]])
-    assert below == set(history.WEAK_DEPARTMENTS)
+    assert below == set(cases.WEAK_DEPARTMENTS)
     assert (a.loc[list(below), "satisfaction"] < 90).all()
     assert (a.loc[~a.index.isin(below), "satisfaction"] >= 99).all()
 
@@ -43,12 +44,12 @@ def test_rows_are_consistent(inc):
     assert set(df["status"]) <= {s.value for s in model.Status}
     steps = ["created", "registered", "dispatched", "handled", "fed_back", "closed", "assessed"]
     t = {c: pd.to_datetime(df[c], utc=True, format="ISO8601") for c in steps + ["cancelled"]}
-    end = history.END.tz_convert("UTC")
+    end = cases.END.tz_convert("UTC")
     for a, b in zip(steps, steps[1:]):
         both = t[a].notna() & t[b].notna()
         assert (t[a][both] <= t[b][both]).all(), (a, b)
     for c in steps + ["cancelled"]:
-        assert (t[c].dropna() <= end).all() and (t[c].dropna() >= history.START.tz_convert("UTC")).all(), c
+        assert (t[c].dropna() <= end).all() and (t[c].dropna() >= cases.START.tz_convert("UTC")).all(), c
     # the status is the last step reached
     last = {"closed": "closed", "assessed": "assessed", "fed_back": "fed_back", "handled": "handled",
             "dispatched": "dispatched"}
@@ -122,11 +123,11 @@ def test_deterministic_by_seed(inc):
     store, atlas, df, _ = inc
     w = store.workers()
     seed = int(store.meta().get("seed", 370402))
-    again = history.build_history(atlas, w, seed)
+    again = cases.build_history(atlas, w, seed)
     # row order is not part of the store contract (PostGIS may return a heap scan in any order)
     tidy = lambda f: f.drop(columns=["events"]).sort_values("id").reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(tidy(again), tidy(df), check_dtype=False)
-    other = history.build_history(atlas, w, seed + 1)
+    other = cases.build_history(atlas, w, seed + 1)
     assert (other["id"].to_numpy() != again["id"].to_numpy()).any()
     s = aggregate.summary(aggregate.CaseTable.from_frame(other, atlas))
     assert (s["cases"], s["closed"], s["disputes"], s["disputes_closed"], s["satisfaction"]) == \
@@ -136,9 +137,9 @@ def test_deterministic_by_seed(inc):
 @pytest.mark.parametrize("seed", [1, 2024])
 def test_figures_hold_for_other_seeds(inc, seed):
     store, atlas, _, _ = inc
-    df = history.build_history(atlas, store.workers(), seed)
+    df = cases.build_history(atlas, store.workers(), seed)
     s = aggregate.summary(aggregate.CaseTable.from_frame(df, atlas))
     assert (s["cases"], s["closed"], s["disputes"], s["disputes_closed"], s["satisfaction"]) == \
            (139_345, 137_901, 4_424, 4_186, 99.95)
     a = aggregate.department_assessment(aggregate.CaseTable.from_frame(df, atlas), atlas)
-    assert set(a.index[~a["eligible_advanced"]]) == set(history.WEAK_DEPARTMENTS)
+    assert set(a.index[~a["eligible_advanced"]]) == set(cases.WEAK_DEPARTMENTS)

@@ -39,7 +39,8 @@ import shapely
 from .. import crs as crs_mod
 from ..atlas import Atlas
 from ..store import Store
-from . import model
+from ..incidents import model
+from .ids import unique_ids
 
 TOTAL_CASES = 139_345
 TOTAL_CLOSED = 137_901
@@ -331,7 +332,6 @@ def build_history(atlas: Atlas, workers: pd.DataFrame, seed: int = 370402) -> pd
     assessment[a_mask] = np.select(
         [on_time & (sat >= 4) & ~rework, on_time & (sat >= 3), sat >= 3], ["excellent", "good", "fair"],
         "poor")[a_mask]
-    from ..demo.generate import unique_ids
     order = np.argsort(created, kind="stable")
     df = pd.DataFrame({
         "id": unique_ids(rng, n, "E"), "category": category, "department": department, "priority": priority,
