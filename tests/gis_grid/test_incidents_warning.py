@@ -8,7 +8,8 @@ from scipy import stats as sps
 
 from gis_grid.atlas import Atlas
 from gis_grid.errors import InvalidInputError
-from gis_grid.incidents import aggregate, early_warning as ew, history
+from gis_grid.demo import cases
+from gis_grid.incidents import aggregate, early_warning as ew
 from gis_grid.store import open_store
 from incident_demo import incident_store_path
 
@@ -18,7 +19,7 @@ def demo(demo_store_path, tmp_path_factory):
     with open_store(incident_store_path(demo_store_path, tmp_path_factory)) as store:
         atlas = Atlas.from_store(store)
         t = aggregate.case_table(store, atlas)
-        episodes = history.build_history(atlas, store.workers(), int(store.meta().get("seed", 370402))
+        episodes = cases.build_history(atlas, store.workers(), int(store.meta().get("seed", 370402))
                                          ).attrs["episodes"]
         yield atlas, t, episodes
 
@@ -34,7 +35,7 @@ def test_bh_adjust_matches_definition():
 
 def test_every_planted_surge_is_flagged_and_little_else(demo):
     atlas, t, episodes = demo
-    assert len(episodes) == history.N_EPISODES
+    assert len(episodes) == cases.N_EPISODES
     for e in episodes:
         at = (pd.Timestamp(e["start"]) + pd.Timedelta(days=e["days"])).date().isoformat()
         df = ew.detect(t, atlas, at)
