@@ -5,11 +5,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from gis_grid.atlas.holder import AtlasHolder
+from gis_grid.stats import grid_table
 from gis_grid.store import open_store
 
 from . import errors
 from .settings import Settings
-from .state import AtlasHolder
 
 
 def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None = None) -> FastAPI:
@@ -23,7 +24,8 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
     app = FastAPI(title="gis_grid", version="0.1.0", lifespan=lifespan,
                   description="Grid-based social management GIS for Shizhong District, Zaozhuang (370402)")
     app.state.settings = settings
-    app.state.holder = holder or AtlasHolder(open_store(settings.db))
+    # the card statistics are warmed off the request path for each new snapshot (~2 s on the demo)
+    app.state.holder = holder or AtlasHolder(open_store(settings.db), warmers=[grid_table])
     errors.install(app)
     from .security import AuthCache, OneTimeLogins, RateLimiter
     app.state.rate_limiter = RateLimiter()

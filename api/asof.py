@@ -5,7 +5,7 @@ from fastapi import Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from gis_grid.atlas import Atlas
-from gis_grid.planning.asof import parse_at
+from gis_grid.atlas.asof import parse_at
 
 AT_DESCRIPTION = ("reproduce a past state: a date (2026-11-27 = the end of that day, China Standard Time) "
                   "or an ISO 8601 date-time; default: now")

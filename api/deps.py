@@ -10,7 +10,7 @@ from fastapi import Query, Request
 from gis_grid.atlas import Atlas
 
 from .settings import Settings
-from .state import AtlasHolder
+from gis_grid.atlas.holder import AtlasHolder
 
 
 async def holder(request: Request) -> AtlasHolder:

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import shapely  # noqa: E402
 
-from api.state import AtlasHolder  # noqa: E402
+from gis_grid.atlas.holder import AtlasHolder  # noqa: E402
 from gis_grid.atlas import Atlas  # noqa: E402
 from gis_grid.coverage import check_store  # noqa: E402
 from gis_grid.planning.impact import plan_impact  # noqa: E402

@@ -28,8 +28,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,25 +169,9 @@ def _build(atlas) -> dict[str, Collection]:
     return out
 
 
-_CACHE: "OrderedDict[int, tuple[weakref.ref, dict]]" = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-
-
 def layers_of(atlas) -> dict[str, Collection]:
-    """The four collections of an atlas, built once per atlas object."""
-    key = id(atlas)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None and hit[0]() is atlas:
-            _CACHE.move_to_end(key)
-            return hit[1]
-        layers = _build(atlas)
-        _CACHE[key] = (weakref.ref(atlas), layers)
-        for k in [k for k, (ref, _) in _CACHE.items() if ref() is None]:
-            del _CACHE[k]
-        while len(_CACHE) > 4:
-            _CACHE.popitem(last=False)
-        return layers
+    """The four collections of an atlas, built once per snapshot."""
+    return atlas.memo.get("features.collections", lambda: _build(atlas))
 
 
 def collection(atlas, cid: str) -> Collection:

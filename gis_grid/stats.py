@@ -15,7 +15,6 @@ household; workers are counted by their assigned ``grid_code``.
 """
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pandas as pd
@@ -30,22 +29,9 @@ SPECIAL_GROUPS = ("disabled", "low_income", "elderly_alone", "extreme_poverty",
 #: Count columns of :func:`grid_table`.
 COUNT_COLUMNS = ("households", "residents", "buildings", "workers") + SPECIAL_GROUPS
 
-_ATTR = "_gis_grid_stats"
-_LOCK = threading.Lock()
-
-
 def grid_table(atlas: Atlas, store: Store) -> pd.DataFrame:
-    """Counts per base grid (index: grid code, in atlas order), cached per atlas version."""
-    cached = getattr(atlas, _ATTR, None)
-    if cached is not None and cached[0] == atlas.version:
-        return cached[1]
-    with _LOCK:  # one computation even when several requests arrive at once
-        cached = getattr(atlas, _ATTR, None)
-        if cached is not None and cached[0] == atlas.version:
-            return cached[1]
-        table = _compute(atlas, store)
-        setattr(atlas, _ATTR, (atlas.version, table))
-        return table
+    """Counts per base grid (index: grid code, in atlas order), computed once per atlas snapshot."""
+    return atlas.memo.get("stats.grid_table", lambda: _compute(atlas, store))
 
 
 def _bincount(idx: np.ndarray, n: int, weights=None) -> np.ndarray:
@@ -85,14 +71,10 @@ def _grid_positions(atlas: Atlas, codes) -> np.ndarray:
 
 
 def _prefix_sums(atlas: Atlas, store: Store) -> np.ndarray:
-    key = _ATTR + "_cumsum"
-    cached = getattr(atlas, key, None)
-    if cached is not None and cached[0] == atlas.version:
-        return cached[1]
-    table = grid_table(atlas, store)
-    cs = np.vstack([np.zeros((1, table.shape[1]), dtype=np.int64), table.to_numpy().cumsum(axis=0)])
-    setattr(atlas, key, (atlas.version, cs))
-    return cs
+    def build():
+        table = grid_table(atlas, store)
+        return np.vstack([np.zeros((1, table.shape[1]), dtype=np.int64), table.to_numpy().cumsum(axis=0)])
+    return atlas.memo.get("stats.prefix_sums", build)
 
 
 def division_stats(atlas: Atlas, store: Store, code: str) -> dict:

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -68,10 +67,6 @@ class _MercLayer:
     ids: list[int]
 
 
-_INDEX: "OrderedDict[tuple[int, str], tuple[weakref.ref, _MercLayer]]" = OrderedDict()
-_INDEX_LOCK = threading.Lock()
-
-
 def _to_3857(xy):
     x, y = _TO_3857.transform(xy[:, 0], np.clip(xy[:, 1], -85.06, 85.06))
     return np.column_stack([x, y])
@@ -89,19 +84,7 @@ def _build_layer(atlas, cid: str) -> _MercLayer:
 
 def _layer(atlas, cid: str) -> _MercLayer:
     feat.collection(atlas, cid)  # 404 for unknown collections
-    key = (id(atlas), cid)
-    with _INDEX_LOCK:
-        hit = _INDEX.get(key)
-        if hit is not None and hit[0]() is atlas:
-            _INDEX.move_to_end(key)
-            return hit[1]
-        layer = _build_layer(atlas, cid)
-        _INDEX[key] = (weakref.ref(atlas), layer)
-        for k in [k for k, (ref, _) in _INDEX.items() if ref() is None]:
-            del _INDEX[k]
-        while len(_INDEX) > 16:
-            _INDEX.popitem(last=False)
-        return layer
+    return atlas.memo.get(("tiles.layer", cid), lambda: _build_layer(atlas, cid))
 
 
 def warm(atlas, cids=tuple(feat.COLLECTIONS)) -> None:

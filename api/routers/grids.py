@@ -21,7 +21,7 @@ from gis_grid.tiles import TileCache
 from ..asof import atlas_at_dep
 from ..deps import holder
 from ..security import check_scope, require
-from ..state import AtlasHolder
+from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["grids"])
 _maps = require("maps")

@@ -22,7 +22,7 @@ from ..cache import BuildCache
 from ..deps import holder, settings_dep
 from ..security import require
 from ..settings import Settings
-from ..state import AtlasHolder
+from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["map"], dependencies=[Depends(require("maps"))])
 

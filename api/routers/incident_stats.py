@@ -15,7 +15,7 @@ from ..deps import holder, settings_dep
 from ..security import require
 from .incidents import ladder_query
 from ..settings import Settings
-from ..state import AtlasHolder
+from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["statistics"], dependencies=[Depends(require("maps"))])
 

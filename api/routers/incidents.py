@@ -19,7 +19,7 @@ from gis_grid.incidents import aggregate, model, service
 from ..deps import holder, settings_dep
 from ..security import check_scope, principal_dep, require
 from ..settings import Settings
-from ..state import AtlasHolder
+from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["incidents"], dependencies=[Depends(principal_dep)])
 _read, _write = require("cases_read"), require("cases_write")

@@ -20,7 +20,7 @@ from gis_grid.planning.workflow import apply_plan, create_plan, impact_of, parse
 
 from ..deps import holder
 from ..security import check_scope, record, require
-from ..state import AtlasHolder
+from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["planning"])
 

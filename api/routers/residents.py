@@ -35,7 +35,7 @@ from ..asof import atlas_at_dep
 from ..deps import crs_query, holder, settings_dep
 from ..security import check_scope, principal_dep, request_id
 from ..settings import Settings
-from ..state import AtlasHolder
+from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["residents"])
 

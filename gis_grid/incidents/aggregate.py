@@ -33,8 +33,8 @@ from ..hierarchy import Level
 from ..store import Store
 from . import model
 
-_ATTR = "_gis_grid_incident_table"
-_LOCK = threading.Lock()
+_MEMO_KEY = "incidents.case_table"
+_LOCK = threading.Lock()  # serialises patches of the memoised table (note_write)
 _COLS = ["id", "category", "department", "priority", "status", "grid_code", "lon", "lat", "created",
          "dispatched", "closed", "deadline", "cancelled", "satisfaction", "rework_count"]
 NONE = np.iinfo(np.int64).min  # missing timestamp
@@ -144,16 +144,8 @@ COLOUR_NAMES = ("green", "blue", "yellow", "red")
 def case_table(store: Store, atlas: Atlas) -> CaseTable:
     """The store's cases as a :class:`CaseTable`, cached on the atlas per incidents version."""
     key = (atlas.version, store.incidents_version())
-    cached = getattr(atlas, _ATTR, None)
-    if cached is not None and cached.version == key:
-        return cached
-    with _LOCK:
-        cached = getattr(atlas, _ATTR, None)
-        if cached is not None and cached.version == key:
-            return cached
-        table = CaseTable.from_frame(store.incidents(columns=_COLS), atlas, version=key)
-        setattr(atlas, _ATTR, table)
-        return table
+    return atlas.memo.get(_MEMO_KEY, lambda: CaseTable.from_frame(store.incidents(columns=_COLS), atlas, version=key),
+                          fresh=lambda t: t.version == key)
 
 
 _ARRAYS = ("ids", "grid", "category", "department", "status", "lon", "lat", "created", "dispatched", "closed",
@@ -166,7 +158,7 @@ def note_write(store: Store, atlas: Atlas, row: dict, version_before: int) -> No
     Safe only when the cache was current right before this write and the store moved by
     exactly this one write; otherwise the cache is left alone and the next read reloads it.
     """
-    cached = getattr(atlas, _ATTR, None)
+    cached = atlas.memo.peek(_MEMO_KEY)
     now = store.incidents_version()
     if cached is None or cached.version != (atlas.version, version_before) or now != version_before + 1:
         return
@@ -182,7 +174,7 @@ def note_write(store: Store, atlas: Atlas, row: dict, version_before: int) -> No
             else:
                 a = np.concatenate([a, getattr(one, name)])
             cols[name] = a
-        setattr(atlas, _ATTR, CaseTable(**cols, version=(atlas.version, now)))
+        atlas.memo.put(_MEMO_KEY, CaseTable(**cols, version=(atlas.version, now)))
 
 
 # -- time ranges ----------------------------------------------------------------------------

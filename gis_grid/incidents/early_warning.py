@@ -24,7 +24,6 @@ A hot spot is ``gi_z > 0`` with ``gi_p < 0.01`` / ``0.05`` / ``0.10``
 """
 from __future__ import annotations
 
-import threading
 import warnings as _warnings
 
 import numpy as np
@@ -35,30 +34,22 @@ from ..atlas import Atlas
 from ..errors import InvalidInputError
 from . import aggregate
 
-_W_ATTR = "_gis_grid_queen_w"
-_LOCK = threading.Lock()
 PERMUTATIONS = 999
 SEED = 370402
 
 
 def queen_weights(atlas: Atlas):
     """Binary queen contiguity of the base grids (cached per atlas); Gi* adds each grid to itself."""
-    cached = getattr(atlas, _W_ATTR, None)
-    if cached is not None:
-        return cached
-    with _LOCK:
-        cached = getattr(atlas, _W_ATTR, None)
-        if cached is None:
-            import geopandas as gpd
-            from libpysal.weights import Queen
-            gdf = gpd.GeoDataFrame({"code": atlas.grid_codes}, geometry=list(atlas.grid_geometries), crs=4490)
-            with _warnings.catch_warnings():
-                _warnings.simplefilter("ignore")
-                w = Queen.from_dataframe(gdf, use_index=False)
-            w.transform = "b"
-            cached = w
-            setattr(atlas, _W_ATTR, w)
-    return cached
+    def build():
+        import geopandas as gpd
+        from libpysal.weights import Queen
+        gdf = gpd.GeoDataFrame({"code": atlas.grid_codes}, geometry=list(atlas.grid_geometries), crs=4490)
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            w = Queen.from_dataframe(gdf, use_index=False)
+        w.transform = "b"
+        return w
+    return atlas.memo.get("warnings.queen_weights", build)
 
 
 def bh_adjust(p: np.ndarray) -> np.ndarray:

@@ -40,20 +40,17 @@ def balance(households: list[int] | np.ndarray, target: float, band: float = DEF
             "within_band": int((np.abs(dev) <= band).sum())}
 
 
-_PEOPLE_ATTR = "_gis_grid_planning_people"
-
-
 def people_per_building(atlas: Atlas, store) -> tuple[np.ndarray, np.ndarray]:
     """Households and registered residents per building row, computed once per atlas snapshot."""
-    cached = getattr(atlas, _PEOPLE_ATTR, None)
-    if cached is not None and cached[0] == atlas.version:
-        return cached[1]
+    return atlas.memo.get("planning.people_per_building", lambda: _people_per_building(atlas, store))
+
+
+def _people_per_building(atlas: Atlas, store) -> tuple[np.ndarray, np.ndarray]:
     n = len(atlas.building_ids)
     hh = np.diff(atlas._hh_by_building).astype(np.int64)
     members = store.residents(columns=["household_id"])["household_id"].value_counts()
     per_hh = members.reindex(atlas.household_ids).fillna(0).to_numpy(dtype=np.int64)
     res = np.bincount(atlas.households["_b"].to_numpy(dtype=np.int64), weights=per_hh, minlength=n).astype(np.int64)
-    setattr(atlas, _PEOPLE_ATTR, (atlas.version, (hh, res)))
     return hh, res
 
 

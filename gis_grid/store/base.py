@@ -83,6 +83,10 @@ class Store(abc.ABC):
     def divisions(self, at: datetime | None = None) -> pd.DataFrame:
         """Divisions valid at ``at`` (default: now) with a shapely ``geometry`` column."""
 
+    def current_boundaries(self) -> tuple[int, pd.DataFrame]:
+        """The atlas version and the current divisions, read in one snapshot where the backend can."""
+        return self.atlas_version(), self.divisions()
+
     @abc.abstractmethod
     def buildings(self) -> pd.DataFrame: ...
 

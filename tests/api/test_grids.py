@@ -123,10 +123,10 @@ def test_geometry_is_geojson_matching_the_store(client, chain, demo_store_path):
 def test_statistics_are_cached_on_the_atlas(client, chain):
     atlas = client.app.state.holder.atlas
     client.get(f"/grids/{chain[0]}", params={"geometry": "false"})
-    cached = atlas._gis_grid_stats
-    assert cached[0] == atlas.version
+    cached = atlas.memo.peek("stats.grid_table")
+    assert cached is not None and len(cached) == len(atlas.grid_codes)
     client.get(f"/grids/{chain[1]}", params={"geometry": "false"})
-    assert atlas._gis_grid_stats is cached  # not recomputed
+    assert atlas.memo.peek("stats.grid_table") is cached  # not recomputed
 
 
 @pytest.mark.parametrize("code", ["abc", "3704", "37040200", "3704020010130011", "37040200101300x"])

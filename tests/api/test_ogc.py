@@ -1,7 +1,6 @@
 """OGC API - Features Parts 1 and 2 under /ogc, against the demo district."""
 from __future__ import annotations
 
-import threading
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -11,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from api.state import AtlasHolder
+from gis_grid.atlas.holder import AtlasHolder
 from common import bearer
 from gis_grid import crs as crs_mod
 from gis_grid.incidents import features as inc_feat
@@ -26,8 +25,7 @@ COLLECTIONS = ["streets", "communities", "grids", "buildings"]
 @pytest.fixture(scope="module")
 def client(demo_store_path, demo_store, demo_atlas, demo_headers):
     # reuse the session atlas; the app never closes the store (no lifespan run without `with`)
-    holder = AtlasHolder.__new__(AtlasHolder)
-    holder.store, holder._atlas, holder._lock = demo_store, demo_atlas, threading.Lock()
+    holder = AtlasHolder(demo_store, demo_atlas, follow=False)
     return TestClient(create_app(Settings(db=str(demo_store_path)), holder=holder), headers=demo_headers)
 
 

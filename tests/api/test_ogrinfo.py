@@ -13,7 +13,7 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from api.state import AtlasHolder
+from gis_grid.atlas.holder import AtlasHolder
 
 
 def _ogrinfo() -> str:
@@ -37,8 +37,7 @@ def server(demo_store_path, demo_store, demo_atlas):
     import uvicorn
 
     # the real app from its settings; the session's atlas is reused (building one costs seconds)
-    holder = AtlasHolder.__new__(AtlasHolder)
-    holder.store, holder._atlas, holder._lock = demo_store, demo_atlas, threading.Lock()
+    holder = AtlasHolder(demo_store, demo_atlas, follow=False)
     app = create_app(Settings(db=str(demo_store_path)), holder=holder)
     app.router.lifespan_context = _no_close  # the session owns the store
     port = _free_port()

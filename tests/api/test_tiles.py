@@ -1,9 +1,8 @@
 """Vector tiles and TileJSON of the OGC collections."""
 from __future__ import annotations
 
-import copy
+import dataclasses
 import statistics
-import threading
 import time
 
 import mapbox_vector_tile
@@ -15,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from api.state import AtlasHolder
+from gis_grid.atlas.holder import AtlasHolder
 from gis_grid import tiles as tl
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -24,8 +23,7 @@ MVT = "application/vnd.mapbox-vector-tile"
 
 @pytest.fixture(scope="module")
 def holder(demo_store, demo_atlas):
-    h = AtlasHolder.__new__(AtlasHolder)
-    h.store, h._atlas, h._lock = demo_store, demo_atlas, threading.Lock()
+    h = AtlasHolder(demo_store, demo_atlas, follow=False)
     return h
 
 
@@ -120,11 +118,11 @@ def test_new_atlas_version_invalidates(client, holder, demo_atlas, building):
     name = lambda resp: {f["id"]: f for f in mapbox_vector_tile.decode(resp.content)["buildings"]["features"]}[bid][
         "properties"]["name"]
     assert client.get(_url("buildings", t.z, t.x, t.y)).content == first.content  # cached
-    new = copy.copy(demo_atlas)  # a new snapshot object: same indexes, a renamed building
-    new.version = demo_atlas.version + 1
     b = demo_atlas.buildings.copy()
     b.loc[b["id"] == bid, "name"] = "renamed-in-v2"
-    new.buildings = b
+    # a new snapshot with a renamed building (and its own, empty memo)
+    new = dataclasses.replace(demo_atlas, version=demo_atlas.version + 1, buildings=b,
+                              households=demo_atlas._public(demo_atlas.households))
     holder._atlas = new
     try:
         r = client.get(_url("buildings", t.z, t.x, t.y))

@@ -504,7 +504,7 @@ def test_a_running_service_follows_imports(store_a, tmp_path):
     """The API's atlas holder (a replica watching the store) swaps in imported grids and buildings."""
     import time
 
-    from api.state import AtlasHolder
+    from gis_grid.atlas.holder import AtlasHolder
 
     def wait_for(holder, version):
         deadline = time.monotonic() + 10

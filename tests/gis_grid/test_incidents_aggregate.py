@@ -138,7 +138,7 @@ def test_note_write_patches_the_cache_like_a_reload(tmp_path):
                             at=now - timedelta(hours=20), now=now)
     aggregate.note_write(store, atlas, service._row(c2), v)
     patched = aggregate.case_table(store, atlas)
-    delattr(atlas, aggregate._ATTR)
+    atlas.memo.forget(aggregate._MEMO_KEY)
     fresh = aggregate.case_table(store, atlas)
     for name in aggregate._ARRAYS + ("state",):
         np.testing.assert_array_equal(getattr(patched, name), getattr(fresh, name), err_msg=name)

@@ -355,7 +355,7 @@ def test_the_watch_reconnects_after_losing_its_session(pg, admin_url):
 
 
 def test_an_api_replica_reloads_its_boundaries(pg):
-    from api.state import AtlasHolder
+    from gis_grid.atlas.holder import AtlasHolder
     replica = AtlasHolder(open_store(pg.url))
     try:
         assert replica.version == 1

@@ -173,6 +173,14 @@ class GeoPackageStore(Store):
         return self._query(f"SELECT {cols} FROM divisions WHERE valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"
                            " ORDER BY length(code), code", (stamp, stamp))
 
+    def current_boundaries(self) -> tuple[int, pd.DataFrame]:
+        c = self.conn
+        c.execute("BEGIN")  # a deferred read transaction: both reads see one committed state
+        try:
+            return self.atlas_version(), self.divisions()
+        finally:
+            c.execute("COMMIT")
+
     def grid_history(self, code: str) -> pd.DataFrame:
         df = self._query("SELECT geom, code, name, level, parent_code, version, valid_from, valid_to, area_m2 "
                          "FROM divisions WHERE code = ? ORDER BY version", (code,))

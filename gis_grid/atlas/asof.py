@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta, timezone
 
-from ..atlas import Atlas
 from ..errors import InvalidInputError
+from .snapshot import Atlas
 
 #: dates and naive times are read in China Standard Time
 CST = timezone(timedelta(hours=8))
@@ -44,18 +44,4 @@ def version_at(store, when: datetime) -> int:
 
 
 def atlas_at(store, when: datetime) -> Atlas:
-    atlas = Atlas.from_store(store, at=when)
-    atlas.version = version_at(store, when)
-    return atlas
-
-
-def read_boundaries(store) -> tuple[int, "object"]:
-    """The atlas version and the current divisions, read in one snapshot when the store allows it."""
-    conn = getattr(store, "conn", None)
-    if conn is None:
-        return store.atlas_version(), store.divisions()
-    conn.execute("BEGIN")  # a deferred read transaction: both reads see one committed state
-    try:
-        return store.atlas_version(), store.divisions()
-    finally:
-        conn.execute("COMMIT")
+    return Atlas.from_store(store, at=when, version=version_at(store, when))

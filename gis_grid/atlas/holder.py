@@ -3,18 +3,40 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 
-from gis_grid.atlas import Atlas
-from gis_grid.store import Store
+from ..store import Store
+from .asof import atlas_at
+from .snapshot import Atlas
+
+#: as-of atlases kept per holder (each costs about as much memory as the current one)
+ASOF_CACHE = 4
 
 
 class AtlasHolder:
-    def __init__(self, store: Store):
+    """Holds the current :class:`Atlas` of a store and replaces it whole on every change.
+
+    ``atlas``: a snapshot already built (tests and benchmarks reuse one; default: read the store).
+    ``follow``: swap in versions other processes commit (replicas). ``warmers``: functions of
+    ``(atlas, store)`` run on a background thread for each new snapshot, so the first request
+    does not pay for derived state (the API passes its statistics).
+    """
+
+    def __init__(self, store: Store, atlas: Atlas | None = None, *, follow: bool = True,
+                 warmers: Iterable[Callable[[Atlas, Store], object]] = ()):
         self.store = store
-        self._atlas = Atlas.from_store(store)
+        self._atlas = atlas if atlas is not None else Atlas.from_store(store)
         self._lock = threading.Lock()
+        self._warmers = tuple(warmers)
+        self._warm_lock = threading.Lock()
+        self._warm_next: Atlas | None = None
+        self._warm_running = False
+        self._asof: OrderedDict[tuple, Atlas] = OrderedDict()
+        self._asof_lock = threading.Lock()
         self._warm(self._atlas)
-        self._follow_other_writers()
+        if follow:
+            self._follow_other_writers()
 
     def _follow_other_writers(self) -> None:
         """Replicas: when another process commits a new atlas version, swap it in here too
@@ -47,16 +69,16 @@ class AtlasHolder:
         commits come faster than warm-ups, superseded snapshots are skipped instead of
         each keeping a thread (and a whole atlas in memory) alive.
         """
-        wl = self.__dict__.setdefault("_warm_lock", threading.Lock())
-        with wl:
+        if not self._warmers:
+            return
+        with self._warm_lock:
             self._warm_next = atlas
-            if getattr(self, "_warm_running", False):
+            if self._warm_running:
                 return
             self._warm_running = True
         threading.Thread(target=self._warm_loop, daemon=True, name=f"warm-atlas-{atlas.version}").start()
 
     def _warm_loop(self) -> None:
-        from gis_grid.stats import grid_table
         while True:
             with self._warm_lock:
                 atlas, self._warm_next = self._warm_next, None
@@ -64,7 +86,8 @@ class AtlasHolder:
                     self._warm_running = False
                     return
             if atlas is self._atlas:  # superseded snapshots are not worth warming
-                _quietly(grid_table, atlas, self.store)
+                for warm in self._warmers:
+                    _quietly(warm, atlas, self.store)
             del atlas
 
     @property
@@ -82,15 +105,15 @@ class AtlasHolder:
         drawn before it are never served after it. Its ``version`` is the atlas version
         in force at ``when`` (from the audit log of applied plans).
         """
-        from gis_grid.planning.asof import atlas_at
         key = (self.version, when.isoformat())
-        cache = self.__dict__.setdefault("_asof", {})
-        hit = cache.get(key)
+        with self._asof_lock:
+            hit = self._asof.get(key)
         if hit is None:
             hit = atlas_at(self.store, when)
-            if len(cache) >= 4:
-                cache.pop(next(iter(cache)))
-            cache[key] = hit
+            with self._asof_lock:
+                while len(self._asof) >= ASOF_CACHE:
+                    self._asof.popitem(last=False)
+                self._asof[key] = hit
         return hit
 
     def reload(self) -> Atlas:
@@ -109,10 +132,9 @@ class AtlasHolder:
         from their representative points), so the new snapshot reuses the current
         one's building and household frames instead of re-reading ~1.3 s of rows.
         """
-        from gis_grid.planning.asof import read_boundaries
         with self._lock:
             old = self._atlas
-            version, divisions = read_boundaries(self.store)
+            version, divisions = self.store.current_boundaries()
             if version == old.version:
                 return old
             new = Atlas(version=version, at=None, divisions=divisions, buildings=old.buildings,

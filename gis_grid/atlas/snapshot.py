@@ -2,7 +2,8 @@
 
 It answers "which grid is this point in?" and "who lives here?" without
 touching the store. A boundary commit builds a new Atlas and swaps the
-reference in one assignment, so readers never see half an edit.
+reference in one assignment, so readers never see half an edit. The snapshot is
+frozen; what is derived from it later lives in its :attr:`Atlas.memo`.
 """
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import crs as crs_mod
-from .cellindex import OUTSIDE, CellIndex, take
-from .errors import InvalidGeometryError, LimitExceededError, NotFoundError
-from .hierarchy import Level, level_of
-from .store import Store
+from .. import crs as crs_mod
+from ..cellindex import OUTSIDE, CellIndex, take
+from ..errors import InvalidGeometryError, LimitExceededError, NotFoundError
+from ..hierarchy import Level, level_of
+from ..store import Store
+from .memo import Memo
 
 LEVELS = (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID)
 
@@ -43,7 +45,7 @@ class LocateResult:
         return out
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)  # eq=False: identity hashing, frames are not comparable
 class Atlas:
     version: int
     at: datetime | None
@@ -55,69 +57,75 @@ class Atlas:
     # a snapshot with the same buildings frame: its building indexes are reused,
     # since a boundary edit moves no building (only which grid holds it)
     reuse: "Atlas | None" = field(default=None, repr=False)
+    # not an init field: dataclasses.replace() makes a new snapshot, which must not share derived state
+    memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_store(cls, store: Store, at: datetime | None = None) -> "Atlas":
+    def from_store(cls, store: Store, at: datetime | None = None, *, version: int | None = None) -> "Atlas":
+        """Read a snapshot; ``version`` overrides the store's (an as-of atlas names the version then in force)."""
         divisions = store.divisions(at=at)
         if divisions.empty:
             raise NotFoundError(f"the store {store.url} holds no grids"
                                 + (f" valid at {at.isoformat()}" if at else ""))
-        return cls(version=store.atlas_version(), at=at, divisions=divisions,
+        return cls(version=store.atlas_version() if version is None else version, at=at, divisions=divisions,
                    buildings=store.buildings(), households=store.households(),
                    cache_dir=store.cache_dir())
 
     def __post_init__(self):
+        # frozen: derived attributes are written once, here, straight into the instance dict
+        own = self.__dict__
         d = self.divisions.copy()
         d["depth"] = d["level"].map({l.value: l.depth for l in LEVELS})
-        self.divisions = d.sort_values(["depth", "code"]).reset_index(drop=True)
-        self.by_code = {c: i for i, c in enumerate(self.divisions["code"])}
+        own["divisions"] = d.sort_values(["depth", "code"]).reset_index(drop=True)
+        own["by_code"] = {c: i for i, c in enumerate(self.divisions["code"])}
         grids = self.divisions[self.divisions["level"] == Level.GRID.value]
-        self.grid_rows = grids.index.to_numpy()
-        self.grid_codes = grids["code"].to_numpy(dtype=object)
-        self.grid_index = CellIndex(grids["geometry"].to_numpy(), cell_exp=self.grid_cell_exp,
-                                    cache_dir=self.cache_dir)
-        self._hierarchy = self._build_hierarchy(grids)
+        own["grid_rows"] = grids.index.to_numpy()
+        own["grid_codes"] = grids["code"].to_numpy(dtype=object)
+        own["grid_index"] = CellIndex(grids["geometry"].to_numpy(), cell_exp=self.grid_cell_exp,
+                                      cache_dir=self.cache_dir)
+        own["_hierarchy"] = self._build_hierarchy(grids)
 
         old = self.reuse if self.reuse is not None and self.reuse.buildings is self.buildings else None
-        self.reuse = None  # keep no chain of old snapshots alive
+        own["reuse"] = None  # keep no chain of old snapshots alive
         if old is not None:
             b = self.buildings
-            self.building_ids, self._building_rep = old.building_ids, old._building_rep
-            self.building_index, self._building_points = old.building_index, old._building_points
-            self._building_rows = old._building_rows
+            own["building_ids"], own["_building_rep"] = old.building_ids, old._building_rep
+            own["building_index"], own["_building_points"] = old.building_index, old._building_points
+            own["_building_rows"] = old._building_rows
         else:
             b = self.buildings.sort_values("id").reset_index(drop=True)
-            self.buildings = b
-            self.building_ids = b["id"].to_numpy()
-            self._building_rep = shapely.point_on_surface(b["geometry"].to_numpy())
-            self.building_index = (CellIndex(b["geometry"].to_numpy(), cell_exp=14, cache_dir=self.cache_dir)
-                                   if len(b) else None)
-            self._building_points = shapely.STRtree(self._building_rep) if len(b) else None
-            self._building_rows = {int(v): i for i, v in enumerate(self.building_ids)}
+            own["buildings"] = b
+            own["building_ids"] = b["id"].to_numpy()
+            own["_building_rep"] = shapely.point_on_surface(b["geometry"].to_numpy())
+            own["building_index"] = (CellIndex(b["geometry"].to_numpy(), cell_exp=14, cache_dir=self.cache_dir)
+                                     if len(b) else None)
+            own["_building_points"] = shapely.STRtree(self._building_rep) if len(b) else None
+            own["_building_rows"] = {int(v): i for i, v in enumerate(self.building_ids)}
         # where a building stands is decided by the atlas itself, so as-of atlases
         # and boundary edits reassign buildings without rewriting them
         rep = self._building_rep
-        self.building_grid = self.grid_index.lookup(shapely.get_x(rep), shapely.get_y(rep))
+        own["building_grid"] = self.grid_index.lookup(shapely.get_x(rep), shapely.get_y(rep))
 
         h = self.households
         hb = b.index.to_numpy()[np.searchsorted(self.building_ids, h["building_id"].to_numpy())] if len(h) else []
         h = h.assign(_b=hb, _g=self.building_grid[hb] if len(h) else [])
         h = h.sort_values(["_g", "_b"], kind="stable").reset_index(drop=True)
         h["grid_code"] = np.where(h["_g"].to_numpy() >= 0, self.grid_codes[h["_g"].clip(lower=0)], "")
-        self.households = h
-        self.household_ids = h["id"].to_numpy(dtype=object)
-        self._hh_by_grid = np.searchsorted(h["_g"].to_numpy(), np.arange(len(self.grid_codes) + 1))
+        own["households"] = h
+        own["household_ids"] = h["id"].to_numpy(dtype=object)
+        own["_hh_by_grid"] = np.searchsorted(h["_g"].to_numpy(), np.arange(len(self.grid_codes) + 1))
         order = np.argsort(h["_b"].to_numpy(), kind="stable")
-        self._hh_by_building_order = order
-        self._hh_by_building = np.searchsorted(h["_b"].to_numpy()[order], np.arange(len(b) + 1))
+        own["_hh_by_building_order"] = order
+        own["_hh_by_building"] = np.searchsorted(h["_b"].to_numpy()[order], np.arange(len(b) + 1))
 
     def _build_hierarchy(self, grids):
+        own = self.__dict__
         names = dict(zip(self.divisions["code"], self.divisions["name"]))
         levels = {}
         for level in LEVELS:
             codes = np.array([c[: level.code_length] for c in grids["code"]], dtype=object)
             levels[level] = (codes, np.array([names.get(c, "") for c in codes], dtype=object))
-        self.level_codes = {lvl: np.append(v[0], "") for lvl, v in levels.items()}  # [-1] -> ''
+        own["level_codes"] = {lvl: np.append(v[0], "") for lvl, v in levels.items()}  # [-1] -> ''
         return [tuple((levels[l][0][i], levels[l][1][i]) for l in LEVELS) for i in range(len(grids))]
 
     # -- locate ----------------------------------------------------------------
