@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from gis_grid import maps as grid_maps
+from gis_grid import layers
 from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, early_warning, maps
 
@@ -87,7 +87,7 @@ def heat(category: list[str] | None = Query(None, description="one or more categ
         bins = maps.heat_bins(t, m)
         if bins["centres"] and settings.basemap == "amap":  # the basemap is GCJ-02: shift the bin centres
             c = np.asarray(bins["centres"])
-            x, y = grid_maps.to_display(c[:, 1], c[:, 0], settings.basemap)
+            x, y = layers.to_display(c[:, 1], c[:, 0], settings.basemap)
             bins["centres"] = np.round(np.column_stack([y, x]), 5).tolist()
         return _dumps({"cases": int(m.sum()), "category": cats, "from": start, "to": end, **bins})
 

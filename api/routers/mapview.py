@@ -7,11 +7,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from gis_grid import maps
+from gis_grid import layers
 from gis_grid.atlas import Atlas
 from gis_grid.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
 from gis_grid.hierarchy import Level
 from gis_grid.security.roles import Principal
+from web import viewer
 
 from ..cache import BuildCache
 from ..deps import atlas_dep, settings_dep
@@ -51,9 +52,9 @@ def map_page(request: Request, atlas: Atlas = Depends(atlas_dep),
         raise PermissionDeniedError(f"the {who.role} role has no map access")
     prefix = request.scope.get("root_path", "").rstrip("/")
     key = ("html", id(atlas), atlas.version, settings.basemap, settings.tianditu_key, prefix)
-    body = _cached(key, lambda: maps.viewer_html(atlas, settings.basemap, f"{prefix}/map/static",
-                                                 tianditu_key=settings.tianditu_key,
-                                                 api_prefix=prefix).encode("utf-8"))
+    body = _cached(key, lambda: viewer.viewer_html(atlas, settings.basemap, f"{prefix}/map/static",
+                                                   tianditu_key=settings.tianditu_key,
+                                                   api_prefix=prefix).encode("utf-8"))
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 
 
@@ -67,7 +68,7 @@ def map_layer(request: Request, level: str = PathParam(..., json_schema_extra={"
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
     key = ("layer", id(atlas), atlas.version, lvl.value, settings.basemap)
-    body = _cached(key, lambda: maps.level_geojson_bytes(atlas, lvl, settings.basemap))
+    body = _cached(key, lambda: layers.level_geojson_bytes(atlas, lvl, settings.basemap))
     return Response(body, media_type="application/geo+json",
                     headers={"ETag": etag, "Cache-Control": "no-cache"})
 
@@ -76,7 +77,7 @@ def map_layer(request: Request, level: str = PathParam(..., json_schema_extra={"
 def map_search(q: str = Query(..., max_length=200, description="grid/division code, name, or 'lon,lat'"),
                atlas: Atlas = Depends(atlas_dep), settings: Settings = Depends(settings_dep),
                who: Principal = Depends(_maps)) -> dict:
-    return maps.search(atlas, q, settings.basemap)
+    return layers.search(atlas, q, settings.basemap)
 
 
 @router.get("/map/static/{path:path}", include_in_schema=False)

@@ -32,6 +32,7 @@ from scipy import stats as sps
 
 from ..atlas import Atlas
 from ..errors import InvalidInputError
+from ..layers import level_features
 from . import aggregate
 
 PERMUTATIONS = 999
@@ -193,9 +194,8 @@ def warnings_info(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
 
 def warnings_layer(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
     """The flagged grids as GeoJSON with colours and a legend, for the incident map page."""
-    from .. import maps as grid_maps
     info = warnings_info(t, atlas, at, **kw)
-    fc = grid_maps.level_features(atlas, "grid")
+    fc = level_features(atlas, "grid")
     fc["features"] = [ft for ft in fc["features"] if ft["properties"]["code"] in info["items"]]
     for ft in fc["features"]:
         p = ft["properties"]

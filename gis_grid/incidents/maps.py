@@ -31,7 +31,7 @@ import mapclassify
 import numpy as np
 
 from .. import crs as crs_mod
-from .. import maps as grid_maps
+from .. import layers as grid_layers
 from ..atlas import Atlas
 from ..errors import InvalidInputError
 from ..hierarchy import Level
@@ -212,7 +212,7 @@ def choropleth_layer(t: aggregate.CaseTable, atlas: Atlas, level: str, start=Non
                      at=None) -> dict:
     """:func:`choropleth_values` joined to the level's (simplified) polygons, for a page of its own."""
     cv = choropleth_values(t, atlas, level, start, end, category, at)
-    fc = grid_maps.level_features(atlas, Level.parse(level))
+    fc = grid_layers.level_features(atlas, Level.parse(level))
     empty = {"cases": 0, **{m: None for m in CHORO_METRICS}, **{"c_" + m: NO_DATA for m in CHORO_METRICS}}
     for f in fc["features"]:
         p = f["properties"]

@@ -12,7 +12,8 @@ from pyproj import Geod
 from api.app import create_app
 from api.settings import Settings
 from gis_grid import crs as crs_mod
-from gis_grid import maps
+from web import viewer
+from web.assets import external_asset_urls
 
 GEOD = Geod(ellps="WGS84")
 COUNTS = {"street": 11, "community": 170, "grid": 445}
@@ -40,7 +41,7 @@ def test_map_page_is_html_without_external_assets(client):
     assert r.headers["content-type"].startswith("text/html")
     page = r.text
     assert "GisGridViewer.init(" in page and "L.control.scale()" in page and "L.control.layers(" in page
-    assert maps.external_asset_urls(page) == []
+    assert external_asset_urls(page) == []
     # the default basemap is offline: nothing at all points off the host
     assert "https://" not in page and "http://" not in page
     for cdn in ("cdn.jsdelivr", "cdnjs", "code.jquery", "bootstrapcdn", "unpkg"):
@@ -125,7 +126,7 @@ def _coords(feature) -> np.ndarray:
 def test_amap_mode_shifts_overlays_to_gcj02(client, amap):
     page = amap.get("/map").text
     assert "autonavi.com" in page              # the basemap tiles (not a script or stylesheet)
-    assert maps.external_asset_urls(page) == []
+    assert external_asset_urls(page) == []
     assert '"tileShift": {' in page            # building tiles are shifted client-side
     for level in ("street", "grid"):
         plain = {f["id"]: f for f in client.get(f"/map/layers/{level}.geojson").json()["features"]}
@@ -145,7 +146,7 @@ def test_amap_mode_shifts_overlays_to_gcj02(client, amap):
 def test_tianditu_mode_has_no_shift(client, tianditu):
     page = tianditu.get("/map").text
     assert "tianditu.gov.cn" in page and "tk=testkey123" in page
-    assert maps.external_asset_urls(page) == []
+    assert external_asset_urls(page) == []
     a = client.get("/map/layers/community.geojson").json()["features"]
     b = tianditu.get("/map/layers/community.geojson").json()["features"]
     assert a == b
@@ -179,8 +180,8 @@ def test_search_point_in_amap_mode_is_shifted(amap):
 
 
 def test_viewer_html_is_framework_free(demo_atlas):
-    page = maps.viewer_html(demo_atlas, "none", "/assets")
+    page = viewer.viewer_html(demo_atlas, "none", "/assets")
     assert "/assets/leaflet/leaflet.js" in page and "/map/static" not in page
-    assert maps.external_asset_urls(page) == []
+    assert external_asset_urls(page) == []
     with pytest.raises(ValueError):
-        maps.viewer_html(demo_atlas, "osm")
+        viewer.viewer_html(demo_atlas, "osm")

@@ -1,0 +1,5 @@
+"""The pages: HTML built from the library's data (``gis_grid`` never imports this package).
+
+* :mod:`.viewer`  the command-centre map viewer (GET /map)
+* :mod:`.assets`  what the pages share
+"""
