@@ -41,8 +41,9 @@ from timing import median_time  # noqa: E402
 import geopandas as gpd  # noqa: E402
 
 from gis_grid.atlas import Atlas  # noqa: E402
-from gis_grid.incidents import aggregate, maps  # noqa: E402
+from gis_grid.incidents import aggregate  # noqa: E402
 from gis_grid.store import default_store_path, open_store  # noqa: E402
+from web.incident_pages import incident_page  # noqa: E402
 
 TARGETS = {"speedup_vs_sjoin_groupby": (">=", 10.0), "heatmap_page_s": ("<=", 2.0),
            "heatmap_page_bytes": ("<=", 3_000_000), "full_page_bytes": ("<=", 3_000_000)}
@@ -123,10 +124,10 @@ def main(argv=None) -> int:
                                                 != d_ours["cases"].to_numpy()).sum())
 
         # -- pages --------------------------------------------------------------------------
-        f["heatmap_page_s"], page = median_time(lambda: maps.incident_page(atlas, table, layer="heatmap"),
+        f["heatmap_page_s"], page = median_time(lambda: incident_page(atlas, table, layer="heatmap"),
                                                  args.repeats)
         f["heatmap_page_bytes"] = len(page.encode("utf-8"))
-        f["full_page_s"], page = median_time(lambda: maps.incident_page(atlas, table, layer="all"),
+        f["full_page_s"], page = median_time(lambda: incident_page(atlas, table, layer="all"),
                                               max(1, args.repeats // 2))
         f["full_page_bytes"] = len(page.encode("utf-8"))
         store.close()

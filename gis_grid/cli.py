@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["map"]:  # the incident map page has its own options
-        from .incidents.maps import main as map_main
+        from web.incident_pages import main as map_main
         try:
             return map_main(argv[1:], prog="gis-grid map")
         except GisGridError as exc:

@@ -1,5 +1,6 @@
 """The pages: HTML built from the library's data (``gis_grid`` never imports this package).
 
-* :mod:`.viewer`  the command-centre map viewer (GET /map)
-* :mod:`.assets`  what the pages share
+* :mod:`.viewer`          the command-centre map viewer (GET /map)
+* :mod:`.incident_pages`  the standalone incident page (GET /map/incidents, ``gis-grid map``)
+* :mod:`.assets`          what the pages share
 """

@@ -18,7 +18,7 @@ from jinja2 import Template
 from gis_grid import layers
 from gis_grid.atlas import Atlas
 from gis_grid.hierarchy import Level
-from gis_grid.incidents import maps as incident_maps
+from gis_grid.incidents import layers as incident_layers
 from gis_grid.incidents import model
 
 # levels drawn on the map, bottom to top; grids on top so a click hits the finest level
@@ -80,7 +80,7 @@ def _incident_config(api_prefix: str) -> dict:
         "choroplethUrl": f"{api_prefix}/map/incidents/choropleth/{{level}}.json",
         "warningsUrl": f"{api_prefix}/map/incidents/warnings.json",
         "categories": [[c.code, c.name_zh] for c in model.CATEGORIES.values()],
-        "metrics": {k: v[0] for k, v in incident_maps.CHORO_METRICS.items()},
+        "metrics": {k: v[0] for k, v in incident_layers.CHORO_METRICS.items()},
         "layers": {"heat": "事件热力 Incident density", "grid": "网格处置 Response per base grid",
                    "community": "社区处置 Response per community", "warnings": "超前预警 Early warnings"},
     }

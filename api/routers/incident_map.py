@@ -16,7 +16,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from gis_grid import layers
 from gis_grid.errors import InvalidInputError
-from gis_grid.incidents import aggregate, early_warning, maps
+from gis_grid.incidents import aggregate, early_warning
+from gis_grid.incidents import layers as incident_layers
+from web.incident_pages import incident_page
 
 from ..cache import BuildCache
 from ..deps import holder, settings_dep
@@ -67,8 +69,8 @@ def incident_map(request: Request, layer: str = Query("all", description="heatma
     if layer in ("warnings", "all") and len(t):
         warn = early_warning.warnings_layer(t, atlas, at or end or "2016-12-31")
     prefix = request.scope.get("root_path", "").rstrip("/")
-    page = maps.incident_page(atlas, t, layer=layer, category=category, start=start, end=end, at=at,
-                              warnings=warn, asset_prefix=f"{prefix}/map/static")
+    page = incident_page(atlas, t, layer=layer, category=category, start=start, end=end, at=at,
+                         warnings=warn, asset_prefix=f"{prefix}/map/static")
     return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
@@ -84,7 +86,7 @@ def heat(category: list[str] | None = Query(None, description="one or more categ
 
     def build() -> bytes:
         m = aggregate._mask(t, start, end, cats)
-        bins = maps.heat_bins(t, m)
+        bins = incident_layers.heat_bins(t, m)
         if bins["centres"] and settings.basemap == "amap":  # the basemap is GCJ-02: shift the bin centres
             c = np.asarray(bins["centres"])
             x, y = layers.to_display(c[:, 1], c[:, 0], settings.basemap)
@@ -112,7 +114,7 @@ def choropleth(level: str, category: list[str] | None = Query(None),
     # without a time, open cases are coloured "now": that answer ages, so it is cached for a minute only
     now_bucket = None if (at or end) else int(datetime.now(timezone.utc).timestamp() // 60)
     return _json(_cached(("choro", t.version, level, tuple(cats or ()), start, end, at, now_bucket),
-                         lambda: _dumps(maps.choropleth_values(t, atlas, level, start, end, cats, at))))
+                         lambda: _dumps(incident_layers.choropleth_values(t, atlas, level, start, end, cats, at))))
 
 
 @router.get("/map/incidents/warnings.json",

@@ -6,9 +6,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from gis_grid.atlas import Atlas
-from gis_grid.incidents import aggregate, maps
+from gis_grid.incidents import aggregate
 from gis_grid.store import open_store
 from incident_demo import incident_store_path
+from web.incident_pages import incident_page
 
 pytestmark = pytest.mark.browser
 
@@ -19,7 +20,7 @@ def page_file(demo_store_path, tmp_path_factory):
         atlas = Atlas.from_store(store)
         t = aggregate.case_table(store, atlas)
         from gis_grid.incidents.early_warning import warnings_layer
-        html = maps.incident_page(atlas, t, layer="all", warnings=warnings_layer(t, atlas, "2016-12-31"))
+        html = incident_page(atlas, t, layer="all", warnings=warnings_layer(t, atlas, "2016-12-31"))
     path = tmp_path_factory.mktemp("incmap") / "incidents.html"
     path.write_text(html, encoding="utf-8")
     assert len(html.encode()) < 3_000_000

@@ -10,7 +10,7 @@ import mapclassify
 import numpy as np
 import pytest
 
-from gis_grid.incidents import maps
+from gis_grid.incidents import layers
 
 
 def _ssd(v, bins):
@@ -23,7 +23,7 @@ def test_fisher_jenks_is_optimal_like_mapclassify(seed):
     rng = np.random.default_rng(seed)
     n, k = int(rng.integers(10, 60)), int(rng.integers(2, 6))
     v = np.round(100 - rng.exponential(3, n), 2)
-    ours = maps.fisher_jenks_breaks(v, k)
+    ours = layers.fisher_jenks_breaks(v, k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "numba not installed": the slow reference is fine at this size
         ref = [float(b) for b in mapclassify.FisherJenks(v, k=k).bins]
@@ -34,35 +34,35 @@ def test_fisher_jenks_is_optimal_like_mapclassify(seed):
 def test_natural_breaks_isolate_a_weak_tail():
     # 40 grids at 97-100 %, three weak ones: natural breaks give the weak ones a class of their own
     v = np.concatenate([np.linspace(97, 100, 40), [80.0, 81.0, 82.5]])
-    cls, legend = maps.classify(v, True, scheme="natural_breaks")
+    cls, legend = layers.classify(v, True, scheme="natural_breaks")
     assert not set(cls[-3:]) & set(cls[:40]) and 0 in cls[-3:]
-    q, _ = maps.classify(v, True, scheme="quantiles")
+    q, _ = layers.classify(v, True, scheme="quantiles")
     assert (q[:40] == 0).sum() > 0  # quantiles lump ordinary grids in with the weak tail
-    assert legend[0]["colour"] == maps.PALETTE[-1]  # the bad end is dark red
+    assert legend[0]["colour"] == layers.PALETTE[-1]  # the bad end is dark red
 
 
 def test_satisfaction_keeps_the_90_percent_line():
     v = np.array([85.0, 92.0, 97.0, 99.5, 100.0, 100.0, np.nan])
-    cls, legend = maps.classify(v, True, scheme="policy_breaks")
+    cls, legend = layers.classify(v, True, scheme="policy_breaks")
     assert list(cls) == [0, 1, 2, 3, 3, 3, -1]
     assert legend[0]["label"].endswith("90") and legend[-1]["label"] == "no cases"
     # all above the line: the class below 90 % stays in the legend (empty), the line does not move
-    cls, legend = maps.classify(np.array([99.2, 99.9, 100.0]), True, scheme="policy_breaks")
+    cls, legend = layers.classify(np.array([99.2, 99.9, 100.0]), True, scheme="policy_breaks")
     assert [e["label"] for e in legend][:2] == ["≤ 90", "> 90 – 95"] and legend[0]["count"] == 0
 
 
 def test_counts_get_whole_number_classes():
     v = np.array([0, 0, 0, 0, 0, 1, 1, 2, 3, 8, 15, 40], dtype=float)
-    cls, legend = maps.classify(v, False, scheme="head_tail", integer=True)
+    cls, legend = layers.classify(v, False, scheme="head_tail", integer=True)
     assert cls[0] == 0 and cls[-1] == max(cls) and len(legend) >= 3
     assert all(re.fullmatch(r"\d+( – \d+)?", e["label"]) for e in legend), legend
 
 
 def test_every_indicator_names_its_scheme():
-    assert {m[2] for m in maps.CHORO_METRICS.values()} <= set(maps.SCHEME_NAMES)
-    assert maps.CHORO_METRICS["satisfaction"][2] == "policy_breaks"
-    assert maps.CHORO_METRICS["closure_rate"][2] == "natural_breaks"
-    assert maps.CHORO_METRICS["median_handling_h"][2] == "quantiles"
+    assert {m[2] for m in layers.CHORO_METRICS.values()} <= set(layers.SCHEME_NAMES)
+    assert layers.CHORO_METRICS["satisfaction"][2] == "policy_breaks"
+    assert layers.CHORO_METRICS["closure_rate"][2] == "natural_breaks"
+    assert layers.CHORO_METRICS["median_handling_h"][2] == "quantiles"
 
 
 def test_standalone_choropleth_page_has_classes_and_legends(demo_store_path, tmp_path_factory, tmp_path):
@@ -77,9 +77,9 @@ def test_standalone_choropleth_page_has_classes_and_legends(demo_store_path, tmp
     for level, n in (("grid", 445), ("community", 170)):
         layer = data["choropleth"][level]
         assert len(layer["geojson"]["features"]) == n
-        for metric, (title, _, scheme) in maps.CHORO_METRICS.items():
+        for metric, (title, _, scheme) in layers.CHORO_METRICS.items():
             legend = layer["legends"][metric]
-            assert legend["title"] == title and legend["scheme"] == maps.SCHEME_NAMES[scheme]
+            assert legend["title"] == title and legend["scheme"] == layers.SCHEME_NAMES[scheme]
             colours = {e["colour"] for e in legend["entries"]}
             drawn = {f["properties"]["c_" + metric] for f in layer["geojson"]["features"]}
             assert drawn <= colours  # every polygon's colour is a legend class

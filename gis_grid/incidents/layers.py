@@ -1,31 +1,21 @@
-"""Heatmaps of incidents and choropleths of responses, as one light HTML page.
+"""Incident map data: server-binned density, classified response values per division.
 
-Nothing raw is shipped: cases are binned on the server.
+Nothing raw is shipped: cases are binned on the server. The pages that draw these
+(the /map viewer's overlays, the standalone incident page) are in ``web``.
 
-- **Density heatmap**: cases counted per 150 m square bin (EPSG:4548) and per
-  month (China Standard Time); the page holds the bin centres once and, per
-  month, the sparse (bin, count) pairs. A month slider (or "all months")
-  re-weights Leaflet.heat (vendored, no CDN) in the browser.
+- **Density**: cases counted per 150 m square bin (EPSG:4548) and per month (China
+  Standard Time): the bin centres once and, per month, the sparse (bin, count) pairs.
 - **Response choropleths** per base grid and per community: closure rate,
   on-time rate, median handling time, satisfaction and open red / yellow
   cases, classified with mapclassify, the scheme chosen per indicator (see
   :data:`CHORO_METRICS`: natural breaks, quantiles, fixed breaks at the 90 % line,
   head/tail breaks), with a legend naming it. Colours run from light (good) to
   dark red (bad) whichever way the metric points.
-- **Warnings** (optional): grids flagged by :mod:`gis_grid.incidents.early_warning`.
-
-:func:`incident_page` returns the HTML; with ``asset_prefix=None`` the Leaflet
-and Leaflet.heat sources are inlined, so the file works offline on its own
-(``python -m gis_grid.incidents.maps --layer heatmap -o FILE.html``).
+- **Warnings**: grids flagged by :mod:`gis_grid.incidents.early_warning` (its ``warnings_layer``).
 """
 from __future__ import annotations
 
-import argparse
-import html as html_mod
-import json
-import sys
 import warnings
-from pathlib import Path
 
 import mapclassify
 import numpy as np
@@ -38,7 +28,6 @@ from ..hierarchy import Level
 from . import aggregate
 
 BIN_M = 150.0
-LAYERS = ("heatmap", "choropleth", "warnings", "all")
 #: metric -> (title, higher is better, classification scheme). The scheme is chosen per indicator:
 #: - closure and on-time rates bunch just under 100 % with a thin tail of weak grids. Natural breaks
 #:   (Fisher-Jenks, the optimal variance-minimising breaks) give that tail classes of its own; quantiles
@@ -63,7 +52,6 @@ SCHEME_NAMES = {"natural_breaks": "natural breaks (Fisher-Jenks)", "quantiles": 
 SATISFACTION_BREAKS = (90.0, 95.0, 99.0, 100.0)
 PALETTE = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"]
 NO_DATA = "#d9d9d9"
-STATIC_DIR = Path(__file__).resolve().parents[2] / "api" / "static"
 
 
 def heat_bins(t: aggregate.CaseTable, mask: np.ndarray, bin_m: float = BIN_M) -> dict:
@@ -219,169 +207,3 @@ def choropleth_layer(t: aggregate.CaseTable, atlas: Atlas, level: str, start=Non
         p.pop("label", None)
         p.update(cv["values"].get(p["code"], empty))
     return {"geojson": fc, "legends": cv["legends"]}
-
-
-def _asset(prefix: str | None, rel: str, kind: str) -> str:
-    if prefix is None:
-        text = (STATIC_DIR / rel).read_text(encoding="utf-8")
-        return f"<style>{text}</style>" if kind == "css" else f"<script>{text}</script>"
-    url = f"{prefix.rstrip('/')}/{rel}"
-    return f'<link rel="stylesheet" href="{url}"/>' if kind == "css" else f'<script src="{url}"></script>'
-
-
-def incident_page(atlas: Atlas, t: aggregate.CaseTable, *, layer: str = "all", category=None, start=None,
-                  end=None, at=None, warnings: dict | None = None, asset_prefix: str | None = None,
-                  title: str = "市中区 社情民意事件 热力图与处置分布") -> str:
-    """The whole page as HTML (see the module docstring)."""
-    if layer not in LAYERS:
-        raise InvalidInputError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
-    cats = [category] if isinstance(category, str) else list(category or [])
-    m = aggregate._mask(t, start, end, cats or None)
-    data: dict = {"title": title, "filters": {"category": cats, "from": start, "to": end},
-                  "cases": int(m.sum())}
-    if layer in ("heatmap", "all"):
-        data["heat"] = heat_bins(t, m)
-    if layer in ("choropleth", "all"):
-        data["choropleth"] = {lvl: choropleth_layer(t, atlas, lvl, start, end, cats or None, at)
-                              for lvl in ("grid", "community")}
-        data["metrics"] = {k: v[0] for k, v in CHORO_METRICS.items()}
-    if layer in ("warnings", "all") and warnings is not None:
-        data["warnings"] = warnings
-    d = atlas.divisions[atlas.divisions["level"] == "district"]
-    minx, miny, maxx, maxy = (float(v) for v in np.asarray(
-        __import__("shapely").total_bounds(d["geometry"].to_numpy())))
-    data["bounds"] = [[miny, minx], [maxy, maxx]]
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
-    head = "\n".join([_asset(asset_prefix, "leaflet/leaflet.css", "css"),
-                      _asset(asset_prefix, "leaflet/leaflet.js", "js"),
-                      _asset(asset_prefix, "leaflet-heat/leaflet-heat.js", "js")])
-    return _PAGE.replace("__TITLE__", html_mod.escape(title)).replace("__HEAD__", head) \
-        .replace("__DATA__", payload)
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"/><title>__TITLE__</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"/><link rel="icon" href="data:,"/>
-__HEAD__
-<style>
-html,body,#map{height:100%;margin:0;font:13px/1.4 sans-serif}
-#panel{position:absolute;top:10px;right:10px;z-index:1000;background:#fff;padding:8px 10px;border-radius:4px;
- box-shadow:0 1px 5px rgba(0,0,0,.4);max-width:280px}
-#panel select,#panel input[type=range]{width:100%;margin:2px 0 6px}
-#legend div{display:flex;align-items:center;gap:6px}
-#legend i{display:inline-block;width:18px;height:12px;border:1px solid #888}
-#month-label{font-weight:bold}
-</style></head>
-<body><div id="map"></div>
-<div id="panel">
- <div><b id="title"></b></div><div id="summary"></div>
- <label>图层 Layer <select id="layer"></select></label>
- <div id="heat-controls"><label><input type="checkbox" id="all-months" checked/> 全部月份 all months</label>
-  <input type="range" id="month" min="0" max="0" value="0"/><div id="month-label"></div></div>
- <div id="choro-controls"><label>指标 Metric <select id="metric"></select></label></div>
- <div id="legend"></div>
-</div>
-<script>
-const D = __DATA__;
-const map = L.map('map', {preferCanvas: true}).fitBounds(D.bounds);
-document.getElementById('title').textContent = D.title;
-document.getElementById('summary').textContent = D.cases + ' cases' +
-  (D.filters.category.length ? ' · ' + D.filters.category.join(', ') : '') +
-  (D.filters.from || D.filters.to ? ' · ' + (D.filters.from || '…') + ' – ' + (D.filters.to || '…') : '');
-const layerSel = document.getElementById('layer'), metricSel = document.getElementById('metric');
-const opts = [];
-if (D.heat) opts.push(['heatmap', '事件热力 incident density']);
-if (D.choropleth) { opts.push(['grid', '网格处置 response per base grid']);
-                    opts.push(['community', '社区处置 response per community']); }
-if (D.warnings) opts.push(['warnings', '超前预警 early warnings']);
-for (const [v, t] of opts) layerSel.add(new Option(t, v));
-if (D.metrics) for (const [k, t] of Object.entries(D.metrics)) metricSel.add(new Option(t, k));
-let current = null, heat = null, geo = {}, warn = null;
-const monthInput = document.getElementById('month'), allMonths = document.getElementById('all-months');
-if (D.heat) { monthInput.max = Math.max(0, D.heat.months.length - 1); }
-
-function heatPoints() {
-  const h = D.heat, w = new Float64Array(h.centres.length);
-  const months = allMonths.checked ? h.counts.map((_, i) => i) : [Number(monthInput.value)];
-  for (const k of months) { const [b, n] = h.counts[k] || [[], []]; for (let i = 0; i < b.length; i++) w[b[i]] += n[i]; }
-  let max = 0; for (const v of w) if (v > max) max = v;
-  const pts = [];
-  for (let i = 0; i < w.length; i++) if (w[i] > 0) pts.push([h.centres[i][0], h.centres[i][1], Math.sqrt(w[i] / max)]);
-  document.getElementById('month-label').textContent = allMonths.checked ? '全部 all' : h.months[Number(monthInput.value)];
-  return {pts, max};
-}
-function legend(entries, title) {
-  const el = document.getElementById('legend'); el.innerHTML = '<b>' + title + '</b>';
-  for (const e of entries) { const d = document.createElement('div');
-    d.innerHTML = '<i style="background:' + e.colour + '"></i><span></span>';
-    d.querySelector('span').textContent = e.label + (e.count !== undefined ? ' (' + e.count + ')' : '');
-    el.appendChild(d); }
-}
-function show() {
-  if (current) { map.removeLayer(current); current = null; }
-  const v = layerSel.value;
-  document.getElementById('heat-controls').style.display = v === 'heatmap' ? '' : 'none';
-  document.getElementById('choro-controls').style.display = (v === 'grid' || v === 'community') ? '' : 'none';
-  if (v === 'heatmap') {
-    const {pts, max} = heatPoints();
-    heat = L.heatLayer(pts, {radius: 14, blur: 12, maxZoom: 13, max: 0.7});
-    current = heat.addTo(map);
-    legend([{label: 'low', colour: '#0000ff'}, {label: 'high: ' + max + ' cases / ' + D.heat.bin_m + ' m bin',
-            colour: '#ff0000'}], '事件密度 cases per bin');
-  } else if (v === 'grid' || v === 'community') {
-    const c = D.choropleth[v], m = metricSel.value;
-    current = L.geoJSON(c.geojson, {
-      style: f => ({color: '#555', weight: v === 'grid' ? 0.6 : 1, fillOpacity: 0.75,
-                    fillColor: f.properties['c_' + m]}),
-      onEachFeature: (f, l) => l.bindTooltip(f.properties.name + ' ' + f.properties.code + '<br>' + m + ': ' +
-                      (f.properties[m] === null ? '–' : f.properties[m]) + ' · ' + f.properties.cases + ' cases')
-    }).addTo(map);
-    legend(c.legends[m].entries, c.legends[m].title + ' · ' + c.legends[m].scheme);
-  } else if (v === 'warnings') {
-    const w = D.warnings;
-    current = L.geoJSON(w.geojson, {
-      style: f => ({color: '#333', weight: 0.6, fillOpacity: 0.7, fillColor: f.properties.colour}),
-      onEachFeature: (f, l) => l.bindTooltip(f.properties.name + ' ' + f.properties.code + '<br>' + f.properties.why)
-    }).addTo(map);
-    legend(w.legend, '超前预警 warnings at ' + w.at);
-  }
-  document.body.dataset.incidentLayer = v;
-  document.body.dataset.ready = '1';
-}
-layerSel.onchange = show; metricSel.onchange = show;
-monthInput.oninput = () => { allMonths.checked = false; show(); };
-allMonths.onchange = show;
-window.IncidentMap = {map, show, data: D, layer: () => current};
-show();
-</script></body></html>
-"""
-
-
-def main(argv=None, prog: str = "python -m gis_grid.incidents.maps") -> int:
-    """``gis-grid map --layer heatmap -o FILE.html``: a standalone page (assets inlined)."""
-    from ..store import open_store
-    p = argparse.ArgumentParser(prog=prog, description=main.__doc__)
-    p.add_argument("--db", default=None)
-    p.add_argument("--layer", choices=LAYERS, default="all")
-    p.add_argument("--category", action="append")
-    p.add_argument("--from", dest="start")
-    p.add_argument("--to", dest="end")
-    p.add_argument("--at", default=None, help="warnings / colours at this date (default: the range end)")
-    p.add_argument("-o", "--output", required=True)
-    a = p.parse_args(argv)
-    with open_store(a.db) as store:
-        atlas = Atlas.from_store(store)
-        t = aggregate.case_table(store, atlas)
-        warn = None
-        if a.layer in ("warnings", "all"):
-            from .early_warning import warnings_layer
-            warn = warnings_layer(t, atlas, a.at or a.end or "2016-12-31")
-        page = incident_page(atlas, t, layer=a.layer, category=a.category, start=a.start, end=a.end, at=a.at,
-                             warnings=warn)
-    Path(a.output).write_text(page, encoding="utf-8")
-    print(json.dumps({"output": a.output, "bytes": len(page.encode("utf-8")), "layer": a.layer}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
