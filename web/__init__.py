@@ -2,5 +2,6 @@
 
 * :mod:`.viewer`          the command-centre map viewer (GET /map)
 * :mod:`.incident_pages`  the standalone incident page (GET /map/incidents, ``gis-grid map``)
+* :mod:`.plan_diff`       the plan diff map (GET /plans/{id}/map)
 * :mod:`.assets`          what the pages share
 """

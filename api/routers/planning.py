@@ -142,7 +142,7 @@ def get_impact(plan_id: int = Path(...),
 
 @router.get("/plans/{plan_id}/map", response_class=HTMLResponse, summary="Folium diff map: old grids against new")
 def get_map(plan_id: int = Path(...), h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> HTMLResponse:
-    from gis_grid.planning.diffmap import diff_map_html
+    from web.plan_diff import diff_map_html
     atlas, plan = _plan(h, plan_id)
     impact = impact_of(h.store, atlas, plan)
     return HTMLResponse(diff_map_html(atlas, plan, impact))

@@ -1,5 +1,5 @@
-"""A folium diff map of a plan: the grids it replaces (red, dashed) against the new ones (blue),
-and the buildings that change grid (orange). Counts only, no personal data.
+"""The plan diff map (GET /plans/{id}/map), a folium page: the grids a plan replaces (red, dashed)
+against the new ones (blue), and the buildings that change grid (orange). Counts only, no personal data.
 
 Assets come from ``asset_prefix`` (the app's vendored Leaflet), never from a CDN.
 """
@@ -11,8 +11,8 @@ import folium
 import numpy as np
 import shapely
 
-from ..atlas import Atlas
-from .plan import Plan
+from gis_grid.atlas import Atlas
+from gis_grid.planning.plan import Plan
 
 
 def _fc(geoms, props) -> dict:
