@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Vendor the map viewer's JS/CSS from the npm registry into api/static/ (committed; the
+# Vendor the map viewer's JS/CSS from the npm registry into web/static/ (committed; the
 # viewer never loads anything from a CDN). Re-run to upgrade, then review and commit.
 set -euo pipefail
 LEAFLET_VERSION="${LEAFLET_VERSION:-1.9.4}"
 VECTORGRID_VERSION="${VECTORGRID_VERSION:-1.3.0}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
-static="$here/api/static"
+static="$here/web/static"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"

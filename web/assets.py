@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 # served by the API at /map/static, inlined into the standalone incident page
-STATIC_DIR = Path(__file__).resolve().parents[1] / "api" / "static"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 _ASSET_RE = re.compile(r"""<(?:script|link|img)\b[^>]*?\b(?:src|href)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""",
                        re.IGNORECASE)

@@ -1,8 +1,6 @@
 """The command-centre map viewer: GET /map, its vendored assets and the grid layers."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -13,6 +11,7 @@ from gis_grid.errors import AuthenticationError, InvalidInputError, NotFoundErro
 from gis_grid.hierarchy import Level
 from gis_grid.security.roles import Principal
 from web import viewer
+from web.assets import STATIC_DIR
 
 from ..cache import BuildCache
 from ..deps import atlas_dep, settings_dep
@@ -22,7 +21,6 @@ from ..settings import Settings
 router = APIRouter(tags=["map"])
 _maps = require("maps")
 
-STATIC_DIR = (Path(__file__).resolve().parent.parent / "static").resolve()
 CONTENT_TYPES = {
     ".js": "application/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
