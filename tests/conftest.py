@@ -3,6 +3,10 @@
 The whole suite runs once per store backend: ``store_backend`` is a session-scoped, autouse,
 parametrised fixture, so every test is collected as ``test[gpkg]`` and ``test[postgis]`` and
 pytest runs all of one backend before the other. See tests/stores.py.
+
+Tests that never open a store are marked ``store_free`` (on the module or the test): only their
+first backend's copy is kept, the others are reported as deselected (see
+``pytest_collection_modifyitems`` below).
 """
 from __future__ import annotations
 
@@ -37,6 +41,23 @@ def store_backend(request):
     if request.param == "postgis":
         stores.drop_test_databases()
     stores.activate("gpkg")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``store_free`` tests are kept on the first backend only; their other copies are deselected.
+
+    Deselecting rather than un-parametrising keeps the kept copy inside its backend's group, so
+    pytest's ordering by session parameter still runs each backend's tests together and the
+    per-backend session fixtures (the demo store) are built once, never torn down in between.
+    """
+    first = stores.backends()[0]
+    dropped = [item for item in items if item.get_closest_marker("store_free")
+               and getattr(item, "callspec", None) is not None
+               and item.callspec.params.get("store_backend", first) != first]
+    if dropped:
+        gone = set(dropped)
+        items[:] = [item for item in items if item not in gone]
+        config.hook.pytest_deselected(items=dropped)
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ def toy(tmp_path):
         yield client, store
 
 
+@pytest.mark.store_free
 def test_patterns():
     assert pii_guard.find_pii('{"id_number": "370402197001010011"}') == ["370402197001010011"]
     assert pii_guard.find_pii("37040219700101001X and 13812345678") == ["37040219700101001X", "13812345678"]
@@ -41,6 +42,7 @@ def test_a_masking_regression_is_caught(toy, monkeypatch):
     assert len(leaks) == 1 and "370402197001010011" in leaks[0] and "command_center" in leaks[0]
 
 
+@pytest.mark.store_free
 def test_a_leak_without_a_key_is_caught_on_any_client():
     app = FastAPI()
 

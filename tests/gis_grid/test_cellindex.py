@@ -8,6 +8,8 @@ import shapely
 from gis_grid.cellindex import OUTSIDE, CellIndex
 from common import X0, X1, XM, Y0, Y1, YM, toy_divisions
 
+pytestmark = pytest.mark.store_free  # opens no store: runs once, not once per backend
+
 
 @pytest.fixture(scope="module")
 def toy_index():

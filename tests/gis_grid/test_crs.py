@@ -18,6 +18,8 @@ from gis_grid import crs
 from gis_grid.crs import InputCRS
 from gis_grid.errors import InvalidCoordinatesError, InvalidInputError, UnknownCRSError
 
+pytestmark = pytest.mark.store_free  # opens no store: runs once, not once per backend
+
 # 32 x 32 = 1024 points over Shizhong district.
 _LON, _LAT = np.meshgrid(np.linspace(117.45, 117.80, 32), np.linspace(34.75, 34.98, 32))
 LON, LAT = _LON.ravel(), _LAT.ravel()

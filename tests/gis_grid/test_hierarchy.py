@@ -6,6 +6,8 @@ import pytest
 from gis_grid.errors import InvalidInputError
 from gis_grid.hierarchy import Level, ancestors, community_kind, is_within, level_of, parent_code
 
+pytestmark = pytest.mark.store_free  # opens no store: runs once, not once per backend
+
 
 @pytest.mark.parametrize("code,level", [("370402", Level.DISTRICT), ("370402001", Level.STREET),
                                         ("370402001013", Level.COMMUNITY), ("370402001013001", Level.GRID)])

@@ -8,6 +8,8 @@ from gis_grid.errors import InvalidInputError
 from gis_grid.idcard import (birth_date_of, birth_dates_of, check_digit, gender_of,
                              is_valid_id, make_ids, validate_ids)
 
+pytestmark = pytest.mark.store_free  # opens no store: runs once, not once per backend
+
 # Public example numbers: the GB 11643-1999 standard's own examples.
 KNOWN_VALID = ["11010519491231002X", "440524188001010014"]
 

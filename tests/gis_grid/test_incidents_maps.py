@@ -18,6 +18,7 @@ def _ssd(v, bins):
     return sum(float(((v[c.yb == i] - v[c.yb == i].mean()) ** 2).sum()) for i in range(len(bins)) if (c.yb == i).any())
 
 
+@pytest.mark.store_free
 @pytest.mark.parametrize("seed", range(12))
 def test_fisher_jenks_is_optimal_like_mapclassify(seed):
     rng = np.random.default_rng(seed)
@@ -31,6 +32,7 @@ def test_fisher_jenks_is_optimal_like_mapclassify(seed):
     assert _ssd(v, ours) <= _ssd(v, ref) + 1e-9  # never worse than mapclassify's own optimum
 
 
+@pytest.mark.store_free
 def test_natural_breaks_isolate_a_weak_tail():
     # 40 grids at 97-100 %, three weak ones: natural breaks give the weak ones a class of their own
     v = np.concatenate([np.linspace(97, 100, 40), [80.0, 81.0, 82.5]])
@@ -41,6 +43,7 @@ def test_natural_breaks_isolate_a_weak_tail():
     assert legend[0]["colour"] == layers.PALETTE[-1]  # the bad end is dark red
 
 
+@pytest.mark.store_free
 def test_satisfaction_keeps_the_90_percent_line():
     v = np.array([85.0, 92.0, 97.0, 99.5, 100.0, 100.0, np.nan])
     cls, legend = layers.classify(v, True, scheme="policy_breaks")
@@ -51,6 +54,7 @@ def test_satisfaction_keeps_the_90_percent_line():
     assert [e["label"] for e in legend][:2] == ["≤ 90", "> 90 – 95"] and legend[0]["count"] == 0
 
 
+@pytest.mark.store_free
 def test_counts_get_whole_number_classes():
     v = np.array([0, 0, 0, 0, 0, 1, 1, 2, 3, 8, 15, 40], dtype=float)
     cls, legend = layers.classify(v, False, scheme="head_tail", integer=True)
@@ -58,6 +62,7 @@ def test_counts_get_whole_number_classes():
     assert all(re.fullmatch(r"\d+( – \d+)?", e["label"]) for e in legend), legend
 
 
+@pytest.mark.store_free
 def test_every_indicator_names_its_scheme():
     assert {m[2] for m in layers.CHORO_METRICS.values()} <= set(layers.SCHEME_NAMES)
     assert layers.CHORO_METRICS["satisfaction"][2] == "policy_breaks"

@@ -9,6 +9,8 @@ from gis_grid.errors import ConflictError, InvalidInputError, PermissionDeniedEr
 from gis_grid.incidents import model
 from gis_grid.incidents.model import Action, Status
 
+pytestmark = pytest.mark.store_free  # opens no store: runs once, not once per backend
+
 NOW = datetime(2016, 6, 1, 12, 0, tzinfo=timezone.utc)
 ROLE_FOR = {Action.REGISTER: "command_centre", Action.DISPATCH: "command_centre", Action.HANDLE: "department",
             Action.FEEDBACK: "department", Action.CLOSE: "grid_worker", Action.ASSESS: "supervisor",

@@ -6,6 +6,8 @@ import pytest
 from gis_grid.incidents import model
 from gis_grid.security.roles import ROLES, SCOPE_LEVEL, check_scope
 
+pytestmark = pytest.mark.store_free  # opens no store: runs once, not once per backend
+
 
 def test_every_case_writer_acts_in_a_known_workflow_role():
     for name, p in ROLES.items():

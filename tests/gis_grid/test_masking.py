@@ -8,6 +8,8 @@ from gis_grid.idcard import make_ids
 from gis_grid.masking import (COMPOUND_SURNAMES, PERSONAL_FIELDS, VULNERABILITY_FIELDS, mask_id,
                               mask_ids, mask_name, mask_names, mask_phone, mask_phones)
 
+pytestmark = pytest.mark.store_free  # opens no store: runs once, not once per backend
+
 LONG_ID_RUN = re.compile(r"[0-9]{15,}[0-9Xx]?")
 PHONE_RUN = re.compile(r"[0-9]{11}")
 # Anything that could still be a birth date: 8 consecutive digits.

@@ -7,6 +7,8 @@ import shapely
 
 from gis_grid.partition import allocate, make_contiguous, node_coverage, spread_seeds, voronoi_partition
 
+pytestmark = pytest.mark.store_free  # opens no store: runs once, not once per backend
+
 
 @pytest.mark.parametrize("total,weights,minimum", [(228, [5, 1, 1, 30, 0.5, 7], 2), (217, np.arange(1, 112), 1),
                                                    (10, [1, 1, 1], 3), (7, [0, 0, 1], 0)])

@@ -10,6 +10,8 @@ from gis_grid.demo.people import (AREA_CODE_WEIGHTS, FLAG_COLUMNS, NEIGHBOUR_ARE
 from gis_grid.errors import InvalidInputError
 from gis_grid.idcard import birth_dates_of, validate_ids
 
+pytestmark = pytest.mark.store_free  # opens no store: runs once, not once per backend
+
 AS_OF = dt.date(2025, 6, 30)
 SIZE_P_URBAN = [.22, .30, .28, .13, .05, .015, .005]
 SIZE_P_RURAL = [.18, .28, .22, .16, .09, .05, .02]
