@@ -4,8 +4,8 @@ It wraps the clients the suite talks to the app with (``httpx.Client.send``, whi
 Starlette's TestClient goes through; ``httpx.AsyncClient.send``; ``requests.Session.send``,
 which schemathesis uses) and looks in every text body for an unmasked 18-digit resident
 ID (area code, a real birth date, MOD 11-2 position with an ``X`` check digit allowed) or an
-11-digit mainland mobile (``1[3-9]`` + 9 digits). A hit fails the test that made the
-request, naming the URL, the key's role and what was found.
+11-digit mainland mobile (``1[3-9]`` + 9 digits): the patterns of :mod:`gis_grid.testing`.
+A hit fails the test that made the request, naming the URL, the key's role and what was found.
 
 The only exemption is the purpose-bound endpoint ``GET /residents/{id}/unmasked`` answered
 to a role whose table entry grants full personal data: every other route masks on the
@@ -28,12 +28,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-# area code, birth date (18xx-20xx, month 01-12, day 01-31), sequence, check digit (0-9 or X);
-# not part of a longer run of ASCII letters and digits (hex key ids, hashes, tokens) nor of a decimal
-# fraction (coordinates have long fractions); Chinese text right next to a number still counts
-_START, _END = r"(?<![0-9A-Za-z.])", r"(?![0-9A-Za-z])"
-ID18 = re.compile(_START + r"\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]" + _END)
-MOBILE = re.compile(_START + r"1[3-9]\d{9}" + _END)
+from gis_grid.testing import find_pii
+
 UNMASK_PATH = re.compile(r"^/residents/[^/]+/unmasked/?$")
 TEXTUAL = ("json", "text/", "html", "csv", "xml", "javascript")
 
@@ -64,11 +60,6 @@ def _token(headers) -> str | None:
         if name == "gg_session":
             return value.strip('"')
     return None
-
-
-def find_pii(text: str) -> list[str]:
-    """The unmasked ID numbers and mobiles in ``text`` (first few of each)."""
-    return ID18.findall(text)[:3] + MOBILE.findall(text)[:3]
 
 
 def inspect(method: str, url: str, request_headers, content_type: str, body: bytes) -> str | None:

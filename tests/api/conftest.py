@@ -1,18 +1,14 @@
 """API fixtures: the demo district behind the real app, and the toy district with small limits."""
 from __future__ import annotations
 
-import re
-
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
 from common import bearer, make_toy_store, toy_people
+from gis_grid.testing import find_pii
 from stores import location
-
-ID18 = re.compile(r"\b\d{17}[\dX]\b")
-MOBILE = re.compile(r"\b1[3-9]\d{9}\b")
 
 #: the toy district's published limits (small, so limits are easy to hit)
 TOY_LIMITS = dict(max_batch_points=3, default_page_size=2, max_page_size=3, max_polygon_vertices=20)
@@ -20,8 +16,8 @@ TOY_LIMITS = dict(max_batch_points=3, default_page_size=2, max_page_size=3, max_
 
 def assert_no_pii(text: str) -> None:
     """No unmasked 18-digit ID number or 11-digit mobile anywhere in a response body."""
-    ids, phones = ID18.findall(text), MOBILE.findall(text)
-    assert not ids and not phones, f"unmasked personal data in a response: {ids[:3]} {phones[:3]}"
+    found = find_pii(text)
+    assert not found, f"unmasked personal data in a response: {found}"
 
 
 @pytest.fixture(scope="session")

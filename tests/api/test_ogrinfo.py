@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -14,22 +13,14 @@ import pytest
 from api.app import create_app
 from api.settings import Settings
 from gis_grid.atlas.holder import AtlasHolder
+from gis_grid.testing import free_port, skip_or_fail_on_ci
 
 
 def _ogrinfo() -> str:
     exe = shutil.which("ogrinfo")
     if exe is None:
-        msg = "GDAL's ogrinfo is not installed (run `bash scripts/system-deps.sh`)"
-        if os.environ.get("CI"):
-            pytest.fail(msg + "; CI must run this test")
-        pytest.skip(msg)
+        skip_or_fail_on_ci("GDAL's ogrinfo is not installed (run `bash scripts/system-deps.sh`)")
     return exe
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +31,7 @@ def server(demo_store_path, demo_store, demo_atlas):
     holder = AtlasHolder(demo_store, demo_atlas, follow=False)
     app = create_app(Settings(db=str(demo_store_path)), holder=holder)
     app.router.lifespan_context = _no_close  # the session owns the store
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=srv.run, daemon=True)
     th.start()

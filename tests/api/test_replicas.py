@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 import shapely
 
 from common import X0, XM, Y0, Y1, bearer, make_toy_store
+from gis_grid.testing import free_port
 from stores import location
 
 WEST = "370402001001"
@@ -27,12 +27,6 @@ MOVED = {"type": "FeatureCollection", "features": [
     {"type": "Feature", "properties": {}, "geometry": json.loads(shapely.to_geojson(g))}
     for g in (shapely.box(X0, 34.804, XM, Y1), shapely.box(X0, Y0, XM, 34.804))]}
 PROBE = {"lon": 117.505, "lat": 34.805}  # in G2 before the apply, in G1 after
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _call(base, path, token, method="GET", body=None, headers=None):
@@ -47,7 +41,7 @@ def _call(base, path, token, method="GET", body=None, headers=None):
 
 
 def _serve(db, log):
-    port = _free_port()
+    port = free_port()
     out = open(log, "wb")
     proc = subprocess.Popen([sys.executable, "-m", "gis_grid.cli", "serve", "--db", db, "--port", str(port)],
                             env=dict(os.environ, GIS_GRID_LOG_LEVEL="warning"), stdout=out, stderr=subprocess.STDOUT)

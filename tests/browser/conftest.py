@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -12,23 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from gis_grid.testing import free_port, skip_or_fail_on_ci
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-def _missing(why: str):
-    """Fail on CI (the browser test must run there), skip on a developer machine."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{why} (CI is set, so the browser test may not be skipped; run scripts/system-deps.sh)")
-    pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     path = os.environ.get("GIS_GRID_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not path or not os.path.exists(path):
-        _missing("Debian chromium is not installed (bash scripts/system-deps.sh)")
+        skip_or_fail_on_ci("Debian chromium is not installed (bash scripts/system-deps.sh)")
     return path
 
 
@@ -37,7 +31,7 @@ def playwright_api():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("playwright is not installed (pip install -e '.[test]')")
+        skip_or_fail_on_ci("playwright is not installed (pip install -e '.[test]')")
     with sync_playwright() as p:
         yield p
 
@@ -49,16 +43,10 @@ def browser(playwright_api, chromium_path):
     b.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_server(demo_store_path, tmp_path_factory):
     """The real app (uvicorn, own process) over the demo store on a free localhost port."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
     env = dict(os.environ, GIS_GRID_DB=str(demo_store_path), GIS_GRID_BASEMAP="none")
     with open(log, "wb") as out:

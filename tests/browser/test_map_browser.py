@@ -1,17 +1,16 @@
 """The /map viewer in headless Chromium: draws the grids, opens cards, loads nothing off the host."""
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 import pytest
 import shapely
 
+from gis_grid.testing import find_pii, skip_or_fail_on_ci
+
 pytestmark = pytest.mark.browser
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-ID18 = re.compile(r"\b\d{17}[\dX]\b")
-MOBILE = re.compile(r"\b1[3-9]\d{9}\b")
 
 
 @pytest.fixture
@@ -123,7 +122,7 @@ def test_building_click_lists_households(page, live_server, demo_atlas):
     card.wait_for()
     text = card.inner_text()
     assert f"共 {int(counts[bid])} 户" in text
-    assert "户" in text and not ID18.search(text) and not MOBILE.search(text)   # masked as served
+    assert "户" in text and not find_pii(text)   # masked as served
     assert page.errors == [], page.errors
     assert page.blocked == []
 
@@ -136,14 +135,11 @@ def _toggle_overlay(page, name: str, on: bool = True):
 
 def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artifacts_dir):
     """Heatmap, response choropleths and warnings as layers of /map: toggled, legended, drawn from binned data."""
-    import os
-
     from gis_grid.store import open_store
     with open_store(demo_store_path) as store:
         cases = len(store.incidents(columns=["id"]))
     if not cases:
-        msg = "the demo store has no case history (GIS_GRID_TEST_DEMO names a store made without it)"
-        pytest.fail(msg) if os.environ.get("CI") else pytest.skip(msg)
+        skip_or_fail_on_ci("the demo store has no case history (GIS_GRID_TEST_DEMO names a store made without it)")
     sizes = {}
     page.on("response", lambda r: "/incidents" in r.url and sizes.__setitem__(r.url, len(r.body())))
     _open_map(page, live_server)

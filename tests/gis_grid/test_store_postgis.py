@@ -23,7 +23,8 @@ import pytest
 import shapely
 
 import stores
-from common import X0, X1, XM, Y0, Y1, YM, toy_buildings, toy_divisions, toy_people
+from common import X0, X1, XM, Y0, Y1, YM, toy_divisions, toy_people
+from gis_grid import testing
 from gis_grid.atlas import Atlas
 from gis_grid.errors import (ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError,
                              PreconditionError, StoreError)
@@ -66,10 +67,10 @@ def new_url(admin_url, request):
 
 
 def toy_tables() -> dict[str, pd.DataFrame]:
-    hh, res = toy_people()
-    return {"divisions": toy_divisions(), "buildings": toy_buildings(), "households": hh, "residents": res,
-            "workers": pd.DataFrame({"id": ["W1", "W2"], "grid_code": [G1, E1], "name": ["周八", "吴九"],
-                                     "role": ["网格长", "网格员"], "phone": ["13900001111", "13900002222"]})}
+    # a second worker, in the east, so scoped reads of workers have something to leave out
+    return testing.toy_tables(workers=pd.DataFrame({"id": ["W1", "W2"], "grid_code": [G1, E1], "name": ["周八", "吴九"],
+                                                    "role": ["网格长", "网格员"],
+                                                    "phone": ["13900001111", "13900002222"]}))
 
 
 def _write(store):
@@ -484,13 +485,6 @@ def test_json_columns_round_trip_plans(pg):
 
 
 # -- replicas: two `gis-grid serve` processes on one database -----------------------------------
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(url: str, port: int, log) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "from gis_grid.cli import main; raise SystemExit(main())",
                              "serve", "--db", url, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
@@ -514,7 +508,7 @@ def test_two_serve_processes_agree_within_a_second_after_an_apply(pg, tmp_path):
     import httpx
     from gis_grid.security import keys
     headers = {"Authorization": f"Bearer {keys.create_key(pg, 'planner', '370402')[1]}"}
-    ports = [_free_port(), _free_port()]
+    ports = [testing.free_port(), testing.free_port()]
     logs = [open(tmp_path / f"serve-{p}.log", "w") for p in ports]
     procs = [_serve(pg.url, p, log) for p, log in zip(ports, logs)]
     a, b = (f"http://127.0.0.1:{p}" for p in ports)
