@@ -147,14 +147,12 @@ def _web_imports() -> list[str]:
     return offending
 
 
-@pytest.mark.xfail(strict=True, reason="issue #11: cycles being removed")
 def test_no_import_cycles():
     cycles, report = _cycle_report()
     if cycles:
         pytest.fail("import cycles between gis_grid modules:\n" + "\n".join(report), pytrace=False)
 
 
-@pytest.mark.xfail(strict=True, reason="issue #11: the library still builds folium pages")
 def test_library_imports_no_web_stack():
     offending = _web_imports()
     if offending:
