@@ -19,6 +19,7 @@ import shapely
 
 from . import crs as crs_mod
 from .errors import InvalidCoordinatesError, InvalidInputError
+from .paths import output_path
 
 OUT_COLUMNS = ("district", "street", "community", "grid", "building")
 CHUNK_ROWS = 500_000
@@ -154,7 +155,7 @@ def locate_file(src, dst, locate: Callable[[np.ndarray, np.ndarray], pd.DataFram
     if on_invalid not in ("fail", "mark"):
         raise InvalidInputError("on_invalid must be 'fail' or 'mark'")
     in_crs = crs_mod.parse_crs(crs)
-    dst = Path(dst)
+    dst = output_path(dst)
     out_fmt = file_format(dst)
     tmp = dst.with_name(f".{dst.name}.partial")
     result = BatchResult()

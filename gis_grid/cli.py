@@ -295,6 +295,12 @@ def main(argv=None) -> int:
         for d in (detail or [])[:20]:
             print(f"  row {d.get('row')}: {d.get('reason')}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        # a path the caller named: say which, without a traceback
+        print(f"error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import pandas as pd
 from . import crs as crs_mod
 from .errors import InvalidInputError
 from .hierarchy import Level
+from .paths import output_path
 
 _LEVEL_OF_LAYER = {"streets": Level.STREET, "communities": Level.COMMUNITY, "grids": Level.GRID}
 LAYERS = ("streets", "communities", "grids", "buildings", "households")
@@ -51,8 +52,8 @@ def reproject(gdf: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
 def export_layer(store, layer: str, fmt: str, output, crs="EPSG:4490") -> int:
     if fmt not in FORMATS:
         raise InvalidInputError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
+    output = output_path(output)
     frame = layer_frame(store, layer)
-    output = Path(output)
     if not isinstance(frame, gpd.GeoDataFrame):
         _write_table(frame, layer, fmt, output)
         return len(frame)

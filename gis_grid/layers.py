@@ -16,7 +16,7 @@ import shapely
 
 from . import crs as crs_mod
 from .atlas import Atlas
-from .errors import InvalidCoordinatesError
+from .errors import InvalidCoordinatesError, InvalidInputError
 from .hierarchy import Level
 
 Basemap = Literal["none", "tianditu", "amap"]
@@ -31,7 +31,7 @@ _COORD_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*[,，\s]\s*(-?\d+(?:\.\d+)?)\s*
 
 def check_basemap(basemap: str) -> str:
     if basemap not in BASEMAPS:
-        raise ValueError(f"unknown basemap {basemap!r}; use one of {', '.join(BASEMAPS)}")
+        raise InvalidInputError(f"unknown basemap {basemap!r}; use one of {', '.join(BASEMAPS)}")
     return basemap
 
 

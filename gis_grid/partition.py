@@ -8,6 +8,8 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPoint, Polygon
 
+from .errors import InvalidInputError
+
 SNAP_M = 0.001  # 1 mm: shared vertices are rounded identically on both sides
 
 
@@ -116,7 +118,7 @@ def allocate(total: int, weights, minimum: int = 1) -> np.ndarray:
     base = np.full(len(w), minimum)
     rest = total - base.sum()
     if rest < 0:
-        raise ValueError(f"cannot give {len(w)} parts at least {minimum} each out of {total}")
+        raise InvalidInputError(f"cannot give {len(w)} parts at least {minimum} each out of {total}")
     share = w / w.sum() * rest
     out = base + np.floor(share).astype(int)
     short = total - out.sum()

@@ -18,6 +18,8 @@ import socket
 import pandas as pd
 import shapely
 
+from gis_grid.errors import InvalidInputError
+
 from gis_grid.store import open_store
 
 # -- the toy district ------------------------------------------------------------------------------
@@ -92,7 +94,7 @@ def toy_tables(**replace: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
     """The toy district's tables for ``Store.replace_all``; a keyword (``buildings=...``) replaces one."""
     unknown = set(replace) - {"divisions", "buildings", "households", "residents", "workers"}
     if unknown:
-        raise TypeError(f"toy_tables: unknown table(s) {sorted(unknown)}")
+        raise InvalidInputError(f"toy_tables: unknown table(s) {sorted(unknown)}")
     hh, res = toy_people()
     tables = {"divisions": toy_divisions(), "buildings": toy_buildings(), "households": hh,
               "residents": res, "workers": toy_workers()}

@@ -1,9 +1,11 @@
-"""The library's layout contract, read from the source with ``ast`` (nothing is imported):
+"""The library's layout contract, read from the source with ``ast``:
 
 * no import cycles between modules of ``gis_grid``;
 * no module of ``gis_grid`` except ``gis_grid/cli.py`` imports the web layer (FastAPI, Starlette,
   uvicorn, the ``api`` and ``web`` packages) or page building (folium, branca, jinja2), so the
-  library stays usable without them and the app depends on the library, never the reverse.
+  library stays usable without them and the app depends on the library, never the reverse;
+* every ``raise X(...)`` in ``gis_grid`` names a :class:`~gis_grid.errors.GisGridError` (this one
+  check imports the modules, to resolve the names).
 
 Every import statement counts, also those inside functions (a lazy import still ties the modules
 together) and under ``if TYPE_CHECKING:``; ``__import__``/``importlib`` calls with computed
@@ -194,3 +196,33 @@ def test_the_testing_helpers_load_without_pytest():
     names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names] + \
             [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
     assert not [n for n in names if n.split(".")[0] in FORBIDDEN | {"pytest", "_pytest"}], names
+
+
+def test_every_error_the_library_raises_is_a_gis_grid_error():
+    """`raise SomeError(...)` in gis_grid names a GisGridError subclass (api/errors.py maps those to 4xx/5xx
+    and the CLI prints them as one line); re-raising a caught exception is not a new error and is skipped."""
+    import builtins
+    import importlib
+
+    from gis_grid.errors import GisGridError
+
+    allowed = {"NotImplementedError"}  # abstract methods
+    offending = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        raises = [n for n in ast.walk(tree) if isinstance(n, ast.Raise) and isinstance(n.exc, ast.Call)
+                  and isinstance(n.exc.func, (ast.Name, ast.Attribute))]
+        if not raises:
+            continue
+        namespace = {**vars(builtins), **vars(importlib.import_module(name))}
+        for node in raises:
+            expr = ast.unparse(node.exc.func)  # ValueError, errors.NotFoundError, ...
+            if expr in allowed:
+                continue
+            try:
+                cls = eval(expr, namespace)  # noqa: S307 - a dotted name from our own source
+            except Exception:  # noqa: BLE001 - a name bound only inside a function: reported, not guessed
+                cls = None
+            if not (isinstance(cls, type) and issubclass(cls, GisGridError)):
+                offending.append(f"{path.relative_to(ROOT)}:{node.lineno}: raise {expr}(...)")
+    assert not offending, "raise a gis_grid.errors class instead:\n" + "\n".join(offending)

@@ -37,6 +37,7 @@ import pandas as pd
 import shapely
 
 from .. import crs as crs_mod
+from ..errors import GisGridError
 from ..atlas import Atlas
 from ..store import Store
 from ..incidents import model
@@ -287,7 +288,7 @@ def build_history(atlas: Atlas, workers: pd.DataFrame, seed: int = 370402) -> pd
         sat[rng.choice(idx, k, replace=False)] = rng.choice([1, 2], k)
         bad_total += k
     if bad_total > DISSATISFIED:
-        raise RuntimeError(f"weak departments need {bad_total} dissatisfied ratings, over {DISSATISFIED}")
+        raise GisGridError(f"weak departments need {bad_total} dissatisfied ratings, over {DISSATISFIED}")
     others = np.flatnonzero(is_closed & ~np.isin(department, WEAK_DEPARTMENTS))
     late = closed[others] > deadline[others]
     pick = others[_gumbel_top(rng, np.where(late | rework[others], 3.0, 0.0), DISSATISFIED - bad_total)]

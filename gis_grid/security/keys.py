@@ -11,7 +11,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta, timezone
 
-from ..errors import AuthenticationError, NotFoundError
+from ..errors import AuthenticationError, InvalidInputError, NotFoundError
 from .roles import Principal, check_scope
 
 __all__ = ["AuthenticationError", "authenticate", "create_key"]
@@ -30,7 +30,7 @@ def create_key(store, role: str, scope: str, *, days: int = 90, note: str = "") 
     """Make and store a key; returns (record without the secret, the token to hand out once)."""
     check_scope(role, scope)
     if days <= 0:
-        raise ValueError("a key needs a positive lifetime in days")
+        raise InvalidInputError(f"a key needs a positive lifetime in days, not {days}: pass --days 1 or more")
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     now = _now()

@@ -156,3 +156,17 @@ def test_gis_grid_map_writes_a_light_standalone_heatmap(demo_store_path, tmp_pat
 def test_serve_refuses_zero_workers(capsys):
     assert main(["serve", "--workers", "0"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command,argv,says", [
+    (["keys", "create"], ["--role", "grid_worker", "--scope", "370402001001001", "--days", "0"], "positive lifetime"),
+    (["keys", "create"], ["--role", "grid_worker", "--scope", "370402001001001", "--days", "-3"], "positive lifetime"),
+    (["export"], ["--layer", "grids", "--format", "geojson", "-o", "/nonexistent-dir/x/grids.geojson"],
+     "/nonexistent-dir/x"),
+])
+def test_a_callers_mistake_is_one_line_not_a_traceback(toy_db, command, argv, says):
+    # a subprocess, as a user runs it: exit 2, the reason on stderr, and no Python traceback
+    proc = subprocess.run([sys.executable, "-m", "gis_grid.cli", *command, "--db", toy_db, *argv],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

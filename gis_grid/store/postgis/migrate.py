@@ -5,6 +5,8 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
+from ...errors import StoreError
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -22,7 +24,7 @@ def head() -> str:
     from alembic.script import ScriptDirectory
     heads = ScriptDirectory.from_config(_config()).get_heads()
     if len(heads) != 1:  # a branch would make "the schema" ambiguous
-        raise RuntimeError(f"the migrations have {len(heads)} heads {heads}; merge them")
+        raise StoreError(f"the migrations have {len(heads)} heads {heads}; merge them")
     return heads[0]
 
 
