@@ -8,9 +8,9 @@ from __future__ import annotations
 from fastapi import Query, Request
 
 from gis_grid.atlas import Atlas
+from gis_grid.atlas.holder import AtlasHolder
 
 from .settings import Settings
-from gis_grid.atlas.holder import AtlasHolder
 
 
 async def holder(request: Request) -> AtlasHolder:

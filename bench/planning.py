@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 import shapely  # noqa: E402
 
-from gis_grid.atlas.holder import AtlasHolder  # noqa: E402
 from gis_grid.atlas import Atlas  # noqa: E402
+from gis_grid.atlas.holder import AtlasHolder  # noqa: E402
 from gis_grid.coverage import check_store  # noqa: E402
 from gis_grid.planning.impact import plan_impact  # noqa: E402
 from gis_grid.planning.plan import plan_from_geojson  # noqa: E402

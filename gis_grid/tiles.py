@@ -16,8 +16,6 @@
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import mapbox_vector_tile
@@ -27,10 +25,11 @@ import shapely
 from pyproj import Transformer
 
 from . import features as feat
+from .atlas.memo import ResponseCache
 from .errors import InvalidInputError, NotFoundError
 
 __all__ = ["TMS_ID", "MINZOOM", "MAXZOOM", "EXTENT", "BUFFER", "BUILDINGS_MINZOOM", "minzoom_of",
-           "check_tile", "render_tile", "TileCache", "CACHE", "get_tile", "etag", "tilejson"]
+           "check_tile", "render_tile", "CACHE", "get_tile", "etag", "tilejson"]
 
 TMS_ID = "WebMercatorQuad"
 TMS = morecantile.tms.get(TMS_ID)
@@ -142,72 +141,17 @@ def render_tile(atlas, cid: str, z: int, x: int, y: int) -> bytes:
 
 
 # ---------------------------------------------------------------- cache
-class TileCache:
-    """A bounded LRU of encoded responses (tiles; the API's division cards) keyed by (atlas version, ...).
-
-    Entries of older atlas versions are dropped as soon as a newer one is asked for.
-    """
-
-    def __init__(self, max_tiles: int = 4096, max_bytes: int = 64 * 1024 * 1024):
-        self.max_tiles, self.max_bytes = max_tiles, max_bytes
-        self._d: "OrderedDict[tuple, bytes]" = OrderedDict()
-        self._bytes = 0
-        self._version = None
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
-            self._bytes = 0
-
-    def get(self, key: tuple) -> bytes | None:
-        with self._lock:
-            if key[0] != self._version:  # a new atlas version: everything older is stale
-                self._d.clear()
-                self._bytes = 0
-                self._version = key[0]
-            v = self._d.get(key)
-            if v is None:
-                self.misses += 1
-                return None
-            self._d.move_to_end(key)
-            self.hits += 1
-            return v
-
-    def put(self, key: tuple, data: bytes) -> None:
-        with self._lock:
-            if key[0] != self._version:
-                return  # rendered for an atlas that has since been replaced
-            old = self._d.pop(key, None)
-            if old is not None:
-                self._bytes -= len(old)
-            self._d[key] = data
-            self._bytes += len(data)
-            while self._d and (len(self._d) > self.max_tiles or self._bytes > self.max_bytes):
-                _, v = self._d.popitem(last=False)
-                self._bytes -= len(v)
+CACHE = ResponseCache()  # the default cache; the API keeps one per app
 
 
-CACHE = TileCache()  # the default cache; the API keeps one per app
-
-
-def get_tile(atlas, cid: str, z: int, x: int, y: int, cache: TileCache | None = CACHE) -> bytes:
+def get_tile(atlas, cid: str, z: int, x: int, y: int, cache: ResponseCache | None = CACHE) -> bytes:
     """A tile through the cache (render on a miss)."""
     check_tile(z, x, y)
     if cid not in feat.COLLECTIONS:
         feat.collection(atlas, cid)  # raises NotFoundError
     if cache is None:
         return render_tile(atlas, cid, z, x, y)
-    key = (atlas.version, cid, z, x, y)
-    data = cache.get(key)
-    if data is None:
-        data = render_tile(atlas, cid, z, x, y)
-        cache.put(key, data)
-    return data
+    return cache.get_or_build((atlas.version, cid, z, x, y), lambda: render_tile(atlas, cid, z, x, y))
 
 
 def etag(atlas, z: int, x: int, y: int) -> str:

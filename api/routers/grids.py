@@ -12,16 +12,16 @@ from starlette.concurrency import run_in_threadpool
 
 from gis_grid import stats
 from gis_grid.atlas import Atlas
+from gis_grid.atlas.holder import AtlasHolder
+from gis_grid.atlas.memo import ResponseCache
 from gis_grid.errors import NotFoundError
 from gis_grid.hierarchy import Level, level_of, parent_code
 from gis_grid.masking import mask_names, mask_phones
 from gis_grid.security.roles import PersonalData, Principal
-from gis_grid.tiles import TileCache
 
 from ..asof import atlas_at_dep
 from ..deps import holder
 from ..security import check_scope, require
-from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["grids"])
 _maps = require("maps")
@@ -82,10 +82,10 @@ async def grid_card(request: Request, code: str = Path(..., description="6-, 9-,
     return Response(body, media_type="application/json")
 
 
-def _card_cache(request: Request) -> TileCache:
+def _card_cache(request: Request) -> ResponseCache:
     cache = getattr(request.app.state, "card_cache", None)
     if cache is None:
-        cache = request.app.state.card_cache = TileCache(max_tiles=8192, max_bytes=32 * 1024 * 1024)
+        cache = request.app.state.card_cache = ResponseCache(max_items=8192, max_bytes=32 * 1024 * 1024)
     return cache
 
 

@@ -15,21 +15,21 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from gis_grid import layers
+from gis_grid.atlas.holder import AtlasHolder
+from gis_grid.atlas.memo import ResponseCache
 from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, early_warning
 from gis_grid.incidents import layers as incident_layers
 from web.incident_pages import incident_page
 
-from ..cache import BuildCache
 from ..deps import holder, settings_dep
 from ..security import require
 from ..settings import Settings
-from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["map"], dependencies=[Depends(require("maps"))])
 
-# answers keyed by the case table's version: a write makes a new key, old ones age out
-_cached = BuildCache(64).get_or_build
+# answers keyed first by the case table's version (atlas, cases): a write empties the cache
+_cached = ResponseCache(max_items=64).get_or_build
 
 
 def _json(body: bytes) -> Response:
@@ -93,7 +93,7 @@ def heat(category: list[str] | None = Query(None, description="one or more categ
             bins["centres"] = np.round(np.column_stack([y, x]), 5).tolist()
         return _dumps({"cases": int(m.sum()), "category": cats, "from": start, "to": end, **bins})
 
-    return _json(_cached(("heat", t.version, tuple(cats or ()), start, end, settings.basemap), build))
+    return _json(_cached((t.version, "heat", tuple(cats or ()), start, end, settings.basemap), build))
 
 
 @router.get("/map/incidents/choropleth/{level}.json",
@@ -113,7 +113,7 @@ def choropleth(level: str, category: list[str] | None = Query(None),
     t = aggregate.case_table(h.store, atlas)
     # without a time, open cases are coloured "now": that answer ages, so it is cached for a minute only
     now_bucket = None if (at or end) else int(datetime.now(timezone.utc).timestamp() // 60)
-    return _json(_cached(("choro", t.version, level, tuple(cats or ()), start, end, at, now_bucket),
+    return _json(_cached((t.version, "choro", level, tuple(cats or ()), start, end, at, now_bucket),
                          lambda: _dumps(incident_layers.choropleth_values(t, atlas, level, start, end, cats, at))))
 
 
@@ -126,5 +126,5 @@ def warnings(at: str | None = Query(None, description="date of the warning (defa
     when = at or _default_at(t)
     if not len(t):
         return _json(_dumps({"at": when, "legend": [], "items": {}}))
-    return _json(_cached(("warn", t.version, when),
+    return _json(_cached((t.version, "warn", when),
                          lambda: _dumps(early_warning.warnings_info(t, atlas, when))))

@@ -8,6 +8,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, model
 
@@ -15,7 +16,6 @@ from ..deps import holder, settings_dep
 from ..security import require
 from .incidents import ladder_query
 from ..settings import Settings
-from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["statistics"], dependencies=[Depends(require("maps"))])
 

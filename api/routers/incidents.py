@@ -10,16 +10,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from gis_grid.atlas import Atlas
 from gis_grid import crs as crs_mod
+from gis_grid.atlas import Atlas
+from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.errors import InvalidCoordinatesError, InvalidInputError, NotFoundError, PermissionDeniedError
-from gis_grid.security.roles import ROLES, Principal
 from gis_grid.incidents import aggregate, model, service
+from gis_grid.security.roles import ROLES, Principal
 
 from ..deps import holder, settings_dep
 from ..security import check_scope, principal_dep, require
 from ..settings import Settings
-from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["incidents"], dependencies=[Depends(principal_dep)])
 _read, _write = require("cases_read"), require("cases_write")

@@ -13,7 +13,6 @@ from gis_grid.security.roles import Principal
 from web import viewer
 from web.assets import STATIC_DIR
 
-from ..cache import BuildCache
 from ..deps import atlas_dep, settings_dep
 from ..security import principal_dep, require
 from ..settings import Settings
@@ -31,9 +30,6 @@ CONTENT_TYPES = {
     "": "text/plain; charset=utf-8",  # LICENSE, VERSION
 }
 
-_cached = BuildCache(32).get_or_build
-
-
 async def _viewer(request: Request) -> Principal | None:
     try:
         return await principal_dep(request)
@@ -49,8 +45,9 @@ def map_page(request: Request, atlas: Atlas = Depends(atlas_dep),
     if not who.permission.maps:
         raise PermissionDeniedError(f"the {who.role} role has no map access")
     prefix = request.scope.get("root_path", "").rstrip("/")
-    key = ("html", id(atlas), atlas.version, settings.basemap, settings.tianditu_key, prefix)
-    body = _cached(key, lambda: viewer.viewer_html(atlas, settings.basemap, f"{prefix}/map/static",
+    # the page is derived from the snapshot (its extent, its divisions): kept in the snapshot's memo
+    key = ("web.viewer_html", settings.basemap, settings.tianditu_key, prefix)
+    body = atlas.memo.get(key, lambda: viewer.viewer_html(atlas, settings.basemap, f"{prefix}/map/static",
                                                    tianditu_key=settings.tianditu_key,
                                                    api_prefix=prefix).encode("utf-8"))
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
@@ -65,8 +62,8 @@ def map_layer(request: Request, level: str = PathParam(..., json_schema_extra={"
     etag = f'"{atlas.version}-{lvl.value}-{settings.basemap}"'
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
-    key = ("layer", id(atlas), atlas.version, lvl.value, settings.basemap)
-    body = _cached(key, lambda: layers.level_geojson_bytes(atlas, lvl, settings.basemap))
+    key = ("layers.level_geojson", lvl.value, settings.basemap)
+    body = atlas.memo.get(key, lambda: layers.level_geojson_bytes(atlas, lvl, settings.basemap))
     return Response(body, media_type="application/geo+json",
                     headers={"ETag": etag, "Cache-Control": "no-cache"})
 

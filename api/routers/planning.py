@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
+from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.errors import InvalidInputError, LimitExceededError
 from gis_grid.hierarchy import level_of
 from gis_grid.planning import edits
@@ -20,7 +21,6 @@ from gis_grid.planning.workflow import apply_plan, create_plan, impact_of, parse
 
 from ..deps import holder
 from ..security import check_scope, record, require
-from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["planning"])
 

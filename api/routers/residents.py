@@ -30,12 +30,12 @@ from gis_grid.masking import mask_ids, mask_names, mask_phones
 from gis_grid.security import audit
 from gis_grid.security.roles import PersonalData, Principal
 from gis_grid.store import SYSTEM_SCOPE
+from gis_grid.atlas.holder import AtlasHolder
 
 from ..asof import atlas_at_dep
 from ..deps import crs_query, holder, settings_dep
 from ..security import check_scope, principal_dep, request_id
 from ..settings import Settings
-from gis_grid.atlas.holder import AtlasHolder
 
 router = APIRouter(tags=["residents"])
 

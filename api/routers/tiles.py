@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from gis_grid import features as feat
 from gis_grid import tiles as tl
+from gis_grid.atlas.memo import ResponseCache
 from gis_grid.errors import InvalidInputError, NotFoundError
 
 from ..security import require
@@ -21,11 +22,11 @@ router = APIRouter(prefix="/ogc/collections/{collectionId}/tiles", tags=["tiles"
                    dependencies=[Depends(require("maps"))])
 
 
-def _cache(request: Request) -> tl.TileCache:
+def _cache(request: Request) -> ResponseCache:
     """One tile cache per app (two apps in a process may both serve an atlas version 1)."""
     cache = getattr(request.app.state, "tile_cache", None)
     if cache is None:
-        cache = request.app.state.tile_cache = tl.TileCache()
+        cache = request.app.state.tile_cache = ResponseCache()
     return cache
 
 

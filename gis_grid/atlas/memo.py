@@ -7,6 +7,7 @@ die with it, so no cache needs a version in its key or an ``id()`` that can be r
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -53,3 +54,62 @@ class Memo:
 
     def __len__(self) -> int:
         return len(self._values)
+
+
+class ResponseCache:
+    """A bounded LRU of encoded answers (tiles, division cards, map layers) keyed by ``(version, ...)``.
+
+    Unlike a :class:`Memo` it is bounded in items and bytes, for answers too many to keep
+    (every tile); entries of an older version are dropped as soon as a newer one is asked for.
+    """
+
+    def __init__(self, max_items: int = 4096, max_bytes: int = 64 * 1024 * 1024):
+        self.max_items, self.max_bytes = max_items, max_bytes
+        self._d: "OrderedDict[tuple, bytes]" = OrderedDict()
+        self._bytes = 0
+        self._version = None
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+            self._bytes = 0
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            if key[0] != self._version:  # a new atlas version: everything older is stale
+                self._d.clear()
+                self._bytes = 0
+                self._version = key[0]
+            v = self._d.get(key)
+            if v is None:
+                self.misses += 1
+                return None
+            self._d.move_to_end(key)
+            self.hits += 1
+            return v
+
+    def put(self, key: tuple, data: bytes) -> None:
+        with self._lock:
+            if key[0] != self._version:
+                return  # rendered for an atlas that has since been replaced
+            old = self._d.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old)
+            self._d[key] = data
+            self._bytes += len(data)
+            while self._d and (len(self._d) > self.max_items or self._bytes > self.max_bytes):
+                _, v = self._d.popitem(last=False)
+                self._bytes -= len(v)
+
+    def get_or_build(self, key: tuple, build) -> bytes:
+        """The cached answer, or ``build()`` stored (a miss builds outside the lock: nobody waits)."""
+        data = self.get(key)
+        if data is None:
+            data = build()
+            self.put(key, data)
+        return data

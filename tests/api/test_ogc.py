@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from gis_grid.atlas.holder import AtlasHolder
 from common import bearer
 from gis_grid import crs as crs_mod
+from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.incidents import features as inc_feat
 from incident_demo import incident_store_path
 

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from gis_grid.atlas.holder import AtlasHolder
 from gis_grid import tiles as tl
+from gis_grid.atlas.holder import AtlasHolder
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 MVT = "application/vnd.mapbox-vector-tile"
@@ -154,7 +154,7 @@ def test_uncached_z16_building_tile_is_fast(demo_atlas):
 
 
 def test_cache_is_bounded():
-    c = tl.TileCache(max_tiles=3, max_bytes=10)
+    c = tl.ResponseCache(max_items=3, max_bytes=10)
     for i in range(5):
         c.put((1, "g", 0, 0, i), b"ab")
     assert len(c) == 0  # get() has not pinned the version yet: nothing stored for an unknown version
