@@ -14,9 +14,10 @@ import uuid
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from gis_grid.errors import AuthenticationError, NotFoundError, PermissionDeniedError, RateLimitedError
+from gis_grid.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 from gis_grid.security import audit, keys
 from gis_grid.security.roles import Principal
+from gis_grid.security.roles import check_visible as check_scope  # noqa: F401 - the routers import it from here
 
 SESSION_COOKIE = "gg_session"
 CSRF_COOKIE = "gg_csrf"
@@ -135,17 +136,6 @@ def require(*flags: str):
             raise PermissionDeniedError(f"the {who.role} role may not use this endpoint (needs {', '.join(missing)})")
         return who
     return dep
-
-
-def check_scope(who: Principal, code: str, what: str = "division", *, shown=None) -> None:
-    """Out of the caller's scope answers exactly like a missing object (404), so nothing leaks.
-
-    ``shown``: the id the caller asked for, when ``code`` is the grid the object lies in; the
-    answer then names only that id (naming the grid would tell where the object is) in the
-    same words as the atlas uses for a missing one.
-    """
-    if not who.sees(code):
-        raise NotFoundError(f"no {what} {code!r}" if shown is None else f"no {what} with id {shown!r}")
 
 
 def request_id(request: Request) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NotFoundError
 from ..hierarchy import is_within, level_of
 
 
@@ -106,3 +106,14 @@ class Principal:
         if not self.permission.subtree_only:
             return True
         return is_within(code, self.scope)
+
+
+def check_visible(who: Principal, code: str, what: str = "division", *, shown=None) -> None:
+    """Out of the caller's scope answers exactly like a missing object (NotFoundError), so nothing leaks.
+
+    ``shown``: the id the caller asked for, when ``code`` is the grid the object lies in; the
+    answer then names only that id (naming the grid would tell where the object is) in the
+    same words as the atlas uses for a missing one.
+    """
+    if not who.sees(code):
+        raise NotFoundError(f"no {what} {code!r}" if shown is None else f"no {what} with id {shown!r}")
