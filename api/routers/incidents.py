@@ -13,86 +13,16 @@ from pydantic import BaseModel, Field
 from gis_grid import crs as crs_mod
 from gis_grid.atlas import Atlas
 from gis_grid.atlas.holder import AtlasHolder
-from gis_grid.errors import InvalidCoordinatesError, InvalidInputError, NotFoundError, PermissionDeniedError
-from gis_grid.incidents import aggregate, model, service
+from gis_grid.errors import InvalidCoordinatesError, InvalidInputError
 from gis_grid.security.roles import ROLES, Principal
+from gis_grid.incidents import acting, aggregate, model, service
 
 from ..deps import holder, settings_dep
-from ..security import check_scope, principal_dep, require
+from ..security import principal_dep, require
 from ..settings import Settings
 
 router = APIRouter(tags=["incidents"], dependencies=[Depends(principal_dep)])
 _read, _write = require("cases_read"), require("cases_write")
-
-
-def _scoped_filters(who: Principal, f: dict) -> dict:
-    """A key confined to a subtree lists only its cases; naming a grid outside it is a 404."""
-    if not who.permission.subtree_only:
-        return f
-    if f.get("code"):
-        check_scope(who, f["code"])
-        return f
-    return {**f, "code": who.scope}
-
-
-def _visible_case(h: AtlasHolder, who: Principal, incident_id: str) -> model.Incident:
-    """The case if the key may see it; out of scope answers exactly like a missing case.
-
-    (Same 404 text too: naming the case's grid would tell an outsider where it is.)
-    """
-    case = service.get(h.store, incident_id)
-    if not who.sees(case.grid_code):
-        raise NotFoundError(f"no incident with id {str(incident_id)!r}")
-    return case
-
-
-def _scoped_point(who: Principal, atlas: Atlas, body) -> None:
-    if not who.permission.subtree_only:
-        return
-    from gis_grid import crs as crs_mod
-    x, y = crs_mod.validate_coordinates(body.lon, body.lat, body.crs)
-    lon, lat = crs_mod.to_storage(x, y, body.crs)
-    grid = atlas.locate_one(float(lon), float(lat), with_building=False).grid
-    if grid is not None and not who.sees(grid[0]):
-        raise PermissionDeniedError(f"the point lies in grid {grid[0]}, outside this key's scope {who.scope}")
-
-
-def _acting_role(who: Principal, claimed: str | None) -> str:
-    """The workflow role of the caller: the key's, never the body's.
-
-    A body may still name a role (older clients did); it is accepted only when it agrees with
-    the key, so nobody can act as a role the key does not hold. A disagreeing body is a 403
-    that says to leave the field out.
-    """
-    role = who.permission.case_role
-    if role is None:
-        raise PermissionDeniedError(f"the {who.role} role takes no step in the case workflow")
-    if claimed is not None and str(claimed).strip().lower() != role:
-        raise PermissionDeniedError(
-            f"this key ({who.role}) acts as {role!r} in the case workflow, but the body says role "
-            f"{claimed!r}; leave 'role' out: it comes from the API key")
-    return role
-
-
-def actor_of(key_id: str) -> str:
-    """How a key is named as the actor of a step: ``key:`` and its id in groups of four.
-
-    Grouped the way long identifiers are read out; it also keeps a random hex id from holding
-    an 11-digit run that reads as a mobile number to PII scanners (tests/pii_guard.py).
-    The audit log's key_id is the same id without the dashes.
-    """
-    k = str(key_id)
-    return "key:" + "-".join(k[i:i + 4] for i in range(0, len(k), 4))
-
-
-def _actor(who: Principal, claimed: str | None) -> str:
-    """Who acts: the API key; a body 'actor' must name the same key (its id, or as actor_of writes it)."""
-    actor = actor_of(who.key_id)
-    if claimed is not None and str(claimed).strip() not in (who.key_id, actor):
-        raise PermissionDeniedError(
-            f"the actor is the API key ({actor}), but the body says actor {claimed!r}; "
-            "leave 'actor' out: it comes from the API key")
-    return actor
 
 
 class NewIncident(BaseModel):
@@ -133,10 +63,7 @@ def _payload_at(v):
 def create_incident(body: NewIncident, h: AtlasHolder = Depends(holder),
                     who: Principal = Depends(_write)) -> dict:
     atlas = h.atlas
-    role = _acting_role(who, body.role)
-    model.check_role(role, "collect")  # 403 before anything else is looked at
-    _scoped_point(who, atlas, body)
-    actor = actor_of(who.key_id)
+    role, actor = acting.for_new_case(who, atlas, lon=body.lon, lat=body.lat, crs=body.crs, role=body.role)
     before = h.store.incidents_version()
     case = service.create(h.store, atlas, lon=body.lon, lat=body.lat, crs=body.crs, category=body.category,
                           reporter=body.reporter or actor, role=role, actor=actor, priority=body.priority,
@@ -149,10 +76,7 @@ def create_incident(body: NewIncident, h: AtlasHolder = Depends(holder),
              summary="Advance a case by one workflow action, acting in the API key's workflow role")
 def transition(incident_id: str, body: Transition, h: AtlasHolder = Depends(holder),
                who: Principal = Depends(_write)) -> dict:
-    # out of scope answers like a missing case (404) before the role is judged (403)
-    _visible_case(h, who, incident_id)
-    role = _acting_role(who, body.role)
-    actor = _actor(who, body.actor)
+    role, actor = acting.for_transition(h.store, who, incident_id, role=body.role, actor=body.actor)
     before = h.store.incidents_version()
     case = service.transition(h.store, incident_id, body.action, actor=actor, role=role,
                               at=_payload_at(body.at), satisfaction=body.satisfaction, note=body.note,
@@ -221,7 +145,7 @@ def list_incidents(request: Request, f: dict = Depends(filters_query),
                    h: AtlasHolder = Depends(holder), settings: Settings = Depends(settings_dep),
                    who: Principal = Depends(_read)) -> dict:
     atlas = h.atlas
-    f = _scoped_filters(who, f)
+    f = acting.scoped_filters(who, f)
     lim = min(limit or settings.default_page_size, settings.max_page_size)
     t, rows, col = _rows(h, atlas, f, ladder)
     page = rows[offset:offset + lim]
@@ -249,7 +173,7 @@ def list_incidents(request: Request, f: dict = Depends(filters_query),
 def export_csv(f: dict = Depends(filters_query), ladder: model.SupervisionLadder = Depends(ladder_query),
                h: AtlasHolder = Depends(holder), who: Principal = Depends(_read)):
     atlas = h.atlas
-    f = _scoped_filters(who, f)
+    f = acting.scoped_filters(who, f)
     t, rows, col = _rows(h, atlas, f, ladder)
     ids = t.ids[rows]
     colour = {i: (aggregate.COLOUR_NAMES[c] if c >= 0 else "") for i, c in zip(ids, col[rows])}
@@ -279,7 +203,7 @@ def export_csv(f: dict = Depends(filters_query), ladder: model.SupervisionLadder
 def get_incident(incident_id: str, at: str | None = Query(None),
                  ladder: model.SupervisionLadder = Depends(ladder_query), h: AtlasHolder = Depends(holder),
                  who: Principal = Depends(_read)) -> dict:
-    case = _visible_case(h, who, incident_id)
+    case = acting.visible_case(h.store, who, incident_id)
     return service.view(case, at=aggregate.parse_time(at) if at else None, ladder=ladder, atlas=h.atlas)
 
 

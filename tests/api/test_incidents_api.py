@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from api.routers.incidents import actor_of
+from gis_grid.incidents.acting import actor_of
 from common import bearer, make_toy_store
 from stores import location
 from incident_demo import incident_store_path
