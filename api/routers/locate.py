@@ -1,14 +1,12 @@
 """Point location for other systems: GET one point, POST a batch."""
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from gis_grid import crs as crs_mod
+from gis_grid import geojson_input
 from gis_grid.atlas import Atlas
 from gis_grid.errors import InvalidInputError, LimitExceededError
 from gis_grid.security.roles import Principal
@@ -60,35 +58,6 @@ async def locate_one(request: Request) -> Response:
     return Response(orjson.dumps(out), media_type="application/json")
 
 
-def _points_from_body(body: Any) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(body, list):
-        try:
-            arr = np.array(body, dtype=float)
-        except (TypeError, ValueError):
-            raise InvalidInputError("a batch is a JSON array of [lon, lat] pairs of numbers") from None
-        if arr.ndim != 2 or arr.shape[1] != 2:
-            if len(body) == 0:
-                return np.empty(0), np.empty(0)
-            raise InvalidInputError("a batch is a JSON array of [lon, lat] pairs, e.g. [[117.55, 34.86]]")
-        return arr[:, 0], arr[:, 1]
-    if isinstance(body, dict) and body.get("type") == "FeatureCollection":
-        feats = body.get("features")
-        if not isinstance(feats, list):
-            raise InvalidInputError("FeatureCollection.features must be an array")
-        xs, ys = [], []
-        for i, f in enumerate(feats):
-            g = (f or {}).get("geometry") if isinstance(f, dict) else None
-            if not isinstance(g, dict) or g.get("type") != "Point":
-                raise InvalidInputError(f"feature {i}: every feature must have a Point geometry")
-            c = g.get("coordinates")
-            if not (isinstance(c, list) and len(c) >= 2 and all(isinstance(v, (int, float)) for v in c[:2])):
-                raise InvalidInputError(f"feature {i}: Point coordinates must be [lon, lat] numbers")
-            xs.append(c[0])
-            ys.append(c[1])
-        return np.array(xs, dtype=float), np.array(ys, dtype=float)
-    raise InvalidInputError("send a JSON array of [lon, lat] pairs or a GeoJSON FeatureCollection of Points")
-
-
 _BATCH_SCHEMA = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
         {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}},
@@ -110,7 +79,7 @@ async def locate_batch(request: Request, who: Principal = Depends(_locate_role),
         body = orjson.loads(raw)  # generic request validation of 10k nested lists costs more than locating them
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
-    x, y = _points_from_body(body)
+    x, y = geojson_input.points(body)
     if len(x) > settings.max_batch_points:
         raise LimitExceededError(
             f"{len(x)} points exceed the batch limit of {settings.max_batch_points}; "
