@@ -35,8 +35,8 @@ def test_patterns():
 
 def test_a_masking_regression_is_caught(toy, monkeypatch):
     client, store = toy
-    import api.routers.residents as residents
-    monkeypatch.setattr(residents, "mask_ids", lambda ids: ids)  # the bug: IDs go out as stored
+    import gis_grid.people_search as people_search
+    monkeypatch.setattr(people_search, "mask_ids", lambda ids: ids)  # the bug: IDs go out as stored
     with pii_guard.expect_leaks() as leaks:
         r = client.get(f"/grids/{G1}/residents", headers=bearer(store, "command_center", "370402"))
     assert r.status_code == 200
