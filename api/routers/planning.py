@@ -13,10 +13,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from gis_grid.atlas.holder import AtlasHolder
-from gis_grid.errors import InvalidInputError, LimitExceededError
+from gis_grid.errors import InvalidInputError
 from gis_grid.hierarchy import level_of
 from gis_grid.planning import edits
 from gis_grid.planning.impact import DEFAULT_BAND, DEFAULT_TARGET_HOUSEHOLDS
+from gis_grid.planning.plan import check_vertex_limit
 from gis_grid.planning.workflow import apply_plan, create_plan, impact_of, parse_if_match, plan_from_record
 
 from ..deps import holder
@@ -69,27 +70,11 @@ def _edit_collection(atlas, edit: dict):
     raise InvalidInputError(f'unknown edit op {op!r}: use "split", "merge" or "move"')
 
 
-def _vertices(value) -> int:
-    """Coordinate pairs anywhere in a JSON value (a GeoJSON geometry, feature or collection)."""
-    if isinstance(value, dict):
-        return sum(_vertices(v) for k, v in value.items() if k in ("coordinates", "geometry", "geometries",
-                                                                   "features", "line"))
-    if isinstance(value, list):
-        if value and all(isinstance(v, (int, float)) for v in value):
-            return 1
-        return sum(_vertices(v) for v in value)
-    return 0
-
-
 @router.post("/plans", status_code=201, summary="Draft a plan (GeoJSON or an edit); validated before it is stored")
 def post_plan(request: Request, body: PlanBody, h: AtlasHolder = Depends(holder),
               who=Depends(planner_dep)) -> JSONResponse:
     atlas = h.atlas
-    limit = request.app.state.settings.max_polygon_vertices
-    n = _vertices(body.grids) + _vertices(body.edit)
-    if n > limit:  # the published polygon limit, checked before any geometry is built
-        raise LimitExceededError(f"the plan has {n} vertices; the limit is {limit} (max_polygon_vertices at "
-                                 "/capabilities): simplify the grids or plan one community at a time")
+    check_vertex_limit(request.app.state.settings.max_polygon_vertices, body.grids, body.edit)
     if body.edit is not None:
         scope, grids = _edit_collection(atlas, body.edit)
         source = f"edit:{body.edit.get('op')}"

@@ -12,21 +12,10 @@ import json
 import shapely
 from shapely.ops import split
 
+from .. import geojson_input
 from ..atlas import Atlas
-from ..errors import InvalidGeometryError, InvalidInputError
+from ..errors import InvalidInputError
 from ..hierarchy import Level, level_of
-
-
-def _line(line) -> shapely.LineString:
-    if isinstance(line, dict):
-        try:
-            line = shapely.from_geojson(json.dumps(line))
-        except (shapely.errors.GEOSException, ValueError, TypeError) as exc:  # non-numbers, NaN, bad nesting
-            raise InvalidGeometryError(f"the cut line is not a readable GeoJSON LineString: {exc}",
-                                       detail={"reason": str(exc)}) from None
-    if not isinstance(line, (shapely.LineString, shapely.MultiLineString)) or line.is_empty:
-        raise InvalidGeometryError("the cut must be a GeoJSON LineString (lon/lat) crossing the grid")
-    return line
 
 
 def _grid(atlas: Atlas, code: str):
@@ -56,7 +45,7 @@ def _polygons(geom) -> list:
 def split_grid(atlas: Atlas, code: str, line) -> tuple[str, dict]:
     """Cut one grid in two (or more) along ``line``, which must cross it from edge to edge."""
     poly = _grid(atlas, code)
-    line = _line(line)
+    line = geojson_input.cut_line(line)
     pieces = []
     for part in _polygons(poly):
         pieces.extend(_polygons(split(part, line)))
@@ -91,7 +80,7 @@ def move_boundary(atlas: Atlas, a: str, b: str, line) -> tuple[str, dict]:
     union = shapely.union_all([ga, gb])
     if len(_polygons(union)) != 1:
         raise InvalidInputError(f"grids {a} and {b} share no edge")
-    pieces = _polygons(split(_polygons(union)[0], _line(line)))
+    pieces = _polygons(split(_polygons(union)[0], geojson_input.cut_line(line)))
     if len(pieces) < 2:
         raise InvalidInputError("the new boundary must cut the two grids' union from edge to edge")
     side = {a: [], b: []}

@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import shapely
 
-from .. import crs as crs_mod
+from .. import geojson_input
 from ..atlas import Atlas
-from ..errors import InvalidCoordinatesError, InvalidGeometryError, InvalidInputError, NotFoundError
+from ..errors import InvalidInputError, LimitExceededError, NotFoundError
 from ..hierarchy import Level, level_of
 
 MAX_PLAN_FEATURES = 200
@@ -69,58 +68,22 @@ def resolve_scope(atlas: Atlas, code: str, replaces=None) -> PlanScope:
     return PlanScope(code, tuple(replaces), tuple(sorted({c[:12] for c in replaces})))
 
 
-def _as_polygonal(geom, i):
-    if geom is None or geom.is_empty:
-        raise InvalidGeometryError(f"feature {i}: empty geometry", detail=[{"feature": i, "rule": "empty"}])
-    if not isinstance(geom, (shapely.Polygon, shapely.MultiPolygon)):
-        raise InvalidGeometryError(f"feature {i}: a new grid must be a Polygon or MultiPolygon, "
-                                   f"not {geom.geom_type}", detail=[{"feature": i, "rule": "type"}])
-    if shapely.has_z(geom):  # like every drawn area: heights are refused, not silently dropped
-        raise InvalidGeometryError(f"feature {i}: 3D coordinates are not accepted: send 2D lon/lat polygons",
-                                   detail=[{"feature": i, "rule": "3D"}])
-    if not np.isfinite(shapely.get_coordinates(geom)).all():
-        raise InvalidGeometryError(f"feature {i}: NaN or infinite coordinates",
-                                   detail=[{"feature": i, "rule": "coordinates"}])
-    return geom
+def check_vertex_limit(limit: int, *values) -> None:
+    """The published polygon limit over a plan's grids and edit, checked before any geometry is built."""
+    n = sum(geojson_input.count_vertices(v) for v in values)
+    if n > limit:
+        raise LimitExceededError(f"the plan has {n} vertices; the limit is {limit} (max_polygon_vertices at "
+                                 "/capabilities): simplify the grids or plan one community at a time")
 
 
 def plan_from_geojson(atlas: Atlas, scope_code: str, collection: dict, *, crs=None, replaces=None,
                       note: str = "", source: str = "geojson") -> Plan:
     """Parse a FeatureCollection of new grids (lon/lat, or ``crs``) into a draft plan on ``atlas``."""
-    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
-        raise InvalidInputError('"grids" must be a GeoJSON FeatureCollection of Polygon features')
-    feats = collection.get("features")
-    if not isinstance(feats, list) or not feats:
-        raise InvalidInputError("the FeatureCollection has no features: a plan needs at least one new grid")
-    if len(feats) > MAX_PLAN_FEATURES:
-        raise InvalidInputError(f"a plan may hold at most {MAX_PLAN_FEATURES} grids, got {len(feats)}")
+    feats = geojson_input.polygon_features(collection, MAX_PLAN_FEATURES)
     scope = resolve_scope(atlas, scope_code, replaces)
     geoms, props = [], []
     for i, f in enumerate(feats):
-        if not isinstance(f, dict) or not isinstance(f.get("geometry"), dict):
-            raise InvalidInputError(f"feature {i}: not a GeoJSON Feature with a geometry")
-        try:
-            text = json.dumps(f["geometry"], allow_nan=False)
-        except ValueError:  # NaN/Infinity: accepted by Python's JSON reader, not by GeoJSON
-            raise InvalidGeometryError(f"feature {i}: NaN or infinite coordinates",
-                                       detail=[{"feature": i, "rule": "coordinates"}]) from None
-        try:
-            g = shapely.from_geojson(text)
-        except Exception as exc:  # shapely raises GEOSException for malformed input
-            raise InvalidGeometryError(f"feature {i}: unreadable geometry: {exc}",
-                                       detail=[{"feature": i, "rule": "parse"}]) from None
-        g = _as_polygonal(g, i)
-        # out of range and (lat, lon) order are named here, not left to fail as a gap or overlap later
-        xy = shapely.get_coordinates(g)
-        reasons = crs_mod.check_coordinates(xy[:, 0], xy[:, 1], crs)
-        bad = np.flatnonzero(reasons != "")
-        if bad.size:
-            raise InvalidCoordinatesError(f"feature {i}: vertex {int(bad[0])}: {reasons[bad[0]]}",
-                                          detail=[{"feature": i, "vertex": int(v), "reason": str(reasons[v])}
-                                                  for v in bad[:100]])
-        if crs is not None:
-            g = shapely.transform(g, lambda xy: np.column_stack(crs_mod.to_storage(xy[:, 0], xy[:, 1], crs)))
-        geoms.append(g)
+        geoms.append(geojson_input.feature_polygon(f, i, crs))
         p = f.get("properties") or {}
         props.append({k: p[k] for k in ("name", "community") if k in p and p[k] is not None})
     return Plan(scope=scope, base_version=atlas.version, geometries=tuple(geoms), properties=tuple(props),
