@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends
 from gis_grid import crs as crs_mod
 from gis_grid.atlas import Atlas
 from gis_grid.hierarchy import Level
+from gis_grid.ogc import MAX_LIMIT as OGC_MAX_LIMIT
 
 from ..deps import atlas_dep, settings_dep
 from ..security import principal_dep
-from .ogc import MAX_LIMIT as OGC_MAX_LIMIT
 from ..settings import Settings
 
 router = APIRouter(tags=["capabilities"], dependencies=[Depends(principal_dep)])
