@@ -2,12 +2,13 @@
 
 Runs against the cluster of ``GIS_GRID_TEST_DATABASE_URL`` (default: ``scripts/postgres.sh url``)
 and is skipped, saying why, when none is reachable. Every database made here is named
-``gg_test_pgs_*`` and dropped afterwards.
+``gg_test_<pid>_pgs_*`` (so a concurrent run's clean-up sees its owner alive) and dropped afterwards.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -56,7 +57,9 @@ def new_url(admin_url, request):
     made = []
 
     def make(tag: str = "") -> str:
-        name = "gg_test_pgs_" + hashlib.sha1(f"{request.node.nodeid}{tag}{uuid.uuid4()}".encode()).hexdigest()[:12]
+        # the run's pid in the name: stores.drop_test_databases of a concurrent run leaves it alone
+        name = f"{stores.PREFIX}{os.getpid()}_pgs_" + hashlib.sha1(
+            f"{request.node.nodeid}{tag}{uuid.uuid4()}".encode()).hexdigest()[:12]
         url = admin_url.rpartition("/")[0] + "/" + name
         made.append(url)
         return url
