@@ -4,6 +4,8 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.stats import grid_table
@@ -33,10 +35,45 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
     app.state.one_time_logins = OneTimeLogins()
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # JSON, GeoJSON and HTML compress 5-10x; vector tiles are cached bytes sent as they are
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6,
+                       exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/vnd.mapbox-vector-tile"))
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+                           allow_headers=["Authorization", "Content-Type", "If-None-Match", "Accept"],
+                           expose_headers=["ETag", "Content-Crs", "Link"], max_age=600)
+    app.add_middleware(HeadAsGet)  # outermost: HEAD sees the same headers GET would
     from .routers import ROUTERS
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+class HeadAsGet:
+    """Answer HEAD on every GET route (RFC 9110 9.3.2): run the GET, send its headers, drop the body.
+
+    FastAPI registers GET routes without HEAD; GIS clients (GDAL's /vsicurl) and caches probe with it.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        ended = False
+
+        async def headers_only(message):
+            nonlocal ended
+            if message["type"] != "http.response.body":
+                await send(message)
+            elif not message.get("more_body", False) and not ended:
+                ended = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class BodyLimit:

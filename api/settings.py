@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     max_page_size: int = 1_000
     rate_limit_per_minute: int = 300_000      # per API key (5,000/s): room for a busy system, a cap on abuse
     unmask_per_minute: int = 10               # per API key, the unmasked personal-data endpoint
+    # browser origins (scheme://host[:port]) whose pages may call the API, e.g. a MapLibre or OpenLayers
+    # page elsewhere reading tiles and items: GIS_GRID_CORS_ORIGINS='["https://map.example.cn"]'; "*" = any
+    cors_origins: list[str] = []
     # map viewer
     basemap: Literal["none", "tianditu", "amap"] = "none"
     tianditu_key: str = ""

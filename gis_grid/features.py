@@ -40,7 +40,8 @@ from .errors import InvalidInputError, NotFoundError
 from .hierarchy import Level
 
 __all__ = ["COLLECTIONS", "OUTPUT_CRS", "Collection", "Page", "layers_of", "collection",
-           "parse_bbox", "output_crs", "axis_swapped", "items", "feature", "crs_uris", "queryables"]
+           "parse_bbox", "output_crs", "axis_swapped", "items", "feature", "crs_uris", "queryables",
+           "properties_of", "PROPERTY_SCHEMA"]
 
 COLLECTIONS = {
     "streets": ("Streets (街道)", "The streets/towns of Shizhong District (9-digit codes).", Level.STREET),
@@ -48,8 +49,26 @@ COLLECTIONS = {
     "grids": ("Base grids (网格)", "The base management grids (15-digit codes); feature id = grid code.", Level.GRID),
     "buildings": ("Buildings (建筑)", "Building footprints; feature id = numeric building id.", None),
 }
-DIVISION_PROPS = ("code", "name", "level", "parent_code")
+#: the properties a ``?name=value`` query parameter filters on
+DIVISION_PROPS = ("code", "name", "level", "parent_code", "kind")
 BUILDING_PROPS = ("id", "kind", "name", "floors", "units", "grid_code")
+#: every property a division feature carries: the same attributes as the exports (gis_grid.export)
+DIVISION_COLUMNS = ("code", "name", "level", "parent_code", "kind", "version", "valid_from", "area_m2")
+#: JSON Schema of each property (queryables, schema, TileJSON fields)
+PROPERTY_SCHEMA = {
+    "code": {"type": "string", "title": "division code"},
+    "name": {"type": "string", "title": "name"},
+    "level": {"type": "string", "title": "level", "enum": ["street", "community", "grid"]},
+    "parent_code": {"type": "string", "title": "code of the parent division"},
+    "kind": {"type": "string", "title": "kind"},
+    "version": {"type": "integer", "title": "boundary version"},
+    "valid_from": {"type": "string", "format": "date-time", "title": "boundary valid from"},
+    "area_m2": {"type": "number", "title": "area (square metres)"},
+    "id": {"type": "integer", "title": "building id"},
+    "floors": {"type": "integer", "title": "floors"},
+    "units": {"type": "integer", "title": "units"},
+    "grid_code": {"type": "string", "title": "base grid code"},
+}
 
 # CRSs a response can be written in (offset systems gcj02/bd09 have no URI)
 OUTPUT_CRS = (InputCRS.CRS84, InputCRS.CGCS2000, InputCRS.GK117)
@@ -60,7 +79,14 @@ def crs_uris() -> list[str]:
 
 
 def output_crs(name) -> InputCRS:
-    """Parse a ``crs``/``bbox-crs`` value; only CRS84, EPSG:4490 and EPSG:4548 are served."""
+    """Parse a ``crs``/``bbox-crs`` value; only CRS84, EPSG:4490 and EPSG:4548 are served.
+
+    EPSG:4326 is refused, not read as CRS84: its authority axis order is lat,lon (Part 2), and
+    answering lon,lat under its name would silently swap a client's coordinates.
+    """
+    if name is not None and "4326" in str(name):
+        raise InvalidInputError(f"crs {name!r} (EPSG:4326, lat,lon) is not offered; use CRS84 "
+                                f"({crs_mod.crs_uri('CRS84')}) for lon,lat or one of {', '.join(crs_uris())}")
     c = crs_mod.parse_crs(name)
     if c not in OUTPUT_CRS:
         raise InvalidInputError(f"crs {name!r} is not supported here; use one of {', '.join(crs_uris())}")
@@ -153,9 +179,9 @@ def _build(atlas) -> dict[str, Collection]:
     for cid, (title, desc, level) in COLLECTIONS.items():
         if level is not None:
             sub = d[d["level"] == level.value].sort_values("code").reset_index(drop=True)
-            frame = sub[list(DIVISION_PROPS)].copy()
+            frame = sub[list(DIVISION_COLUMNS)].copy()
             frame["parent_code"] = frame["parent_code"].where(frame["parent_code"].notna(), None)
-            out[cid] = Collection(cid, title, desc, frame, sub["geometry"].to_numpy(),
+            out[cid] = Collection(cid, title, desc, frame, _ccw(sub["geometry"].to_numpy()),
                                   [str(c) for c in sub["code"]])
         else:
             b = atlas.buildings  # sorted by id (Atlas guarantees it)
@@ -164,9 +190,14 @@ def _build(atlas) -> dict[str, Collection]:
             bg = np.asarray(atlas.building_grid)
             codes = np.asarray(atlas.grid_codes, dtype=object)
             frame["grid_code"] = np.where(bg >= 0, codes[np.clip(bg, 0, None)] if len(codes) else None, None)
-            out[cid] = Collection(cid, title, desc, frame.reset_index(drop=True), b["geometry"].to_numpy(),
+            out[cid] = Collection(cid, title, desc, frame.reset_index(drop=True), _ccw(b["geometry"].to_numpy()),
                                   [int(i) for i in b["id"]])
     return out
+
+
+def _ccw(geoms: np.ndarray) -> np.ndarray:
+    """Exterior rings counter-clockwise, holes clockwise (RFC 7946 3.1.6), once per atlas."""
+    return shapely.orient_polygons(geoms, exterior_cw=False) if len(geoms) else geoms
 
 
 def layers_of(atlas) -> dict[str, Collection]:
@@ -236,7 +267,11 @@ def _transform_fn(c: InputCRS):
 
 def geometries_in(geoms: np.ndarray, c: InputCRS) -> np.ndarray:
     fn = _transform_fn(c)
-    return geoms if fn is None or not len(geoms) else shapely.transform(geoms, fn)
+    if fn is None or not len(geoms):
+        return geoms
+    # writing (north, east) mirrors the plane and turns every ring round: orient again so the
+    # written exteriors stay counter-clockwise (RFC 7946) in every output CRS
+    return shapely.orient_polygons(shapely.transform(geoms, fn), exterior_cw=False)
 
 
 @dataclass
@@ -269,6 +304,13 @@ def _feature_json(coll: Collection, rows: np.ndarray, c: InputCRS) -> list[str]:
         out.append('{"type":"Feature","id":%s,"geometry":%s,"properties":%s}'
                    % (json.dumps(fid), gj[i], json.dumps(props, ensure_ascii=False)))
     return out
+
+
+def properties_of(cid: str) -> tuple[str, ...]:
+    """Every property a feature of the collection carries, in output order."""
+    queryables(cid)
+    return ("id", "kind", "name", "floors", "units", "grid_code") if COLLECTIONS[cid][2] is None \
+        else DIVISION_COLUMNS
 
 
 def queryables(cid: str) -> tuple[str, ...]:

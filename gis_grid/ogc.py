@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from . import crs as crs_mod
 from . import features as feat
+from . import tiles
 from .atlas import Atlas
 from .errors import InvalidInputError, PermissionDeniedError
 from .incidents import aggregate
@@ -32,12 +33,16 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
 GEOJSON = "application/geo+json"
 HTML = "text/html"
+SCHEMA_JSON = "application/schema+json"
+#: the OpenAPI 3.0 document the landing page's service-desc points at (see gis_grid.openapi30)
+OPENAPI_30 = "application/vnd.oai.openapi+json;version=3.0"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    *tiles.CONFORMANCE,
 ]
 STORAGE_CRS_URI = crs_mod.crs_uri("EPSG:4490")
 ITEMS_PARAMS = {"bbox", "bbox-crs", "crs", "limit", "offset", "f"}
@@ -97,12 +102,14 @@ def landing_doc(base: str, root: str) -> dict:
         "links": [
             {"href": base, "rel": "self", "type": "application/json", "title": "this document"},
             {"href": f"{base}?f=html", "rel": "alternate", "type": HTML, "title": "this document as HTML"},
-            {"href": f"{root}/openapi.json", "rel": "service-desc",
-             "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
+            {"href": f"{base}/api", "rel": "service-desc", "type": OPENAPI_30,
+             "title": "the API definition (OpenAPI 3.0)"},
             {"href": f"{root}/docs", "rel": "service-doc", "type": HTML, "title": "the API documentation"},
             {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json",
              "title": "conformance classes"},
             {"href": f"{base}/collections", "rel": "data", "type": "application/json", "title": "the collections"},
+            {"href": f"{base}/tileMatrixSets", "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+             "type": "application/json", "title": "the tile matrix sets of the vector tiles"},
         ],
     }
 
@@ -119,6 +126,10 @@ def collection_links(cb: str) -> list[dict]:
         {"href": f"{cb}?f=html", "rel": "alternate", "type": HTML, "title": "this collection as HTML"},
         {"href": f"{cb}/items", "rel": "items", "type": GEOJSON, "title": "the features"},
         {"href": f"{cb}/items?f=html", "rel": "items", "type": HTML, "title": "the features as HTML"},
+        {"href": f"{cb}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+         "type": SCHEMA_JSON, "title": "the properties ?name=value filters on"},
+        {"href": f"{cb}/schema", "rel": "describedby", "type": SCHEMA_JSON,
+         "title": "JSON Schema of the feature properties"},
     ]
 
 
@@ -130,6 +141,8 @@ def collection_doc(base: str, c: feat.Collection) -> dict:
         "description": c.description,
         "itemType": "feature",
         "links": collection_links(cb) + [
+            {"href": f"{cb}/tiles", "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+             "type": "application/json", "title": "the vector tilesets (OGC API - Tiles)"},
             {"href": f"{cb}/tiles/WebMercatorQuad/tilejson.json", "rel": "describedby",
              "type": "application/json", "title": "TileJSON of the vector tiles"}],
         "extent": {"spatial": {"bbox": [c.extent_crs84()], "crs": crs_mod.crs_uri("CRS84")}},
@@ -170,6 +183,70 @@ def collections_doc(base: str, atlas: Atlas, store: Store, who: Principal) -> di
         scope = case_scope(who)
         body["collections"].append(incidents_doc(base, aggregate.case_table(store, atlas), atlas, scope))
     return body
+
+
+# ---------------------------------------------------------------- JSON Schema of the properties
+#: the incidents' properties (gis_grid.incidents.features.feature_json) as JSON Schema
+INCIDENT_SCHEMA = {
+    "id": {"type": "string"}, "category": {"type": "string"}, "category_name": {"type": "string"},
+    "department": {"type": "string"}, "department_name": {"type": "string"},
+    "priority": {"type": "string", "enum": ["routine", "urgent", "critical"]}, "status": {"type": "string"},
+    "colour": {"type": "string"}, "grid_code": {"type": "string"}, "community_code": {"type": "string"},
+    "street_code": {"type": "string"}, "created": {"type": "string", "format": "date-time"},
+    "dispatched": {"type": "string", "format": "date-time"}, "closed": {"type": "string", "format": "date-time"},
+    "deadline": {"type": "string", "format": "date-time"}, "satisfaction": {"type": "integer"},
+    "reworked": {"type": "boolean"},
+}
+
+
+def _schema_doc(base: str, cid: str, which: str, names: Iterable[str], types: Mapping[str, dict],
+                title: str) -> dict:
+    """A JSON Schema (2020-12) object with one property per name (OGC API - Features Part 3 / Part 5)."""
+    props = {n: dict(types[n]) for n in names}
+    doc = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+           "$id": f"{base}/collections/{cid}/{which}", "type": "object", "title": title,
+           "properties": props}
+    if which == "queryables":
+        doc["additionalProperties"] = False  # any other property name in a query is refused
+    else:
+        doc["properties"] = {"geometry": {"x-ogc-role": "primary-geometry",
+                                          "format": "geometry-point" if cid == inc_feat.COLLECTION_ID
+                                          else "geometry-polygon"}, **props}
+    return doc
+
+
+def properties_schema(base: str, cid: str, which: str, params: Params, *, atlas: Atlas, store: Store,
+                      who: Principal, f: str | None = None, accept: str = "") -> Answer:
+    """``/collections/{cid}/queryables`` (``which="queryables"``) or ``/schema`` as JSON Schema."""
+    check_params(params, {"f"})
+    if f not in (None, "json"):
+        raise InvalidInputError(f"f={f!r} is not offered for the {which}; use f=json")
+    if cid == inc_feat.COLLECTION_ID:
+        case_scope(who)
+        names = inc_feat.QUERYABLES if which == "queryables" else tuple(INCIDENT_SCHEMA)
+        doc = _schema_doc(base, cid, which, names, INCIDENT_SCHEMA, inc_feat.TITLE)
+    else:
+        c = feat.collection(atlas, cid)
+        names = feat.queryables(cid) if which == "queryables" else feat.properties_of(cid)
+        doc = _schema_doc(base, cid, which, names, feat.PROPERTY_SCHEMA, c.title)
+    return Answer(doc, SCHEMA_JSON)
+
+
+def api_definition(openapi: dict, base: str, params: Params) -> Answer:
+    """The service-desc: the OGC API part of the service's OpenAPI document as OpenAPI 3.0.3.
+
+    ``openapi`` is the whole service's (3.1) document. Each collection's items path is also
+    written out with its queryable properties as query parameters, which is where GDAL's OAPIF
+    driver looks for the filters it may send to the server.
+    """
+    check_params(params, {"f"})
+    from . import openapi30
+    doc = openapi30.to_openapi30(openapi, prefix="/ogc", server=base)
+    concrete = {f"/collections/{cid}/items": {n: feat.PROPERTY_SCHEMA[n] for n in feat.queryables(cid)}
+                for cid in feat.COLLECTIONS}
+    concrete[f"/collections/{inc_feat.COLLECTION_ID}/items"] = {n: INCIDENT_SCHEMA[n] for n in inc_feat.QUERYABLES}
+    openapi30.add_query_parameters(doc, "/collections/{collectionId}/items", concrete)
+    return Answer(doc, OPENAPI_30)
 
 
 # ---------------------------------------------------------------- HTML
@@ -248,9 +325,10 @@ def items(base: str, cid: str, params: Params, *, atlas: Atlas, store: Store, wh
         check_params(params, ITEMS_PARAMS | {"datetime"} | queryable)
     else:
         queryable = set(feat.queryables(cid))
-        if datetime_ is not None:
-            raise InvalidInputError(f"the {cid} collection has no time; datetime filters incidents only")
-        check_params(params, ITEMS_PARAMS | queryable)
+        # Part 1 (7.15.4): a collection without time has no feature a datetime could exclude, so the
+        # parameter is accepted (checked, then matching everything) rather than refused
+        inc_feat.parse_datetime(datetime_)
+        check_params(params, ITEMS_PARAMS | {"datetime"} | queryable)
     filters = {k: list(params[k]) for k in sorted(queryable) if k in params}
     want_html = html_wanted(f, accept)
     limit = min(limit, MAX_LIMIT)

@@ -2,6 +2,6 @@
 from . import (auth, capabilities, grids, incident_map, incident_stats, incidents, locate, mapview, ogc,
                planning, residents, tiles)
 
-ROUTERS = [locate.router, grids.router, residents.router, ogc.router, tiles.router, mapview.router,
+ROUTERS = [locate.router, grids.router, residents.router, ogc.router, tiles.router, tiles.tms_router, mapview.router,
            capabilities.router, planning.router, incidents.router, incident_stats.router, incident_map.router,
            auth.router]

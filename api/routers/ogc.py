@@ -35,7 +35,7 @@ def _context(request: Request) -> dict:
 
 def _send(answer: ogc.Answer) -> Response:
     if isinstance(answer.body, dict):
-        return JSONResponse(answer.body)
+        return JSONResponse(answer.body, media_type=answer.media_type, headers=answer.headers)
     if answer.media_type == ogc.HTML:
         return HTMLResponse(answer.body)
     return Response(answer.body.encode("utf-8"), media_type=answer.media_type, headers=answer.headers)
@@ -53,6 +53,12 @@ def landing(request: Request, f: str | None = _F):
     return _send(ogc.landing(_base(request), root, f=f, **_query(request)))
 
 
+@router.get("/api", summary="The OGC API definition as OpenAPI 3.0 (the landing page's service-desc)",
+            response_class=Response, responses={200: {"content": {ogc.OPENAPI_30: {}}}})
+def api_definition(request: Request):
+    return _send(ogc.api_definition(request.app.openapi(), _base(request), _query(request)["params"]))
+
+
 @router.get("/conformance", summary="Conformance classes", responses=_DOC)
 def conformance(request: Request, f: str | None = _F):
     return _send(ogc.conformance(_base(request), f=f, **_query(request)))
@@ -66,6 +72,21 @@ def collections(request: Request, f: str | None = _F):
 @router.get("/collections/{collectionId}", summary="One feature collection", responses=_DOC)
 def collection(request: Request, collectionId: str, f: str | None = _F):
     return _send(ogc.collection(_base(request), collectionId, f=f, **_context(request)))
+
+
+_SCHEMA = {200: {"content": {ogc.SCHEMA_JSON: {}}}}
+
+
+@router.get("/collections/{collectionId}/queryables", summary="The properties the items filter on, as JSON Schema",
+            response_class=Response, responses=_SCHEMA)
+def queryables(request: Request, collectionId: str, f: str | None = Query(None, description="json")):
+    return _send(ogc.properties_schema(_base(request), collectionId, "queryables", f=f, **_context(request)))
+
+
+@router.get("/collections/{collectionId}/schema", summary="The feature properties, as JSON Schema",
+            response_class=Response, responses=_SCHEMA)
+def schema(request: Request, collectionId: str, f: str | None = Query(None, description="json")):
+    return _send(ogc.properties_schema(_base(request), collectionId, "schema", f=f, **_context(request)))
 
 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection, paged",

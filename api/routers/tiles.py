@@ -2,6 +2,8 @@
 
 GET /ogc/collections/{id}/tiles/WebMercatorQuad/{z}/{x}/{y}   (y may end in .mvt or .pbf)
 GET /ogc/collections/{id}/tiles/WebMercatorQuad/tilejson.json
+GET /ogc/collections/{id}/tiles, /ogc/collections/{id}/tiles/WebMercatorQuad, /ogc/tileMatrixSets[/{id}]
+    (OGC API - Tiles discovery, built in gis_grid.tiles)
 
 Buildings are drawn from zoom 14 (gis_grid.tiles.BUILDINGS_MINZOOM); below it a buildings
 tile is a valid empty MVT. Tiles are cached per atlas version; ETag = "{version}-{z}-{x}-{y}".
@@ -20,6 +22,23 @@ from ..security import require
 
 router = APIRouter(prefix="/ogc/collections/{collectionId}/tiles", tags=["tiles"],
                    dependencies=[Depends(require("maps"))])
+tms_router = APIRouter(prefix="/ogc/tileMatrixSets", tags=["tiles"], dependencies=[Depends(require("maps"))])
+
+
+def _ogc_base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/ogc"
+
+
+@tms_router.get("", summary="The tile matrix sets tiles are served in")
+def tile_matrix_sets(request: Request):
+    _no_params(request)
+    return tl.tile_matrix_sets_doc(_ogc_base(request))
+
+
+@tms_router.get("/{tileMatrixSetId}", summary="A tile matrix set definition (OGC TMS 2.0)")
+def tile_matrix_set(request: Request, tileMatrixSetId: str):
+    _no_params(request)
+    return tl.tile_matrix_set_doc(tileMatrixSetId)
 
 
 def _cache(request: Request) -> ResponseCache:
@@ -31,8 +50,7 @@ def _cache(request: Request) -> ResponseCache:
 
 
 def _check_tms(tms: str) -> None:
-    if tms != tl.TMS_ID:
-        raise NotFoundError(f"tile matrix set {tms!r} is not offered; use {tl.TMS_ID}")
+    tl.tile_matrix_set(tms)  # 404 for a set not offered
 
 
 def _no_params(request: Request) -> None:
@@ -45,26 +63,23 @@ def _no_params(request: Request) -> None:
 @router.get("", summary="The tilesets of a collection")
 def tilesets(request: Request, collectionId: str):
     _no_params(request)
-    atlas = request.app.state.holder.atlas
-    feat.collection(atlas, collectionId)
-    base = str(request.base_url).rstrip("/") + f"/ogc/collections/{collectionId}/tiles/{tl.TMS_ID}"
-    return {"tilesets": [{
-        "title": f"{collectionId} vector tiles", "dataType": "vector", "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
-        "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad",
-        "links": [
-            {"href": base + "/{z}/{x}/{y}", "rel": "item", "type": tl.MEDIA_TYPE, "templated": True},
-            {"href": base + "/tilejson.json", "rel": "describedby", "type": "application/json",
-             "title": "TileJSON 3.0"},
-        ]}]}
+    return tl.tilesets_doc(request.app.state.holder.atlas, _ogc_base(request), collectionId)
+
+
+@router.get("/{tileMatrixSetId}", summary="One tileset of a collection (OGC API - Tiles)")
+def tileset(request: Request, collectionId: str, tileMatrixSetId: str):
+    _no_params(request)
+    return tl.tileset_doc(request.app.state.holder.atlas, _ogc_base(request), collectionId, tileMatrixSetId)
 
 
 @router.get("/{tileMatrixSetId}/tilejson.json", summary="TileJSON 3.0 of a collection's vector tiles")
 def tilejson(request: Request, collectionId: str, tileMatrixSetId: str):
     _no_params(request)
-    _check_tms(tileMatrixSetId)
+    if tileMatrixSetId != tl.TMS_ID:  # TileJSON's xyz scheme is WebMercatorQuad
+        raise NotFoundError(f"TileJSON is offered for {tl.TMS_ID} only, not {tileMatrixSetId!r}")
     atlas = request.app.state.holder.atlas
     url = (str(request.base_url).rstrip("/")
-           + f"/ogc/collections/{collectionId}/tiles/{tl.TMS_ID}" + "/{z}/{x}/{y}")
+           + f"/ogc/collections/{collectionId}/tiles/{tl.TMS_ID}" + "/{z}/{x}/{y}" + tl.SUFFIX)
     return JSONResponse(tl.tilejson(atlas, collectionId, url))
 
 
@@ -85,8 +100,8 @@ def tile(request: Request, collectionId: str, tileMatrixSetId: str,
     except ValueError:
         raise InvalidInputError(f"tile row {y!r} is not an integer (optionally followed by .mvt or .pbf)") from None
     atlas = request.app.state.holder.atlas
-    data = tl.get_tile(atlas, collectionId, z, x, yi, cache=_cache(request))
-    tag = f'"{tl.etag(atlas, z, x, yi)}"'
+    data = tl.get_tile(atlas, collectionId, z, x, yi, cache=_cache(request), tms_id=tileMatrixSetId)
+    tag = f'"{tl.etag(atlas, z, x, yi, tileMatrixSetId)}"'
     headers = {"ETag": tag, "Cache-Control": "public, max-age=300"}
     inm = request.headers.get("if-none-match")
     if inm and tag in [t.strip() for t in inm.split(",")]:
