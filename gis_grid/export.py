@@ -21,6 +21,9 @@ _LEVEL_OF_LAYER = {"streets": Level.STREET, "communities": Level.COMMUNITY, "gri
 LAYERS = ("streets", "communities", "grids", "buildings", "households")
 FORMATS = ("geojson", "gpkg", "parquet", "shp", "fgb")
 _DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile", "fgb": "FlatGeobuf"}
+#: GeoPackage 1.3, not the 1.4 that newer GDAL writes by default: GDAL before 3.7 (Debian 12's 3.6)
+#: warns "may only be partially supported" on every open of a 1.4 file, and nothing here needs 1.4
+GPKG_VERSION = "1.3"
 
 
 def layer_frame(store, layer: str) -> gpd.GeoDataFrame | pd.DataFrame:
@@ -61,7 +64,7 @@ def export_layer(store, layer: str, fmt: str, output, crs="EPSG:4490") -> int:
     if fmt == "parquet":
         gdf.to_parquet(output)
     elif fmt == "gpkg":
-        gdf.to_file(output, driver="GPKG", layer=layer)
+        gdf.to_file(output, driver="GPKG", layer=layer, VERSION=GPKG_VERSION)
     else:
         gdf.to_file(output, driver=_DRIVERS[fmt], **({"encoding": "UTF-8"} if fmt == "shp" else {}))
     return len(gdf)
@@ -78,5 +81,6 @@ def _write_table(df: pd.DataFrame, layer: str, fmt: str, output: Path) -> None:
         pyogrio.write_dataframe(gpd.GeoDataFrame(df, geometry=[None] * len(df), crs=4490), output,
                                 driver="GeoJSON")
     else:  # a GeoPackage attributes table; for Shapefile, GDAL writes only the .dbf
-        pyogrio.write_dataframe(df, output, driver=_DRIVERS[fmt], **({"layer": layer} if fmt == "gpkg" else
-                                                                       {"encoding": "UTF-8"}))
+        pyogrio.write_dataframe(df, output, driver=_DRIVERS[fmt],
+                                **({"layer": layer, "VERSION": GPKG_VERSION} if fmt == "gpkg" else
+                                   {"encoding": "UTF-8"}))

@@ -20,6 +20,7 @@
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import mapbox_vector_tile
@@ -109,7 +110,9 @@ def _build_layer(atlas, cid: str, tms_id: str = TMS_ID) -> _MercLayer:
         geoms = coll.geometry if len(coll) else np.empty(0, dtype=object)
     else:
         geoms = shapely.transform(coll.geometry, _to_3857) if len(coll) else np.empty(0, dtype=object)
-    columns = coll.columns
+    # the properties a map styles and filters on (the queryables); the encoder's per-attribute cost is
+    # most of a tile's, so boundary version, dates and areas stay in the features API and the exports
+    columns = {k: coll.columns[k] for k in feat.queryables(cid)}
     props = [{k: v for k, v in ((k, col[i]) for k, col in columns.items()) if v is not None}
              for i in range(len(coll))]
     ids = [int(i) for i in coll.ids]  # grid codes are all digits: fit an MVT uint64 id
@@ -130,8 +133,9 @@ def warm(atlas, cids=tuple(feat.COLLECTIONS)) -> None:
 
 
 # ---------------------------------------------------------------- rendering
+@functools.lru_cache(maxsize=None)
 def empty_tile(cid: str) -> bytes:
-    """A valid MVT with the collection's layer and no features."""
+    """A valid MVT with the collection's layer and no features (encoded once: the encoder costs ms)."""
     return mapbox_vector_tile.encode([{"name": cid, "features": []}],
                                      default_options={"extents": EXTENT})
 
@@ -161,9 +165,14 @@ def render_tile(atlas, cid: str, z: int, x: int, y: int, tms_id: str = TMS_ID) -
     geoms = shapely.transform(geoms, to_tile)
     # half a tile unit: below what the encoder's integer grid can show anyway
     geoms = shapely.simplify(geoms, 0.5, preserve_topology=True)
-    # the encoder would round each vertex on its own, which can fold a thin polygon over itself;
-    # snap rounding to the integer grid keeps it valid (a sliver collapses to empty instead)
-    geoms = shapely.set_precision(geoms, 1.0)
+    # the encoder would round each vertex on its own, which can fold a thin polygon over itself:
+    # round here, and snap-round (valid by construction, a sliver collapses to empty) only the few
+    # that rounding broke; snap rounding every polygon costs ten times the whole tile
+    rounded = shapely.set_precision(geoms, 1.0, mode="pointwise")
+    broken = ~shapely.is_valid(rounded)
+    if broken.any():
+        rounded[broken] = shapely.set_precision(geoms[broken], 1.0)
+    geoms = rounded
     # MVT exteriors have positive surveyor area in (y-down) tile coordinates, which is
     # shapely's counter-clockwise; orienting here (vectorised) spares the encoder's
     # per-ring Python check, about half the encoding time
@@ -213,7 +222,7 @@ def tilejson(atlas, cid: str, tiles_url: str) -> dict:
         raise InvalidInputError("the tiles URL template needs {z}, {x} and {y}")
     bounds = coll.extent_crs84()
     fields = {k: "Number" if feat.PROPERTY_SCHEMA[k]["type"] in ("integer", "number") else "String"
-              for k in feat.properties_of(cid)}
+              for k in feat.queryables(cid)}
     return {
         "tilejson": "3.0.0",
         "name": coll.title,
@@ -309,5 +318,5 @@ def tileset_doc(atlas, base: str, cid: str, tms_id: str) -> dict:
             "layers": [{"id": cid, "dataType": "vector", "minTileMatrix": str(minzoom_of(cid)),
                         "maxTileMatrix": str(MAXZOOM), "geometryDimension": 2,
                         "propertiesSchema": {"type": "object", "properties": {
-                            k: feat.PROPERTY_SCHEMA[k] for k in feat.properties_of(cid)}}}],
+                            k: feat.PROPERTY_SCHEMA[k] for k in feat.queryables(cid)}}}],
             "links": _tileset_links(base, cid, tms_id)}

@@ -125,3 +125,67 @@ def test_store_with_tables_but_no_meta_version(tmp_path):
     c.close()
     with pytest.raises(StoreError, match="schema version 99"):
         open_store(path)
+
+
+def test_close_folds_the_wal_into_the_file(toy_path, tmp_path):
+    """After close() the .gpkg alone holds every write, though another thread's connection is still open."""
+    import shutil
+    import threading
+
+    from gis_grid.security.keys import create_key
+    store = open_store(toy_path)
+    opened, done = threading.Event(), threading.Event()
+
+    def worker():  # a server worker thread: reads, and keeps its connection while it lives
+        store.divisions()
+        opened.set()
+        done.wait(30)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    opened.wait(30)
+    try:
+        create_key(store, "command_center", "370402", days=1, note="wal test")
+        store.close()
+        copy = tmp_path / "copy.gpkg"
+        shutil.copyfile(toy_path, copy)  # the file alone, as a user copies it
+    finally:
+        done.set()
+        t.join()
+    with sqlite3.connect(copy) as c:
+        notes = [r[0] for r in c.execute("SELECT note FROM api_keys")]
+    assert "wal test" in notes
+
+
+def _validate_gpkg() -> list[str]:
+    """GDAL's validate_gpkg.py as Debian's python3-gdal ships it (run by the system Python, which has osgeo)."""
+    import shutil as sh
+    from pathlib import Path
+
+    from gis_grid.testing import skip_or_fail_on_ci
+    script = Path("/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py")
+    py = sh.which("python3", path="/usr/bin")
+    if not script.exists() or py is None:
+        skip_or_fail_on_ci("validate_gpkg.py is missing (Debian python3-gdal; `bash scripts/system-deps.sh`)")
+    return [py, str(script)]
+
+
+@pytest.mark.parametrize("layer", ["grids", "buildings", "households"])
+def test_gpkg_exports_pass_gdal_validation_and_open_without_warnings(toy_path, tmp_path, layer):
+    """GeoPackage 1.3 exports: validate_gpkg.py passes, and Debian's GDAL 3.6 opens them without a warning."""
+    import shutil as sh
+    import subprocess
+
+    from gis_grid.export import export_layer
+    out = tmp_path / f"{layer}.gpkg"
+    with open_store(toy_path) as store:
+        export_layer(store, layer, "gpkg", out)
+    res = subprocess.run([*_validate_gpkg(), str(out)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and not res.stderr.strip(), res.stderr + res.stdout
+    with sqlite3.connect(out) as c:
+        assert c.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47  # "GPKG"
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 10300
+    ogrinfo = sh.which("ogrinfo")
+    if ogrinfo:
+        res = subprocess.run([ogrinfo, "-ro", "-so", "-al", str(out)], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and "Warning" not in res.stderr + res.stdout, res.stderr

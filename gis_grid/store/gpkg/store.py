@@ -93,6 +93,10 @@ class GeoPackageStore(Store):
         return c
 
     def close(self) -> None:
+        # fold the WAL into the database file first: connections of other threads (a server's worker
+        # pool) stay open, so SQLite's own checkpoint on the last close may never come, and a copied
+        # .gpkg without its -wal would miss the latest writes
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         c = getattr(self._local, "conn", None)
         if c is not None:
             c.close()
