@@ -189,3 +189,29 @@ def test_gpkg_exports_pass_gdal_validation_and_open_without_warnings(toy_path, t
     if ogrinfo:
         res = subprocess.run([ogrinfo, "-ro", "-so", "-al", str(out)], capture_output=True, text=True, timeout=60)
         assert res.returncode == 0 and "Warning" not in res.stderr + res.stdout, res.stderr
+
+
+def test_geometry_columns_declare_their_type(toy_path):
+    """GeoPackage Req 25: the column's declared type is the gpkg_geometry_columns type (not BLOB)."""
+    with sqlite3.connect(toy_path) as c:
+        declared = dict(c.execute("SELECT table_name, geometry_type_name FROM gpkg_geometry_columns"))
+        assert {"divisions", "buildings"} <= set(declared)
+        for table in ("divisions", "buildings"):
+            cols = {r[1]: r[2] for r in c.execute(f"PRAGMA table_info({table})")}
+            assert cols["geom"].upper() == declared[table].upper()
+        assert c.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 10200  # 1.2: GDAL 3.6 reads it silently
+
+
+def test_debian_gdal_opens_the_store_without_warnings(toy_path):
+    import shutil as sh
+    import subprocess
+
+    ogrinfo = sh.which("ogrinfo")
+    if ogrinfo is None:
+        from gis_grid.testing import skip_or_fail_on_ci
+        skip_or_fail_on_ci("GDAL's ogrinfo is not installed (run `bash scripts/system-deps.sh`)")
+    res = subprocess.run([ogrinfo, "-ro", "-so", "-al", str(toy_path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "Warning" not in res.stderr + res.stdout and "ERROR" not in res.stderr, res.stderr
+    assert "Geometry: Multi Polygon" in res.stdout

@@ -20,14 +20,14 @@ from . import plans, security
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE divisions (
-  fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL,
+  fid INTEGER PRIMARY KEY AUTOINCREMENT, geom MULTIPOLYGON NOT NULL,
   code TEXT NOT NULL, name TEXT NOT NULL, level TEXT NOT NULL, parent_code TEXT,
   kind TEXT, version INTEGER NOT NULL DEFAULT 1, valid_from TEXT NOT NULL, valid_to TEXT,
   area_m2 REAL);
 CREATE INDEX divisions_current ON divisions (level, code) WHERE valid_to IS NULL;
 CREATE INDEX divisions_code ON divisions (code, valid_from);
 CREATE TABLE buildings (
-  fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL,
+  fid INTEGER PRIMARY KEY AUTOINCREMENT, geom POLYGON NOT NULL,
   id INTEGER NOT NULL UNIQUE, kind TEXT NOT NULL, name TEXT, floors INTEGER, units INTEGER,
   grid_code TEXT NOT NULL);
 CREATE INDEX buildings_grid ON buildings (grid_code);
