@@ -13,7 +13,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 
-from gis_grid import features as feat
 from gis_grid import tiles as tl
 from gis_grid.atlas.memo import ResponseCache
 from gis_grid.errors import InvalidInputError, NotFoundError
