@@ -11,6 +11,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import shapely
 
 from . import crs as crs_mod
 from .errors import InvalidInputError
@@ -61,6 +62,8 @@ def export_layer(store, layer: str, fmt: str, output, crs="EPSG:4490") -> int:
         _write_table(frame, layer, fmt, output)
         return len(frame)
     gdf = reproject(frame, crs)
+    if fmt == "geojson":  # RFC 7946 3.1.6: exterior rings counter-clockwise, holes clockwise
+        gdf = gdf.set_geometry(shapely.orient_polygons(gdf.geometry.to_numpy(), exterior_cw=False), crs=gdf.crs)
     if fmt == "parquet":
         gdf.to_parquet(output)
     elif fmt == "gpkg":

@@ -83,7 +83,7 @@ def level_features(atlas: Atlas, level: Level | str, basemap: str = "none") -> d
     d = atlas.divisions[atlas.divisions["level"] == level.value]
     geoms = simplify_level(d["geometry"].to_numpy(), level)
     geoms = _display_geoms(geoms, basemap)
-    geoms = _round(geoms)
+    geoms = shapely.orient_polygons(_round(geoms), exterior_cw=False)  # RFC 7946: exteriors CCW
     labels = shapely.point_on_surface(geoms)
     lx, ly = np.round(shapely.get_x(labels), COORD_DECIMALS), np.round(shapely.get_y(labels), COORD_DECIMALS)
     features = []

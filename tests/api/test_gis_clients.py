@@ -203,6 +203,21 @@ def test_exterior_rings_are_counter_clockwise(http, crs):
         assert not shapely.is_ccw(holes).any()  # holes clockwise (an empty list passes)
 
 
+def _all_ccw(features) -> bool:
+    polys = shapely.get_parts(shapely.from_geojson([json.dumps(f["geometry"]) for f in features]))
+    return len(polys) >= len(features) > 0 and bool(shapely.is_ccw(shapely.get_exterior_ring(polys)).all())
+
+
+def test_map_layers_and_geojson_exports_are_counter_clockwise(http, demo_store, tmp_path):
+    """The other GeoJSON outputs: the map viewer's layers and `gis-grid export --format geojson`."""
+    from gis_grid.export import export_layer
+    for level in ("street", "community", "grid"):
+        assert _all_ccw(http.get(f"/map/layers/{level}.geojson").json()["features"]), level
+    out = tmp_path / "grids.geojson"
+    export_layer(demo_store, "grids", "geojson", out)
+    assert _all_ccw(json.loads(out.read_text())["features"])
+
+
 # ---------------------------------------------------------------- HTTP
 def test_head_answers_every_get_route(server, http, demo_atlas):
     """Every GET route of the app (path parameters filled in) answers HEAD like GET, without a body."""
