@@ -53,40 +53,219 @@ class BatchResult:
         self.rows += len(reasons)
 
     def tally(self, out: pd.DataFrame, reasons: np.ndarray) -> None:
-        found = (out["grid"] != "").to_numpy()
+        found = out["grid"].notna().to_numpy()
         self.located += int(found.sum())
         self.outside += int(((reasons == "") & ~found).sum())
 
 
-def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (frame, x, y, reasons) per chunk; reasons explain unparsable rows."""
+X_NAMES = ("lon", "lng", "longitude", "x")
+Y_NAMES = ("lat", "latitude", "y")
+WKT_NAMES = ("wkt", "geometry", "geom", "the_geom")
+CSV_SAMPLE_ROWS = 10_000  # column types are inferred from these rows, then held for the whole file
+_CRS_OF_EPSG = {4326: crs_mod.InputCRS.CRS84, 4490: crs_mod.InputCRS.CGCS2000, 4548: crs_mod.InputCRS.GK117}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How to read a point file, settled once from its header or metadata.
+
+    The streaming reader and the Dask partitions both parse with it, so they agree
+    on columns, types and CRS whatever part of the file each one sees.
+    """
+
+    fmt: str
+    crs: crs_mod.InputCRS                 # the CRS of the coordinates handed to the locate step
+    x_col: str | None = None              # numeric coordinate columns ...
+    y_col: str | None = None
+    wkt_col: str | None = None            # ... or a WKT (or WKB) text column ...
+    geom_col: str | None = None           # ... or the file's own geometry (GeoParquet, GPKG, GeoJSON)
+    source_epsg: int | None = None        # a declared CRS we reproject from with PROJ (to EPSG:4490)
+    csv_dtypes: dict | None = None
+    csv_na: dict | None = None
+
+    @property
+    def out_geometry(self) -> str:
+        """Name of the output geometry column: the input's own, else ``geometry``."""
+        return self.geom_col or "geometry"
+
+
+def _resolve_crs(declared, given, name: str):
+    """The input CRS from what the file declares and what the caller says.
+
+    ``declared`` is an InputCRS, an EPSG code we reproject from, or None (nothing declared).
+    """
+    if given is None:
+        if isinstance(declared, int):
+            return crs_mod.InputCRS.CGCS2000, declared
+        return declared or crs_mod.InputCRS.CRS84, None
+    g = crs_mod.parse_crs(given)
+    if declared is None or declared is g:
+        return g, None
+    # offset web-map data is routinely labelled WGS84: the caller knows better
+    if g.is_offset and declared in (crs_mod.InputCRS.CRS84, crs_mod.InputCRS.CGCS2000):
+        return g, None
+    said = f"EPSG:{declared}" if isinstance(declared, int) else str(declared)
+    raise InvalidInputError(f"{name} declares its CRS as {said} but --crs says {g}; drop --crs to use the "
+                            "file's own CRS (--crs gcj02/bd09 is accepted for offset data labelled WGS84)")
+
+
+def _declared(crs_obj):
+    """An InputCRS for the CRSs we know, else the EPSG code to reproject from (None: not declared)."""
+    if crs_obj is None:
+        return None
+    from pyproj import CRS
+    c = CRS.from_user_input(crs_obj)
+    epsg = c.to_epsg()
+    if epsg is None:
+        if c.to_json_dict().get("id", {}).get("code") == "CRS84" or c.name in ("WGS 84 (CRS84)",):
+            return crs_mod.InputCRS.CRS84
+        raise InvalidInputError(f"the file's CRS {c.name!r} has no EPSG code; reproject it to EPSG:4490 first")
+    return _CRS_OF_EPSG.get(epsg, epsg)
+
+
+def _find(columns, wanted: str, name: str) -> str:
+    if wanted in columns:
+        return wanted
+    same = [c for c in columns if str(c).lower() == wanted.lower()]
+    if len(same) == 1:
+        return same[0]
+    raise InvalidInputError(f"{name} has no column {wanted!r}; it has {list(columns)}")
+
+
+def pick_columns(columns, name: str, x_col=None, y_col=None, wkt_col=None):
+    """(x, y, wkt) column names: the caller's, else recognised by name (case-insensitive)."""
+    columns = list(columns)
+    if (x_col is None) != (y_col is None):
+        raise InvalidInputError("give both --x-col and --y-col, or neither")
+    if x_col is not None:
+        if wkt_col is not None:
+            raise InvalidInputError("give --x-col/--y-col or --wkt-col, not both")
+        return _find(columns, x_col, name), _find(columns, y_col, name), None
+    if wkt_col is not None:
+        return None, None, _find(columns, wkt_col, name)
+    xs = [c for c in columns if str(c).strip().lower() in X_NAMES]
+    ys = [c for c in columns if str(c).strip().lower() in Y_NAMES]
+    wkts = [c for c in columns if str(c).strip().lower() in WKT_NAMES]
+    hint = "name the ones to use with --x-col/--y-col (or --wkt-col)"
+    if len(xs) > 1 or len(ys) > 1:
+        many = xs if len(xs) > 1 else ys
+        raise InvalidInputError(f"{name} is ambiguous: several {'x' if len(xs) > 1 else 'y'} columns "
+                                f"{many}; {hint}")
+    if xs and ys and wkts:
+        raise InvalidInputError(f"{name} is ambiguous: it has coordinate columns {xs[0]!r}/{ys[0]!r} and a "
+                                f"geometry column {wkts[0]!r}; {hint}")
+    if xs and ys:
+        return xs[0], ys[0], None
+    if len(wkts) > 1:
+        raise InvalidInputError(f"{name} is ambiguous: several geometry columns {wkts}; {hint}")
+    if wkts:
+        return None, None, wkts[0]
+    if xs or ys:
+        have, miss = ("x", "y") if xs else ("y", "x")
+        names = Y_NAMES if xs else X_NAMES
+        raise InvalidInputError(f"{name} has the {have} column {(xs or ys)[0]!r} but no {miss} column "
+                                f"(one of {', '.join(names)}, any case); or name it with --{miss}-col")
+    raise InvalidInputError(f"{name} has no coordinate columns: name them lon/lng/longitude/x and "
+                            f"lat/latitude/y (any case), or a WKT column wkt/geometry, or pass --x-col/--y-col "
+                            f"or --wkt-col; it has {columns}")
+
+
+def inspect_input(path, crs=None, x_col=None, y_col=None, wkt_col=None) -> InputSpec:
+    """Settle columns, types and CRS of ``path`` from its header/metadata (reads no more than a sample)."""
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"input file {path} does not exist")
     fmt = file_format(path)
     try:
         if fmt == "csv":
-            reader = pd.read_csv(path, chunksize=chunk_rows, dtype=str, keep_default_na=False)
-            for df in reader:
-                yield (df, *parse_chunk(df, "csv", None, path.name))
+            sample = pd.read_csv(path, nrows=CSV_SAMPLE_ROWS)
+            x, y, w = pick_columns(sample.columns, path.name, x_col, y_col, wkt_col)
+            in_crs, src = _resolve_crs(None, crs, path.name)
+            dtypes, na = {}, {}
+            for c, t in sample.dtypes.items():
+                if t == object and _booleans(sample[c]):  # pandas infers bool only without blanks
+                    t = np.dtype(bool)
+                if c in (x, y, w) or t == object:
+                    dtypes[c] = str  # coordinates are parsed by us, so a bad one is a marked row, not a read error
+                    continue
+                dtypes[c] = {"i": "Int64", "b": "boolean"}.get(t.kind, t)  # nullable: a later blank stays null
+                na[c] = [""]
+            return InputSpec(fmt, in_crs, x, y, w, None, src, dtypes, na)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+            schema = pq.read_schema(path)
+            geo = parquet_geo(schema.metadata)
+            col = geo.get("primary_column")
+            if col in schema.names and x_col is None and wkt_col is None:
+                meta = geo.get("columns", {}).get(col, {})
+                if meta.get("encoding", "WKB").upper() != "WKB":
+                    raise InvalidInputError(f"{path.name}: geometry encoding {meta.get('encoding')!r} is not "
+                                            "supported; write the GeoParquet with WKB geometry")
+                # GeoParquet: a missing crs means OGC:CRS84, an explicit null an unknown CRS
+                declared = _declared(meta["crs"]) if "crs" in meta else crs_mod.InputCRS.CRS84
+                in_crs, src = _resolve_crs(declared, crs, path.name)
+                return InputSpec(fmt, in_crs, geom_col=col, source_epsg=src)
+            x, y, w = pick_columns(schema.names, path.name, x_col, y_col, wkt_col)
+            in_crs, src = _resolve_crs(None, crs, path.name)
+            return InputSpec(fmt, in_crs, x, y, w, source_epsg=src)
+        import pyogrio
+        info = pyogrio.read_info(path)
+        if info.get("geometry_type") and x_col is None and wkt_col is None:
+            in_crs, src = _resolve_crs(_declared(info.get("crs")), crs, path.name)
+            return InputSpec(fmt, in_crs, geom_col="geometry", source_epsg=src)
+        x, y, w = pick_columns(info["fields"], path.name, x_col, y_col, wkt_col)
+        in_crs, src = _resolve_crs(None, crs, path.name)
+        return InputSpec(fmt, in_crs, x, y, w, source_epsg=src)
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # pyogrio/pyarrow/pandas parse errors: the file is the problem
+        raise InvalidInputError(f"cannot read {path.name} as {fmt}: {exc}") from exc
+
+
+def _booleans(s: pd.Series) -> bool:
+    v = s.dropna()
+    return len(v) > 0 and v.astype(str).str.lower().isin(["true", "false"]).all()
+
+
+def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS, spec: InputSpec | None = None
+                ) -> Iterator[tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (frame, x, y, reasons) per chunk; reasons explain unparsable rows."""
+    path = Path(path)
+    spec = spec or inspect_input(path)
+    fmt = spec.fmt
+    try:
+        if fmt == "csv":
+            reader = pd.read_csv(path, chunksize=chunk_rows, dtype=spec.csv_dtypes, keep_default_na=False,
+                                 na_values=spec.csv_na)
+            while True:
+                try:
+                    df = next(reader)
+                except StopIteration:
+                    break
+                except ValueError as exc:  # a value that does not fit the type the sample gave its column
+                    typed = {c: str(t) for c, t in spec.csv_dtypes.items() if t is not str}
+                    raise InvalidInputError(
+                        f"cannot read {path.name}: {exc}. Column types come from the first {CSV_SAMPLE_ROWS} "
+                        f"rows ({typed}); a later value does not fit its column") from exc
+                yield (df, *parse_chunk(df, spec, path.name))
         elif fmt == "parquet":
             import pyarrow.parquet as pq
             # pre_buffer=False: with it, iter_batches keeps ~20 MB per 1M rows read (RSS grew with the file)
             pf = pq.ParquetFile(path, pre_buffer=False)
-            geo = parquet_geo(pf.schema_arrow.metadata)
             # iter_batches decodes one row group at a time: memory is bounded by the
             # file's row-group size (GeoParquet writers default to <= 1M rows)
             for batch in pf.iter_batches(batch_size=chunk_rows):
                 df = batch.to_pandas()
-                yield (df, *parse_chunk(df, "parquet", geo, path.name))
+                yield (df, *parse_chunk(df, spec, path.name))
         else:
             import pyogrio
-            df = pyogrio.read_dataframe(path)
-            if df.crs is not None and df.crs.to_epsg() not in (4326, 4490, None):
-                df = df.to_crs(4490)
-            geoms = df.geometry.to_numpy()
-            df = pd.DataFrame(df.drop(columns=df.geometry.name)).assign(geometry=geoms)
-            yield (df, *_xy_from_frame(df, "geometry", path.name))
+            df = pyogrio.read_dataframe(path, read_geometry=spec.geom_col is not None)
+            if spec.geom_col is not None:
+                geoms = df.geometry.to_numpy()
+                df = pd.DataFrame(df.drop(columns=df.geometry.name)).assign(geometry=geoms)
+            else:
+                df = pd.DataFrame(df)
+            yield (df, *parse_chunk(df, spec, path.name))
     except InvalidInputError:
         raise
     except Exception as exc:  # pyogrio/pyarrow/pandas parse errors: the file is the problem
@@ -98,74 +277,91 @@ def parquet_geo(metadata) -> dict:
     return json.loads((metadata or {}).get(b"geo", b"{}") or "{}")
 
 
-def parse_chunk(df: pd.DataFrame, fmt: str, geo: dict | None, name: str):
-    """(x, y, reasons) of one raw CSV or GeoParquet chunk; decodes WKB geometry in place.
+def parse_chunk(df: pd.DataFrame, spec: InputSpec, name: str):
+    """(x, y, reasons) of one raw chunk, x/y in ``spec.crs``; typed coordinate columns replace text ones.
 
     Shared by the streaming reader and the Dask partitions, so both parse identically.
     """
-    if fmt == "csv":
-        missing = {"lon", "lat"} - set(df.columns)
-        if missing:
-            raise InvalidInputError(f"{name} has no {' and '.join(sorted(missing))} column; "
-                                    f"it has {list(df.columns)}. Name the columns lon and lat.")
-        return _parse_numbers(df["lon"], df["lat"])
-    col = (geo or {}).get("primary_column")
-    if col in df.columns:  # WKB -> shapely, so every output format can write it
-        df[col] = shapely.from_wkb(df[col].to_numpy())
-    return _xy_from_frame(df, col, name)
-
-
-def _parse_numbers(lon: pd.Series, lat: pd.Series):
-    x = pd.to_numeric(lon, errors="coerce").to_numpy(dtype=float)
-    y = pd.to_numeric(lat, errors="coerce").to_numpy(dtype=float)
-    bad_x = np.isnan(x) & ~lon.str.strip().str.lower().isin(["nan"]).to_numpy()
-    bad_y = np.isnan(y) & ~lat.str.strip().str.lower().isin(["nan"]).to_numpy()
-    reasons = np.full(len(x), "", dtype=object)
-    reasons[bad_x] = [f"lon {v!r} is not a number" for v in lon[bad_x]]
-    reasons[bad_y & ~bad_x] = [f"lat {v!r} is not a number" for v in lat[bad_y & ~bad_x]]
+    if spec.x_col is not None:
+        x, y, reasons = _parse_numbers(df[spec.x_col], df[spec.y_col], spec.x_col, spec.y_col)
+        df[spec.x_col], df[spec.y_col] = x, y  # a number column in the output, whatever the text
+    else:
+        x, y, reasons = _xy_from_geoms(df[spec.geom_col or spec.wkt_col].to_numpy(), spec.wkt_col)
+    if spec.source_epsg is not None:  # a CRS we only know through PROJ: to storage here
+        x, y = crs_mod._proj(x, y, spec.source_epsg, crs_mod.STORAGE_EPSG)
     return x, y, reasons
 
 
-def _xy_from_frame(df: pd.DataFrame, geom_col, name: str):
-    if geom_col and geom_col in df.columns:
-        geoms = df[geom_col].to_numpy()
-        if len(geoms) and isinstance(geoms[0], (bytes, bytearray)):
-            geoms = shapely.from_wkb(geoms)
-        kinds = shapely.get_type_id(geoms)
-        reasons = np.where(kinds == 0, "", "geometry is not a point").astype(object)
-        reasons[pd.isna(geoms)] = "geometry is missing"
-        pts = np.where(kinds == 0, geoms, None)
-        x = np.where(kinds == 0, shapely.get_x(pts), np.nan)
-        y = np.where(kinds == 0, shapely.get_y(pts), np.nan)
-        return x, y, reasons
-    if {"lon", "lat"} <= set(df.columns):
-        return _parse_numbers(df["lon"].astype(str), df["lat"].astype(str))
-    raise InvalidInputError(f"{name} has neither point geometry nor lon/lat columns")
+def _text_nan(s: pd.Series) -> np.ndarray:
+    """Where a text value is the literal NaN (a NaN coordinate, reported as such, not as text)."""
+    if s.dtype != object:
+        return s.isna().to_numpy()
+    return s.astype(str).str.strip().str.lower().isin(["nan"]).to_numpy()
+
+
+def _parse_numbers(xs: pd.Series, ys: pd.Series, xname="lon", yname="lat"):
+    x = pd.to_numeric(xs, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    y = pd.to_numeric(ys, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad_x = np.isnan(x) & ~_text_nan(xs)
+    bad_y = np.isnan(y) & ~_text_nan(ys)
+    reasons = np.full(len(x), "", dtype=object)
+    reasons[bad_x] = [f"{xname} {v!r} is not a number" for v in xs[bad_x]]
+    reasons[bad_y & ~bad_x] = [f"{yname} {v!r} is not a number" for v in ys[bad_y & ~bad_x]]
+    return x, y, reasons
+
+
+def _xy_from_geoms(raw: np.ndarray, wkt_col: str | None):
+    """Point coordinates from shapely geometries, WKB bytes or WKT text (NaN + a reason otherwise)."""
+    missing = pd.isna(raw) | (raw == "")
+    geoms = raw
+    present = raw[~missing]
+    if len(present) and not isinstance(present[0], shapely.Geometry):
+        vals = np.where(missing, None, raw)
+        if isinstance(present[0], (bytes, bytearray)):
+            geoms = shapely.from_wkb(vals, on_invalid="ignore")
+        else:
+            geoms = shapely.from_wkt(vals, on_invalid="ignore")
+    unreadable = ~missing & pd.isna(geoms)
+    kinds = shapely.get_type_id(geoms)
+    reasons = np.where(kinds == 0, "", "geometry is not a point").astype(object)
+    reasons[(kinds == 0) & shapely.is_empty(geoms)] = "geometry is an empty point"
+    label = wkt_col or "geometry"
+    reasons[unreadable] = [f"{label} {v!r} is not WKT or WKB" for v in raw[unreadable]]
+    reasons[missing] = "geometry is missing"
+    pts = np.where(kinds == 0, geoms, None)
+    x = np.where(kinds == 0, shapely.get_x(pts), np.nan)
+    y = np.where(kinds == 0, shapely.get_y(pts), np.nan)
+    return x, y, reasons
 
 
 def locate_file(src, dst, locate: Callable[[np.ndarray, np.ndarray], pd.DataFrame], crs=None,
-                on_invalid: str = "fail", progress=None, chunk_rows: int = CHUNK_ROWS) -> BatchResult:
+                on_invalid: str = "fail", progress=None, chunk_rows: int = CHUNK_ROWS,
+                x_col: str | None = None, y_col: str | None = None, wkt_col: str | None = None) -> BatchResult:
     """Locate every point of ``src`` into ``dst`` (formats from the extensions).
 
     ``locate(lon, lat)`` takes storage-CRS arrays and returns the code columns.
+    ``crs`` is the input CRS when the file declares none (default EPSG:4326), or
+    gcj02/bd09 for offset data in a file labelled WGS84. Output geometry is the
+    point in EPSG:4490, the CRS every geometry-carrying output declares.
     With ``on_invalid='fail'`` any invalid row aborts the job (nothing written)
     and raises :class:`InvalidCoordinatesError` naming the rows; with 'mark'
-    those rows are written with empty codes and an ``error`` column.
+    those rows are written with null codes and an ``error`` column.
     """
     if on_invalid not in ("fail", "mark"):
         raise InvalidInputError("on_invalid must be 'fail' or 'mark'")
-    in_crs = crs_mod.parse_crs(crs)
+    spec = inspect_input(src, crs, x_col, y_col, wkt_col)
     dst = output_path(dst)
     out_fmt = file_format(dst)
     tmp = dst.with_name(f".{dst.name}.partial")
     result = BatchResult()
-    writer = _Writer(tmp, out_fmt)
+    writer = _Writer(tmp, out_fmt, spec.out_geometry)
     try:
-        for df, x, y, reasons in read_chunks(src, chunk_rows):
-            reasons = check_chunk(x, y, reasons, in_crs)
+        for df, x, y, reasons in read_chunks(src, chunk_rows, spec):
+            reasons = check_chunk(x, y, reasons, spec.crs)
             result.count(reasons)
             if not (result.invalid and on_invalid == "fail"):  # once failing, only scan on
-                out = locate_chunk(df, x, y, reasons, locate, in_crs, mark=on_invalid == "mark")
+                out = locate_chunk(df, x, y, reasons, locate, spec, mark=on_invalid == "mark",
+                                   geometry=out_fmt != "csv")
                 result.tally(out, reasons)
                 writer.write(out)
             if progress is not None:
@@ -182,17 +378,31 @@ def check_chunk(x, y, reasons: np.ndarray, in_crs) -> np.ndarray:
     return np.where(reasons == "", check, reasons)
 
 
-def locate_chunk(df: pd.DataFrame, x, y, reasons: np.ndarray, locate, in_crs, mark: bool) -> pd.DataFrame:
-    """The output rows of one chunk: its columns plus the codes ('' for invalid rows)."""
-    codes = pd.DataFrame({c: np.full(len(df), "", dtype=object) for c in OUT_COLUMNS})
+def locate_chunk(df: pd.DataFrame, x, y, reasons: np.ndarray, locate, spec: InputSpec, mark: bool,
+                 geometry: bool = True) -> pd.DataFrame:
+    """The output rows of one chunk: its columns plus the codes (null outside and for invalid rows).
+
+    With ``geometry`` the input geometry is replaced by the point in EPSG:4490 (null for
+    invalid rows), so coordinates are never written under a CRS label they are not in.
+    """
     good = reasons == ""
-    if good.any():
-        lon, lat = crs_mod.to_storage(x[good], y[good], in_crs)
-        found = locate(np.atleast_1d(lon), np.atleast_1d(lat))
-        for c in OUT_COLUMNS:
-            codes.loc[good, c] = found[c].to_numpy()
-    out = df.reset_index(drop=True).drop(columns=[c for c in OUT_COLUMNS if c in df.columns])
-    out = pd.concat([out, codes], axis=1)
+    lon, lat = crs_mod.to_storage(x[good], y[good], spec.crs)
+    # located even when empty, so every chunk's code columns have the same categories (one schema)
+    found = locate(np.atleast_1d(lon), np.atleast_1d(lat))
+    codes = {}
+    for c in OUT_COLUMNS:
+        cat = found[c].array
+        full = np.full(len(df), -1, dtype=cat.codes.dtype)
+        full[good] = cat.codes
+        codes[c] = pd.Categorical.from_codes(full, cat.categories, validate=False).remove_categories([""])
+    # the input geometry goes either way: replaced by the storage point, or (CSV) not written
+    drop = [c for c in OUT_COLUMNS if c in df.columns] + ([spec.geom_col] if spec.geom_col else [])
+    out = df.reset_index(drop=True).drop(columns=drop)
+    out = pd.concat([out, pd.DataFrame(codes)], axis=1)
+    if geometry:
+        pts = np.full(len(df), None, dtype=object)
+        pts[good] = shapely.points(lon, lat)
+        out[spec.out_geometry] = pts
     if mark:
         out["error"] = reasons
     return out
@@ -210,10 +420,13 @@ def finish(result: BatchResult, on_invalid: str, src, writer: "_Writer", dst: Pa
 
 
 class _Writer:
-    """Appends chunks to CSV/GeoParquet, or collects them for GeoJSON/GeoPackage."""
+    """Appends chunks to CSV/GeoParquet, or collects them for GeoJSON/GeoPackage.
 
-    def __init__(self, path: Path, fmt: str):
-        self.path, self.fmt = path, fmt
+    Every geometry written is a storage point, so every output declares EPSG:4490.
+    """
+
+    def __init__(self, path: Path, fmt: str, geometry: str = "geometry"):
+        self.path, self.fmt, self.geometry = path, fmt, geometry
         self._pq = None
         self._frames: list[pd.DataFrame] = []
         self._first = True
@@ -221,15 +434,15 @@ class _Writer:
 
     def write(self, df: pd.DataFrame) -> None:
         if self.fmt == "csv":
-            df = df.drop(columns=["geometry"], errors="ignore")
             df.to_csv(self.path, mode="w" if self._first else "a", header=self._first, index=False)
         elif self.fmt == "parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
-            table = pa.Table.from_pandas(_with_wkb(df), preserve_index=False)
+            df = df.assign(**{self.geometry: shapely.to_wkb(df[self.geometry].to_numpy())})
+            table = pa.Table.from_pandas(df, preserve_index=False)
             if self._pq is None:
                 meta = dict(table.schema.metadata or {})
-                meta[b"geo"] = json.dumps(_geo_metadata()).encode()
+                meta[b"geo"] = json.dumps(_geo_metadata(self.geometry)).encode()
                 table = table.replace_schema_metadata(meta)
                 self._pq = pq.ParquetWriter(self.path, table.schema)
             self._pq.write_table(table.replace_schema_metadata(self._pq.schema.metadata))
@@ -242,10 +455,8 @@ class _Writer:
             self._pq.close()
         elif self.fmt in ("geojson", "gpkg"):
             import geopandas as gpd
-            df = pd.concat(self._frames, ignore_index=True) if self._frames else pd.DataFrame()
-            if "geometry" not in df.columns:
-                df["geometry"] = shapely.points(pd.to_numeric(df["lon"]), pd.to_numeric(df["lat"]))
-            gdf = gpd.GeoDataFrame(df, geometry="geometry", crs=4490)
+            df = pd.concat(self._frames, ignore_index=True) if self._frames else pd.DataFrame({self.geometry: []})
+            gdf = gpd.GeoDataFrame(df, geometry=self.geometry, crs=crs_mod.STORAGE_EPSG)
             if self.fmt == "geojson":
                 gdf.to_file(self.path, driver="GeoJSON")
             else:  # name the layer after the final file, not the temporary one
@@ -262,14 +473,8 @@ class _Writer:
             self.path.unlink(missing_ok=True)
 
 
-def _with_wkb(df: pd.DataFrame) -> pd.DataFrame:
-    if "geometry" in df.columns:
-        return df.assign(geometry=shapely.to_wkb(df["geometry"].to_numpy()))
-    return df.assign(geometry=shapely.to_wkb(shapely.points(pd.to_numeric(df["lon"]), pd.to_numeric(df["lat"]))))
-
-
-def _geo_metadata() -> dict:
+def _geo_metadata(column: str = "geometry") -> dict:
     from pyproj import CRS
-    return {"version": "1.0.0", "primary_column": "geometry",
-            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Point"],
-                                     "crs": CRS.from_epsg(4490).to_json_dict()}}}
+    return {"version": "1.0.0", "primary_column": column,
+            "columns": {column: {"encoding": "WKB", "geometry_types": ["Point"],
+                                 "crs": CRS.from_epsg(crs_mod.STORAGE_EPSG).to_json_dict()}}}

@@ -74,19 +74,20 @@ def cmd_locate(args) -> int:
             print("batch locate needs -o OUT", file=sys.stderr)
             return 2
         from tqdm import tqdm
+        columns = {"x_col": args.x_col, "y_col": args.y_col, "wkt_col": args.wkt_col}
         with tqdm(desc="locate", unit="pt", disable=args.quiet) as bar:
             if args.dask:
                 from .dask_locate import close, connect, locate_file_dask
                 client = connect(args.dask)
                 try:
                     res = locate_file_dask(args.input, args.output, atlas, client, crs=args.crs,
-                                           on_invalid=args.on_invalid, progress=bar)
+                                           on_invalid=args.on_invalid, progress=bar, **columns)
                 finally:
                     close(client)
             else:
                 from .batchio import locate_file
                 res = locate_file(args.input, args.output, atlas.locate_many, crs=args.crs,
-                                  on_invalid=args.on_invalid, progress=bar)
+                                  on_invalid=args.on_invalid, progress=bar, **columns)
         print(json.dumps({"rows": res.rows, "located": res.located, "outside": res.outside,
                           "invalid": len(res.invalid), "output": args.output}))
         return 0
@@ -203,11 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("locate", help="which grid is this point in? one point or a file")
     _db(p)
-    p.add_argument("input", nargs="?", help="CSV (lon, lat columns), GeoJSON, GeoParquet or GeoPackage")
+    p.add_argument("input", nargs="?", help="CSV (lon/lng/longitude/x and lat/latitude/y columns, any case, or a "
+                                            "WKT column wkt/geometry), GeoJSON, GeoParquet or GeoPackage")
     p.add_argument("-o", "--output", help="output file; the format follows the extension")
     p.add_argument("--lon", type=float)
     p.add_argument("--lat", type=float)
-    p.add_argument("--crs", default="EPSG:4326", help=CRS_HELP)
+    p.add_argument("--crs", default=None, help=CRS_HELP + "; for a file that declares its CRS only gcj02/bd09 "
+                                                         "(offset data labelled WGS84) or the same CRS")
+    p.add_argument("--x-col", default=None, help="the x/longitude column, when its name is not recognised")
+    p.add_argument("--y-col", default=None, help="the y/latitude column, with --x-col")
+    p.add_argument("--wkt-col", default=None, help="a column of WKT points to locate instead of x/y columns")
     p.add_argument("--on-invalid", choices=["fail", "mark"], default="fail",
                    help="fail (default): exit non-zero naming bad rows; mark: write them with an error column")
     p.add_argument("--dask", metavar="ADDRESS|local", default=None,

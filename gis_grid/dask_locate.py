@@ -22,8 +22,8 @@ import shapely
 
 from . import crs as crs_mod
 from .atlas import Atlas
-from .batchio import (BatchResult, _Writer, check_chunk, file_format, finish, locate_chunk, parquet_geo,
-                      parse_chunk, read_chunks)
+from .batchio import (BatchResult, InputSpec, _Writer, check_chunk, file_format, finish, inspect_input,
+                      locate_chunk, parse_chunk, read_chunks)
 from .errors import InvalidInputError
 
 LOCAL = "local"
@@ -83,45 +83,45 @@ def close(client) -> None:
         cluster.close()
 
 
-def _partitions(src: Path, partition_bytes: int):
-    """(delayed raw frames in file order, format, GeoParquet metadata)."""
+def _partitions(src: Path, partition_bytes: int, spec: InputSpec | None = None):
+    """Delayed raw frames in file order, read with the single-process reader's column types."""
     import dask
     import dask.dataframe as dd
-    fmt = file_format(src)
+    spec = spec or inspect_input(src)
     # strings stay object columns, as the single-process reader makes them
     with dask.config.set({"dataframe.convert-string": False}):
-        if fmt == "csv":
-            ddf = dd.read_csv(str(src), dtype=str, keep_default_na=False, blocksize=partition_bytes)
-            return ddf.to_delayed(), fmt, None
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-            geo = parquet_geo(pq.ParquetFile(src).schema_arrow.metadata)
+        if spec.fmt == "csv":
+            ddf = dd.read_csv(str(src), dtype=spec.csv_dtypes, keep_default_na=False, na_values=spec.csv_na,
+                              blocksize=partition_bytes)
+            return ddf.to_delayed()
+        if spec.fmt == "parquet":
             ddf = dd.read_parquet(str(src), split_row_groups=True)
-            return ddf.to_delayed(), fmt, geo
+            return ddf.to_delayed()
     # GeoJSON / GeoPackage cannot be split: one partition, read on a worker
-    return [dask.delayed(_read_whole)(str(src))], fmt, None
+    return [dask.delayed(_read_whole)(str(src), spec)]
 
 
-def _read_whole(src: str):
-    (chunk,) = read_chunks(src)
+def _read_whole(src: str, spec: InputSpec):
+    (chunk,) = read_chunks(src, spec=spec)
     return chunk
 
 
-def _locate_partition(raw, fmt, geo, name, locator: Locator, crs, on_invalid):
+def _locate_partition(raw, spec: InputSpec, name, locator: Locator, on_invalid, geometry: bool):
     """One partition: (output frame or None when it fails the job, reasons)."""
-    if fmt in ("csv", "parquet"):
-        df, (x, y, reasons) = raw, parse_chunk(raw, fmt, geo, name)
+    if spec.fmt in ("csv", "parquet"):
+        df, (x, y, reasons) = raw, parse_chunk(raw, spec, name)
     else:
         df, x, y, reasons = raw
-    in_crs = crs_mod.parse_crs(crs)
-    reasons = check_chunk(x, y, reasons, in_crs)
+    reasons = check_chunk(x, y, reasons, spec.crs)
     if on_invalid == "fail" and (reasons != "").any():
         return None, reasons  # the job will fail: don't ship rows back
-    return locate_chunk(df, x, y, reasons, locator.ready().locate_many, in_crs, mark=on_invalid == "mark"), reasons
+    return locate_chunk(df, x, y, reasons, locator.ready().locate_many, spec, mark=on_invalid == "mark",
+                        geometry=geometry), reasons
 
 
 def locate_file_dask(src, dst, atlas: Atlas, client, crs=None, on_invalid: str = "fail", progress=None,
-                     partition_bytes: int = PARTITION_BYTES, in_flight: int | None = None) -> BatchResult:
+                     partition_bytes: int = PARTITION_BYTES, in_flight: int | None = None,
+                     x_col: str | None = None, y_col: str | None = None, wkt_col: str | None = None) -> BatchResult:
     """:func:`gis_grid.batchio.locate_file` on a Dask cluster, with the same output and errors.
 
     At most ``in_flight`` partitions (default two per worker) are computed ahead
@@ -131,14 +131,14 @@ def locate_file_dask(src, dst, atlas: Atlas, client, crs=None, on_invalid: str =
     if on_invalid not in ("fail", "mark"):
         raise InvalidInputError("on_invalid must be 'fail' or 'mark'")
     src, dst = Path(src), Path(dst)
-    if not src.exists():
-        raise InvalidInputError(f"input file {src} does not exist")
-    crs_mod.parse_crs(crs)  # a bad CRS name fails here, before any work is sent
-    writer = _Writer(dst.with_name(f".{dst.name}.partial"), file_format(dst))
+    # columns, types and CRS are settled here, before any work is sent, exactly as locate_file does
+    spec = inspect_input(src, crs, x_col, y_col, wkt_col)
+    out_fmt = file_format(dst)
+    writer = _Writer(dst.with_name(f".{dst.name}.partial"), out_fmt, spec.out_geometry)
     result = BatchResult()
     try:
         try:
-            parts, fmt, geo = _partitions(src, partition_bytes)
+            parts = _partitions(src, partition_bytes, spec)
         except (OSError, ValueError) as exc:
             raise InvalidInputError(f"cannot read {src.name} as {file_format(src)}: {exc}") from exc
         [located] = client.scatter([Locator(atlas)], broadcast=True, hash=False)
@@ -150,7 +150,7 @@ def locate_file_dask(src, dst, atlas: Atlas, client, crs=None, on_invalid: str =
         def submit_next():
             part = next(todo, None)
             if part is not None:
-                running.append(client.compute(task(part, fmt, geo, src.name, located, crs, on_invalid)))
+                running.append(client.compute(task(part, spec, src.name, located, on_invalid, out_fmt != "csv")))
 
         for _ in range(window):
             submit_next()

@@ -84,15 +84,17 @@ def test_geo_inputs_and_outputs(atlas, tmp_path, in_ext, out_ext):
         assert out.geometry.iloc[0].equals(shapely.Point(LON[0], LAT[0]))
     else:
         out = gpd.read_file(dst)
-        out = out.fillna("")
-    assert [str(g) for g in out["grid"]] == WANT
+        assert out.crs.to_epsg() == 4490
+    if out_ext != "csv":  # outside the district: null, not ''
+        assert out["grid"].isna().tolist() == [w == "" for w in WANT]
+    assert out["grid"].astype(object).fillna("").tolist() == WANT
     assert list(out["name"]) == [f"p{i}" for i in range(5)]
 
 
-def test_csv_without_lon_lat(atlas, tmp_path):
+def test_csv_without_coordinate_columns(atlas, tmp_path):
     src = tmp_path / "in.csv"
-    pd.DataFrame({"x": [1], "y": [2]}).to_csv(src, index=False)
-    with pytest.raises(InvalidInputError, match="no lat and lon column"):
+    pd.DataFrame({"east": [1], "north": [2]}).to_csv(src, index=False)
+    with pytest.raises(InvalidInputError, match="no coordinate columns.*--x-col"):
         locate_file(src, tmp_path / "out.csv", atlas.locate_many)
     assert not (tmp_path / "out.csv").exists()
 
@@ -134,7 +136,8 @@ def test_on_invalid_mark(atlas, tmp_path):
     assert out["grid"].tolist() == [WN, "", "", "", "", ES]
     assert out["error"].tolist()[0] == "" and out["error"].tolist()[-1] == ""
     assert all(e for e in out["error"].tolist()[1:5])
-    assert out["lon"].tolist()[1] == "abc"   # the row is kept as given
+    # lon stays a number column: the unparsable text is null there and quoted in the error
+    assert out["lon"].tolist()[1] == "" and "'abc'" in out["error"].tolist()[1]
 
 
 def test_unreadable_and_unknown_files(atlas, tmp_path):
@@ -164,3 +167,159 @@ def test_non_point_geometry_is_invalid(atlas, tmp_path):
     gdf.to_file(src, driver="GeoJSON")
     with pytest.raises(InvalidCoordinatesError, match="row 2: geometry is not a point"):
         locate_file(src, tmp_path / "out.csv", atlas.locate_many)
+
+
+# -- coordinates where they belong: every input CRS x every output format ----------------------
+IN_CRS = ["EPSG:4326", "EPSG:4490", "EPSG:4548", "gcj02", "bd09"]
+KEEP = [0, 1, 3, 4]  # the exact vertex cannot survive a round trip through a transformed CRS
+
+
+def _read_geo(dst, fmt):
+    out = gpd.read_parquet(dst) if fmt == "parquet" else gpd.read_file(dst)
+    assert out.crs.to_epsg() == 4490  # what the file declares ...
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:The filename extension should be:RuntimeWarning")
+@pytest.mark.parametrize("out_ext", ["csv", "parquet", "geojson", "gpkg"])
+@pytest.mark.parametrize("in_crs", IN_CRS)
+def test_output_geometry_is_in_the_declared_crs(atlas, tmp_path, in_crs, out_ext):
+    lon, lat = np.array(LON)[KEEP], np.array(LAT)[KEEP]
+    x, y = crs.from_storage(lon, lat, in_crs)
+    src, dst = tmp_path / "in.csv", tmp_path / f"out.{out_ext}"
+    pd.DataFrame({"id": range(len(KEEP)), "lon": x, "lat": y}).to_csv(src, index=False)
+    locate_file(src, dst, atlas.locate_many, crs=in_crs)
+    if out_ext == "csv":  # no CRS label: the input columns come back as given
+        out = pd.read_csv(dst, dtype={c: str for c in OUT_COLUMNS})
+        np.testing.assert_allclose(out[["lon", "lat"]].to_numpy(), np.column_stack([x, y]), rtol=0, atol=1e-9)
+    else:  # ... and where the points are in it: the storage point, within a millimetre
+        out = _read_geo(dst, out_ext)
+        np.testing.assert_allclose(shapely.get_coordinates(out.geometry.to_numpy()), np.column_stack([lon, lat]),
+                                   rtol=0, atol=1e-8)
+    assert out["grid"].astype(object).fillna("").tolist() == [WANT[i] for i in KEEP]
+
+
+@pytest.mark.filterwarnings("ignore:The filename extension should be:RuntimeWarning")
+@pytest.mark.parametrize("out_ext", ["parquet", "gpkg"])
+@pytest.mark.parametrize("in_ext", ["parquet", "gpkg", "geojson"])
+def test_a_file_in_epsg4548_is_read_in_its_own_crs(atlas, tmp_path, in_ext, out_ext):
+    lon, lat = np.array(LON)[KEEP], np.array(LAT)[KEEP]
+    gdf = gpd.GeoDataFrame({"n": range(len(KEEP))}, geometry=gpd.points_from_xy(*crs.from_storage(lon, lat, 4548)),
+                           crs=4548)
+    src, dst = tmp_path / f"in.{in_ext}", tmp_path / f"out.{out_ext}"
+    gdf.to_parquet(src) if in_ext == "parquet" else gdf.to_file(src)
+    locate_file(src, dst, atlas.locate_many)  # no --crs: the file says EPSG:4548
+    out = _read_geo(dst, out_ext)
+    np.testing.assert_allclose(shapely.get_coordinates(out.geometry.to_numpy()), np.column_stack([lon, lat]),
+                               rtol=0, atol=1e-8)
+    assert out["grid"].astype(object).fillna("").tolist() == [WANT[i] for i in KEEP]
+    with pytest.raises(InvalidInputError, match="declares its CRS as EPSG:4548 but --crs says EPSG:4326"):
+        locate_file(src, tmp_path / "x.csv", atlas.locate_many, crs="EPSG:4326")
+
+
+@pytest.mark.parametrize("in_ext", ["parquet", "geojson"])
+def test_offset_data_labelled_wgs84_is_converted(atlas, tmp_path, in_ext):
+    lon, lat = np.array(LON)[KEEP], np.array(LAT)[KEEP]
+    gdf = gpd.GeoDataFrame({"n": range(len(KEEP))}, geometry=gpd.points_from_xy(*crs.from_storage(lon, lat, "gcj02")),
+                           crs=4326)
+    src, dst = tmp_path / f"in.{in_ext}", tmp_path / "out.parquet"
+    gdf.to_parquet(src) if in_ext == "parquet" else gdf.to_file(src)
+    locate_file(src, dst, atlas.locate_many, crs="gcj02")
+    out = _read_geo(dst, "parquet")
+    np.testing.assert_allclose(shapely.get_coordinates(out.geometry.to_numpy()), np.column_stack([lon, lat]),
+                               rtol=0, atol=1e-8)
+    assert out["grid"].astype(object).fillna("").tolist() == [WANT[i] for i in KEEP]
+
+
+def test_a_file_in_another_projected_crs_is_reprojected(atlas, tmp_path):
+    lon, lat = np.array(LON)[KEEP], np.array(LAT)[KEEP]
+    gdf = gpd.GeoDataFrame({"n": range(len(KEEP))}, geometry=gpd.points_from_xy(lon, lat), crs=4490).to_crs(3857)
+    src, dst = tmp_path / "in.parquet", tmp_path / "out.gpkg"
+    gdf.to_parquet(src)
+    locate_file(src, dst, atlas.locate_many)
+    out = _read_geo(dst, "gpkg")
+    np.testing.assert_allclose(shapely.get_coordinates(out.geometry.to_numpy()), np.column_stack([lon, lat]),
+                               rtol=0, atol=1e-7)
+    assert out["grid"].astype(object).fillna("").tolist() == [WANT[i] for i in KEEP]
+
+
+# -- the columns users actually have -------------------------------------------------------------
+@pytest.mark.parametrize("xname,yname", [("lng", "lat"), ("Longitude", "LATITUDE"), ("X", "y"), (" LON ", "Lat")])
+def test_coordinate_column_aliases(atlas, tmp_path, xname, yname):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame({"name": [f"p{i}" for i in range(5)], xname: LON, yname: LAT}).to_csv(src, index=False)
+    locate_file(src, dst, atlas.locate_many)
+    assert pd.read_csv(dst, dtype=str, keep_default_na=False)["grid"].tolist() == WANT
+
+
+def test_named_columns_and_wkt(atlas, tmp_path):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame({"east": LON, "north": LAT}).to_csv(src, index=False)
+    locate_file(src, dst, atlas.locate_many, x_col="east", y_col="north")
+    assert pd.read_csv(dst, dtype=str, keep_default_na=False)["grid"].tolist() == WANT
+    wkt = [f"POINT ({x} {y})" for x, y in zip(LON, LAT)]
+    pd.DataFrame({"id": range(5), "WKT": wkt}).to_csv(src, index=False)
+    locate_file(src, dst, atlas.locate_many)
+    out = pd.read_csv(dst, dtype=str, keep_default_na=False)
+    assert out["grid"].tolist() == WANT and out["WKT"].tolist() == wkt
+    pd.DataFrame({"id": range(5), "where": wkt}).to_csv(src, index=False)
+    locate_file(src, dst, atlas.locate_many, wkt_col="where")
+    assert pd.read_csv(dst, dtype=str, keep_default_na=False)["grid"].tolist() == WANT
+
+
+def test_bad_wkt_rows_are_named(atlas, tmp_path):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame({"wkt": ["POINT (117.505 34.815)", "POINT (oops", "", "LINESTRING (0 0, 1 1)"]}).to_csv(src, index=False)
+    with pytest.raises(InvalidCoordinatesError) as err:
+        locate_file(src, dst, atlas.locate_many)
+    reasons = [d["reason"] for d in err.value.detail]
+    assert [d["row"] for d in err.value.detail] == [2, 3, 4]
+    assert "is not WKT" in reasons[0] and "missing" in reasons[1] and "not a point" in reasons[2]
+
+
+@pytest.mark.parametrize("columns,says", [
+    ({"lon": LON, "x": LON, "lat": LAT}, r"ambiguous: several x columns \['lon', 'x'\]"),
+    ({"lon": LON, "lat": LAT, "geometry": ["POINT (1 2)"] * 5}, "ambiguous: it has coordinate columns"),
+    ({"lng": LON, "height": LAT}, "has the x column 'lng' but no y column"),
+])
+def test_ambiguous_or_half_files_are_clear_errors(atlas, tmp_path, columns, says):
+    src = tmp_path / "in.csv"
+    pd.DataFrame(columns).to_csv(src, index=False)
+    with pytest.raises(InvalidInputError, match=says):
+        locate_file(src, tmp_path / "out.csv", atlas.locate_many)
+    with pytest.raises(InvalidInputError, match="no column 'nope'"):
+        locate_file(src, tmp_path / "out.csv", atlas.locate_many, x_col="nope", y_col="lat")
+    assert not (tmp_path / "out.csv").exists()
+
+
+# -- typed outputs -------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:The filename extension should be:RuntimeWarning")
+@pytest.mark.parametrize("out_ext", ["parquet", "gpkg"])
+def test_input_columns_keep_their_types_and_misses_are_null(atlas, tmp_path, out_ext):
+    src, dst = tmp_path / "in.csv", tmp_path / f"out.{out_ext}"
+    src.write_text("id,name,speed,ok,lon,lat\n"
+                   "1,a,1.5,true,117.505,34.815\n2,,,false,117.6,34.9\n3,c,2.0,,117.515,34.805\n"
+                   "4,d,3.0,true,abc,34.8\n")
+    res = locate_file(src, dst, atlas.locate_many, on_invalid="mark", chunk_rows=2)
+    assert (res.rows, res.located, res.outside, len(res.invalid)) == (4, 2, 1, 1)
+    out = gpd.read_parquet(dst) if out_ext == "parquet" else gpd.read_file(dst)
+    assert out["id"].tolist() == [1, 2, 3, 4] and out["id"].dtype.kind == "i"
+    assert out["speed"].dtype.kind == "f" and np.isnan(out["speed"][1])
+    assert out["lon"].dtype.kind == "f" and out["lon"][0] == 117.505 and np.isnan(out["lon"][3])
+    assert out["name"].tolist()[0] == "a"
+    assert out["ok"].tolist()[:2] == [True, False]
+    for c in OUT_COLUMNS:  # outside (row 2) and invalid (row 4): null codes, not ''
+        assert out[c].isna().tolist() == [False, True, False, True], c
+    assert out["grid"].tolist()[0] == WN and out["grid"].tolist()[2] == ES
+    assert out.geometry.isna().tolist() == [False, False, False, True]  # no point for the invalid row
+    assert out["error"].tolist()[3].startswith("lon 'abc'")
+
+
+def test_a_value_that_does_not_fit_its_inferred_type_is_a_clear_error(atlas, tmp_path, monkeypatch):
+    import gis_grid.batchio as batchio
+    monkeypatch.setattr(batchio, "CSV_SAMPLE_ROWS", 3)
+    src = tmp_path / "in.csv"
+    src.write_text("id,lon,lat\n1,117.505,34.815\n2,117.505,34.815\n3,117.505,34.815\nx9,117.505,34.815\n")
+    with pytest.raises(InvalidInputError, match=r"first 3 rows \(\{'id': 'Int64'\}\)"):
+        locate_file(src, tmp_path / "out.csv", atlas.locate_many, chunk_rows=2)
+    assert not (tmp_path / "out.csv").exists()

@@ -61,6 +61,18 @@ def test_locate_csv_file(toy_db, tmp_path, capsys):
     assert out["street"].tolist() == ["370402001", ""]
 
 
+def test_locate_file_named_columns_and_crs(toy_db, tmp_path, capsys):
+    src, dst = tmp_path / "pts.csv", tmp_path / "out.parquet"
+    x, y = crs.from_storage([117.505, 117.9], [34.805, 34.9], "gcj02")
+    pd.DataFrame({"id": [1, 2], "E": x, "N": y}).to_csv(src, index=False)
+    assert main(["locate", "--db", toy_db, str(src), "-o", str(dst), "--quiet", "--x-col", "E", "--y-col", "N",
+                 "--crs", "gcj02"]) == 0
+    out = gpd.read_parquet(dst)
+    assert out.crs.to_epsg() == 4490 and out["id"].tolist() == [1, 2]
+    assert out["grid"][0] == WS and pd.isna(out["grid"][1])
+    assert abs(out.geometry.x[0] - 117.505) < 1e-8 and abs(out.geometry.y[0] - 34.805) < 1e-8
+
+
 def test_locate_file_with_bad_rows(toy_db, tmp_path, capsys):
     src, dst = tmp_path / "pts.csv", tmp_path / "out.csv"
     src.write_text("lon,lat\n117.505,34.805\nx,34.8\n117.5,nan\n117.5,91\n")
@@ -78,9 +90,12 @@ def test_locate_file_with_bad_rows(toy_db, tmp_path, capsys):
 
 def test_locate_file_errors(toy_db, tmp_path, capsys):
     src = tmp_path / "pts.csv"
-    src.write_text("x,y\n1,2\n")
+    src.write_text("east,north\n1,2\n")
     assert main(["locate", "--db", toy_db, str(src), "-o", str(tmp_path / "o.csv"), "--quiet"]) != 0
-    assert "no lat and lon column" in capsys.readouterr().err
+    assert "no coordinate columns" in capsys.readouterr().err
+    assert main(["locate", "--db", toy_db, str(src), "-o", str(tmp_path / "o.csv"), "--quiet",
+                 "--x-col", "east"]) != 0
+    assert "give both --x-col and --y-col" in capsys.readouterr().err
     assert main(["locate", "--db", toy_db, str(tmp_path / "none.csv"), "-o", str(tmp_path / "o.csv")]) != 0
     assert "does not exist" in capsys.readouterr().err
     assert main(["locate", "--db", toy_db, str(src)]) != 0       # no -o
