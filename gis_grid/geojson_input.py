@@ -78,32 +78,63 @@ def points(body: Any) -> tuple[np.ndarray, np.ndarray]:
 
     The coordinates themselves are checked by the locator, which names every bad row.
     """
+    x, y, _, _ = point_rows(body)
+    return x, y
+
+
+def point_rows(body: Any, *, mark: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, list | None]:
+    """(x, y, reasons, features) of a batch; ``features`` is None for an array of pairs.
+
+    With ``mark`` a feature without a usable Point is a row with a reason (x, y NaN)
+    instead of rejecting the whole batch; the coordinates are checked by the caller.
+    """
     if isinstance(body, list):
         try:
             arr = np.array(body, dtype=float)
         except (TypeError, ValueError):
-            raise InvalidInputError("a batch is a JSON array of [lon, lat] pairs of numbers") from None
-        if arr.ndim != 2 or arr.shape[1] != 2:
+            arr = None
+        if arr is None or arr.ndim != 2 or arr.shape[1] != 2:
             if len(body) == 0:
-                return np.empty(0), np.empty(0)
-            raise InvalidInputError("a batch is a JSON array of [lon, lat] pairs, e.g. [[117.55, 34.86]]")
-        return arr[:, 0], arr[:, 1]
+                return np.empty(0), np.empty(0), np.empty(0, dtype=object), None
+            if not mark:
+                if arr is None:
+                    raise InvalidInputError("a batch is a JSON array of [lon, lat] pairs of numbers")
+                raise InvalidInputError("a batch is a JSON array of [lon, lat] pairs, e.g. [[117.55, 34.86]]")
+            xy = [_pair(v) for v in body]
+            reasons = np.array(["" if p else "not a [lon, lat] pair of numbers" for p in xy], dtype=object)
+            arr = np.array([p or (np.nan, np.nan) for p in xy], dtype=float).reshape(-1, 2)
+            return arr[:, 0], arr[:, 1], reasons, None
+        return arr[:, 0], arr[:, 1], np.full(len(arr), "", dtype=object), None
     if is_collection(body):
         feats = body.get("features")
         if not isinstance(feats, list):
             raise InvalidInputError("FeatureCollection.features must be an array")
-        xs, ys = [], []
+        xs, ys, reasons = [], [], []
         for i, f in enumerate(feats):
             g = feature_geometry(f)
+            c = g.get("coordinates") if g is not None else None
             if g is None or g.get("type") != "Point":
-                raise InvalidInputError(f"feature {i}: every feature must have a Point geometry")
-            c = g.get("coordinates")
-            if not (isinstance(c, list) and len(c) >= 2 and all(isinstance(v, (int, float)) for v in c[:2])):
-                raise InvalidInputError(f"feature {i}: Point coordinates must be [lon, lat] numbers")
-            xs.append(c[0])
-            ys.append(c[1])
-        return np.array(xs, dtype=float), np.array(ys, dtype=float)
+                reason = "every feature must have a Point geometry"
+            elif not (isinstance(c, list) and len(c) >= 2 and all(_number(v) for v in c[:2])):
+                reason = "Point coordinates must be [lon, lat] numbers"
+            else:
+                reason = ""
+            if reason and not mark:
+                raise InvalidInputError(f"feature {i}: {reason}")
+            xs.append(c[0] if not reason else np.nan)
+            ys.append(c[1] if not reason else np.nan)
+            reasons.append(reason)
+        return (np.array(xs, dtype=float), np.array(ys, dtype=float), np.array(reasons, dtype=object),
+                [f if isinstance(f, dict) else {} for f in feats])
     raise InvalidInputError("send a JSON array of [lon, lat] pairs or a GeoJSON FeatureCollection of Points")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _pair(v):
+    return (float(v[0]), float(v[1])) if isinstance(v, list) and len(v) == 2 and all(map(_number, v)) else None
 
 
 # ---------------------------------------------------------------- one drawn area (POST /residents/search)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from gis_grid import crs as crs_mod
-from gis_grid import geojson_input
+from gis_grid import locate_batch as locate_batch_mod
 from gis_grid.atlas import Atlas
 from gis_grid.errors import InvalidInputError, LimitExceededError
 from gis_grid.security.roles import Principal
@@ -59,12 +59,31 @@ async def locate_one(request: Request) -> Response:
 
 
 _BATCH_SCHEMA = {
+    "parameters": [
+        {"name": "crs", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "CRS of the input coordinates: EPSG:4326 (default), EPSG:4490, EPSG:4548, gcj02, bd09"},
+        {"name": "names", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+         "description": "add district_name, street_name, community_name and grid_name to every answer"},
+        {"name": "on_invalid", "in": "query", "required": False,
+         "schema": {"type": "string", "enum": ["fail", "mark"], "default": "fail"},
+         "description": "fail: any bad row rejects the batch (422 naming the rows); mark: bad rows are "
+                        "answered with an error and the rest are located"},
+        {"name": "at", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": AT_DESCRIPTION}],
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
         {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}},
-        {"type": "object", "description": "GeoJSON FeatureCollection of Points",
+        {"type": "object", "description": "GeoJSON FeatureCollection of Points; answered by a FeatureCollection "
+                                          "with each feature's id and properties echoed and the codes added",
          "properties": {"type": {"const": "FeatureCollection"}, "features": {"type": "array"}},
          "required": ["type", "features"]}]},
         "example": [[117.558, 34.862], [117.60, 34.80]]}}}}
+
+
+def _flag(query, name: str) -> bool:
+    raw = query.get(name, "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise InvalidInputError(f"query parameter {name!r} must be true or false, got {raw!r}")
+    return raw in ("true", "1")
 
 
 @router.post("/locate", summary="Locate a batch of points, answers in input order", openapi_extra=_BATCH_SCHEMA)
@@ -79,19 +98,30 @@ async def locate_batch(request: Request, who: Principal = Depends(_locate_role),
         body = orjson.loads(raw)  # generic request validation of 10k nested lists costs more than locating them
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
-    x, y = geojson_input.points(body)
-    if len(x) > settings.max_batch_points:
-        raise LimitExceededError(
-            f"{len(x)} points exceed the batch limit of {settings.max_batch_points}; "
-            "split the batch, or use the bulk CLI `gis-grid locate IN.csv -o OUT.csv` for files")
-    results = []
-    if len(x):
-        df = atlas.locate_points(x, y, crs)
-        cols = [df[c].tolist() for c in ("district", "street", "community", "grid", "building")]
-        results = [{"outside": True} if not g else
-                   {"outside": False, "district": d, "street": s, "community": c, "grid": g,
-                    "building": int(b) if b else None}
-                   for d, s, c, g, b in zip(*cols)]
+    q = request.query_params
+    out = locate_batch_mod.answer(atlas, body, crs, names=_flag(q, "names"), on_invalid=q.get("on_invalid", "fail"),
+                                  max_points=settings.max_batch_points)
     # orjson straight to bytes: FastAPI's generic encoder costs more than locating 10k points
-    return Response(orjson.dumps({"atlas_version": atlas.version, "count": len(results), "results": results}),
+    media = "application/geo+json" if out.get("type") == "FeatureCollection" else "application/json"
+    return Response(orjson.dumps(out), media_type=media)
+
+
+_NAMES_PARAMS = {"parameters": [
+    {"name": "codes", "in": "query", "required": True, "schema": {"type": "string"},
+     "description": "comma-separated division codes of any level (at most 1000)"},
+    {"name": "at", "in": "query", "required": False, "schema": {"type": "string"}, "description": AT_DESCRIPTION}]}
+MAX_NAME_CODES = 1000
+
+
+@router.get("/locate/names", summary="Names of division codes (any level), for systems that store codes",
+            openapi_extra=_NAMES_PARAMS)
+async def division_names(request: Request, who: Principal = Depends(_locate_role)) -> Response:
+    q = request.query_params
+    codes = [c.strip() for c in q.get("codes", "").split(",") if c.strip()]
+    if not codes:
+        raise InvalidInputError("give codes=CODE[,CODE...], e.g. /locate/names?codes=370402,370402001")
+    if len(codes) > MAX_NAME_CODES:
+        raise LimitExceededError(f"{len(codes)} codes exceed the limit of {MAX_NAME_CODES} per request")
+    atlas = await atlas_at_dep(request, q.get("at"))
+    return Response(orjson.dumps({"atlas_version": atlas.version, "names": atlas.division_names(codes)}),
                     media_type="application/json")

@@ -203,6 +203,22 @@ class Atlas:
             raise NotFoundError(f"no grid or division with code {code!r}")
         return self.divisions.iloc[i]
 
+    def division_name(self, code: str) -> str | None:
+        """The name of a division of any level, None for an unknown (or empty) code."""
+        return self._names.get(code)
+
+    def division_names(self, codes) -> dict[str, str | None]:
+        """Code -> name for each of ``codes`` (null for a well-formed code that names nothing)."""
+        out = {}
+        for code in codes:
+            level_of(code)  # a malformed code is the caller's mistake, not a miss
+            out[code] = self._names.get(code)
+        return out
+
+    @cached_property
+    def _names(self) -> dict[str, str]:
+        return dict(zip(self.divisions["code"].tolist(), self.divisions["name"].tolist()))
+
     def children(self, code: str) -> pd.DataFrame:
         self.division(code)
         rows = self._child_rows.get(code)

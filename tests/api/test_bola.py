@@ -84,7 +84,8 @@ LISTING_ROUTES = {
 }
 OPEN_ROUTES = {
     ("GET", "/locate"): "point location: division codes only, for any system with the locate right",
-    ("POST", "/locate"): "point location: division codes only",
+    ("POST", "/locate"): "point location: division codes (and their names) only",
+    ("GET", "/locate/names"): "division names of codes: public map data, no people",
     ("GET", "/capabilities"): "published limits",
     ("GET", "/me"): "the caller's own key",
     ("GET", "/audit"): "auditor only, district-wide by role",

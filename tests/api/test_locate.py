@@ -107,8 +107,9 @@ def test_post_feature_collection(client, inside_points):
         {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [a[0], a[1]]}}]}
     r = client.post("/locate", json=fc)
     assert r.status_code == 200, r.text
-    assert [x["outside"] for x in r.json()["results"]] == [True, False]
-    assert r.json()["results"][1]["grid"] == a[2]
+    props = [f["properties"] for f in r.json()["features"]]  # a FeatureCollection is answered by one
+    assert [x["outside"] for x in props] == [True, False]
+    assert props[1]["grid"] == a[2]
 
 
 def test_post_bad_rows_are_named(client, inside_points):
@@ -163,3 +164,96 @@ def test_toy_locate_finds_grid_and_building(toy_client):
     assert r.json()["grid"]["code"] == "370402001001002"
     assert r.json()["building"]["id"] == 2
     assert not math.isnan(r.json()["atlas_version"])
+
+
+# -- batches from other systems: GeoJSON round trip, names, mark mode (toy district, limit 3 points) --
+WN, ES = "370402001001001", "370402002001002"
+
+
+@pytest.fixture(scope="module")
+def external(toy_store_path):
+    from common import bearer
+    return bearer(toy_store_path, "external_system", "370402")
+
+
+def _fc(*features):
+    return {"type": "FeatureCollection", "features": list(features)}
+
+
+def _pt(coords, fid=None, **props):
+    f = {"type": "Feature", "properties": props, "geometry": {"type": "Point", "coordinates": coords}}
+    if fid is not None:
+        f["id"] = fid
+    return f
+
+
+def test_feature_collection_round_trip_keeps_ids_and_properties(toy_client, external):
+    body = _fc(_pt([117.505, 34.815], "a", plate="鲁D1", speed=42.5, grid="stale"),
+               _pt([117.6, 34.9], 7, plate="鲁D2"),
+               _pt([117.515, 34.805], None, nested={"k": [1, 2]}))
+    r = toy_client.post("/locate", json=body, headers=external)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/geo+json")
+    fc = r.json()
+    assert fc["type"] == "FeatureCollection" and fc["count"] == 3
+    a, b, c = fc["features"]
+    assert (a["id"], b["id"]) == ("a", 7) and "id" not in c
+    assert a["properties"] == {"plate": "鲁D1", "speed": 42.5, "outside": False, "district": "370402",
+                               "street": "370402001", "community": "370402001001", "grid": WN, "building": 1}
+    assert b["properties"] == {"plate": "鲁D2", "outside": True}
+    assert c["properties"]["nested"] == {"k": [1, 2]} and c["properties"]["grid"] == ES
+    assert a["geometry"] == {"type": "Point", "coordinates": [117.505, 34.815]}
+
+
+def test_feature_collection_geometry_is_answered_in_lon_lat(toy_client, external):
+    x, y = crs_mod.from_storage(117.505, 34.815, "gcj02")
+    r = toy_client.post("/locate", params={"crs": "gcj02"}, json=_fc(_pt([float(x), float(y)], 1)), headers=external)
+    assert r.status_code == 200, r.text
+    f = r.json()["features"][0]
+    assert f["properties"]["grid"] == WN
+    lon, lat = f["geometry"]["coordinates"]  # converted, not the GCJ-02 input under a lon/lat label
+    assert abs(lon - 117.505) < 1e-8 and abs(lat - 34.815) < 1e-8
+
+
+def test_names_come_with_the_codes(toy_client, external):
+    r = toy_client.post("/locate", params={"names": "true"}, json=[[117.505, 34.815], [117.6, 34.9]], headers=external)
+    assert r.status_code == 200, r.text
+    inside, outside = r.json()["results"]
+    assert inside["grid"] == WN and inside["grid_name"] == "西第1网格"
+    assert inside["district_name"] and inside["street_name"] and inside["community_name"]
+    assert outside == {"outside": True}
+    plain = toy_client.post("/locate", json=[[117.505, 34.815]], headers=external).json()["results"][0]
+    assert "grid_name" not in plain
+    assert toy_client.post("/locate", params={"names": "maybe"}, json=[[117.505, 34.815]],
+                           headers=external).status_code == 400
+
+
+def test_mark_mode_answers_bad_rows_instead_of_rejecting(toy_client, external):
+    body = _fc(_pt([117.505, 34.815], "ok"), _pt([34.815, 117.505], "swapped", keep=1),
+               {"type": "Feature", "id": "line", "properties": None,
+                "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}})
+    assert toy_client.post("/locate", json=body, headers=external).status_code == 400  # fail: the batch goes
+    r = toy_client.post("/locate", params={"on_invalid": "mark"}, json=body, headers=external)
+    assert r.status_code == 200, r.text
+    ok, swapped, line = r.json()["features"]
+    assert ok["properties"]["grid"] == WN and "error" not in ok["properties"]
+    assert swapped["properties"]["keep"] == 1 and "swapped" in swapped["properties"]["error"]
+    assert swapped["geometry"] is None and swapped["properties"]["outside"] is None
+    assert "Point" in line["properties"]["error"] and line["id"] == "line"
+    r = toy_client.post("/locate", params={"on_invalid": "mark"}, json=[[117.505, 34.815], [200, 34.8], "x"],
+                        headers=external)
+    assert r.status_code == 200, r.text
+    good, bad, junk = r.json()["results"]
+    assert good["grid"] == WN and "out of range" in bad["error"] and "pair" in junk["error"]
+    assert toy_client.post("/locate", params={"on_invalid": "skip"}, json=[[117.5, 34.8]],
+                           headers=external).status_code == 400
+
+
+def test_external_system_turns_codes_into_names(toy_client, external):
+    r = toy_client.get("/locate/names", params={"codes": f"{WN},370402,370402009"}, headers=external)
+    assert r.status_code == 200, r.text
+    names = r.json()["names"]
+    assert names[WN] == "西第1网格" and names["370402"] and names["370402009"] is None
+    assert toy_client.get("/locate/names", params={"codes": "12x"}, headers=external).status_code == 400
+    assert toy_client.get("/locate/names", headers=external).status_code == 400
+    assert toy_client.get("/locate/names", params={"codes": WN}).status_code == 200  # the default test key too
