@@ -218,6 +218,26 @@ class CellIndex:
             setattr(self, k, v)
         return True
 
+    def tables(self) -> dict:
+        """The lookup tables as plain arrays (what :meth:`from_tables` takes back)."""
+        return {"origin": np.array([self.x0, self.y0, self.nx, self.ny, self.cell_exp]),
+                **{k: getattr(self, k) for k in self._ARRAYS}}
+
+    @classmethod
+    def from_tables(cls, tables: dict, geoms) -> "CellIndex":
+        """An index from :meth:`tables` (memory-mapped arrays will do) and its polygons.
+
+        ``geoms`` needs only ``[index]`` and ``[int array]``: it is read for the exact test alone.
+        """
+        self = cls.__new__(cls)
+        self.geoms = geoms
+        x0, y0, nx, ny, exp = np.asarray(tables["origin"]).tolist()
+        self.cell_exp, self.inv = int(exp), float(2 ** int(exp))
+        self.x0, self.y0, self.nx, self.ny = float(x0), float(y0), int(nx), int(ny)
+        for k in cls._ARRAYS:
+            setattr(self, k, tables[k])
+        return self
+
     # -- query ---------------------------------------------------------------
     @property
     def nbytes(self) -> int:

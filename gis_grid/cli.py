@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from .errors import GisGridError
-from .store import DATABASE_URL_ENV, default_store_path, is_database_url, open_store
+from .paths import DATABASE_URL_ENV, default_store_path, is_database_url, store_url
+
+
+def open_store(*args, **kwargs):
+    # pandas and the store backends load only for the commands that open a store
+    from .store import open_store as _open
+    return _open(*args, **kwargs)
 
 CRS_HELP = "input CRS: EPSG:4326 (= CRS84, default), EPSG:4490, EPSG:4548, gcj02, bd09"
 
@@ -66,39 +72,54 @@ def cmd_check(args) -> int:
 
 
 def cmd_locate(args) -> int:
+    if not args.input:
+        return _locate_point(args)
+    if not args.output:
+        print("batch locate needs -o OUT", file=sys.stderr)
+        return 2
     from .atlas import Atlas
     with open_store(args.db) as store:
-        atlas = Atlas.from_store(store)
-    if args.input:
-        if not args.output:
-            print("batch locate needs -o OUT", file=sys.stderr)
-            return 2
-        from tqdm import tqdm
-        columns = {"x_col": args.x_col, "y_col": args.y_col, "wkt_col": args.wkt_col}
-        with tqdm(desc="locate", unit="pt", disable=args.quiet) as bar:
-            if args.dask:
-                from .dask_locate import close, connect, locate_file_dask
-                client = connect(args.dask)
-                try:
-                    res = locate_file_dask(args.input, args.output, atlas, client, crs=args.crs,
-                                           on_invalid=args.on_invalid, progress=bar, **columns)
-                finally:
-                    close(client)
-            else:
-                from .batchio import locate_file
-                res = locate_file(args.input, args.output, atlas.locate_many, crs=args.crs,
-                                  on_invalid=args.on_invalid, progress=bar, **columns)
-        print(json.dumps({"rows": res.rows, "located": res.located, "outside": res.outside,
-                          "invalid": len(res.invalid), "output": args.output}))
-        return 0
+        atlas = Atlas.for_location(store)  # no households: location never reads them
+    from tqdm import tqdm
+    columns = {"x_col": args.x_col, "y_col": args.y_col, "wkt_col": args.wkt_col}
+    with tqdm(desc="locate", unit="pt", disable=args.quiet) as bar:
+        if args.dask:
+            from .dask_locate import close, connect, locate_file_dask
+            client = connect(args.dask)
+            try:
+                res = locate_file_dask(args.input, args.output, atlas, client, crs=args.crs,
+                                       on_invalid=args.on_invalid, progress=bar, **columns)
+            finally:
+                close(client)
+        else:
+            from .batchio import locate_file
+            res = locate_file(args.input, args.output, atlas.locate_many, crs=args.crs,
+                              on_invalid=args.on_invalid, progress=bar, **columns)
+    print(json.dumps({"rows": res.rows, "located": res.located, "outside": res.outside,
+                      "invalid": len(res.invalid), "output": args.output}))
+    return 0
+
+
+def _locate_point(args) -> int:
+    """One point: from the on-disk locate cache of a GeoPackage store (no pandas), else the atlas."""
     if args.lon is None or args.lat is None:
         print("give --lon and --lat, or an input file", file=sys.stderr)
         return 2
     from . import crs as crs_mod
     x, y = crs_mod.validate_coordinates(args.lon, args.lat, args.crs)
     lon, lat = crs_mod.to_storage(x, y, args.crs)
-    result = atlas.locate_one(float(lon), float(lat))
-    print(json.dumps(result.to_dict(), ensure_ascii=False))
+    url = store_url(args.db)
+    cached = None
+    if not is_database_url(url):
+        from .locate_cache import locator
+        cached = locator(url)
+    if cached is not None:
+        answer = cached.locate_one(float(lon), float(lat))
+    else:
+        from .atlas import Atlas
+        with open_store(url) as store:
+            answer = Atlas.for_location(store).locate_one(float(lon), float(lat)).to_dict()
+    print(json.dumps(answer, ensure_ascii=False))
     return 0
 
 

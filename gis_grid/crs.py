@@ -23,7 +23,6 @@ from functools import lru_cache
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 
 from gis_grid.errors import InvalidCoordinatesError, InvalidInputError, UnknownCRSError
 
@@ -242,7 +241,8 @@ def bd09_to_wgs84(lon, lat):
 @lru_cache(maxsize=None)
 def _transformer(src: int, dst: int) -> Transformer:
     # Building a Transformer costs milliseconds; pyproj >= 3.1 makes a cached
-    # one safe to share between threads.
+    # one safe to share between threads. Imported here: lon/lat work needs no PROJ.
+    from pyproj import Transformer
     return Transformer.from_crs(src, dst, always_xy=True)
 
 

@@ -71,6 +71,16 @@ class Atlas:
                    buildings=store.buildings(), households=store.households(),
                    cache_dir=store.cache_dir())
 
+    @classmethod
+    def for_location(cls, store: Store) -> "Atlas":
+        """A snapshot that only locates: grids and buildings, no households (a third of the load)."""
+        divisions = store.divisions()
+        if divisions.empty:
+            raise NotFoundError(f"the store {store.url} holds no grids")
+        return cls(version=store.atlas_version(), at=None, divisions=divisions, buildings=store.buildings(),
+                   households=pd.DataFrame({"id": pd.Series(dtype=object), "building_id": pd.Series(dtype="int64")}),
+                   cache_dir=store.cache_dir())
+
     def __post_init__(self):
         # frozen: derived attributes are written once, here, straight into the instance dict
         own = self.__dict__

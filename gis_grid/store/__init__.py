@@ -8,9 +8,9 @@ Tables, all geometry in EPSG:4490: ``divisions`` (every level, with ``version``,
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ..paths import is_database_url, store_url
 from .base import (DATABASE_URL_ENV, DEFAULT_STORE_NAME, INCIDENT_COLUMNS, SCHEMA_VERSION, SYSTEM_SCOPE, Store,
                    default_store_path)
 
@@ -18,8 +18,6 @@ __all__ = ["Store", "open_store", "is_database_url", "default_store_path", "DATA
            "DEFAULT_STORE_NAME", "INCIDENT_COLUMNS", "SCHEMA_VERSION", "SYSTEM_SCOPE"]
 
 
-def is_database_url(url) -> bool:
-    return str(url).startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
 
 
 def open_store(url: str | Path | None = None, *, create: bool = False) -> Store:
@@ -27,7 +25,7 @@ def open_store(url: str | Path | None = None, *, create: bool = False) -> Store:
 
     Without one: ``$GIS_GRID_DATABASE_URL`` if set, else the default GeoPackage path.
     """
-    url = str(url or os.environ.get(DATABASE_URL_ENV) or default_store_path())
+    url = store_url(url)
     if is_database_url(url):
         from .postgis import PostGISStore  # psycopg is loaded only for PostGIS URLs
         return PostGISStore(url, create=create)

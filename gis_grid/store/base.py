@@ -18,17 +18,13 @@ import os
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
 
 from ..errors import InvalidInputError
-from ..reference import data_dir
+from ..paths import DATABASE_URL_ENV, DEFAULT_STORE_NAME, default_store_path  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 1
-DEFAULT_STORE_NAME = "shizhong.gpkg"
-#: a store URL (postgresql://...) or path used when none is given (before the default GeoPackage)
-DATABASE_URL_ENV = "GIS_GRID_DATABASE_URL"
 #: the :meth:`Store.scoped` value for whole-district work (atlas loads, statistics, demo writing)
 SYSTEM_SCOPE = "*"
 
@@ -55,10 +51,6 @@ def utc_stamp(at: datetime | None = None) -> str:
     if at is not None and at.tzinfo is None:
         return at.isoformat()
     return (at or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def default_store_path() -> Path:
-    return data_dir() / DEFAULT_STORE_NAME
 
 
 class Store(abc.ABC):
