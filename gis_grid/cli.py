@@ -78,8 +78,14 @@ def cmd_locate(args) -> int:
         print("batch locate needs -o OUT", file=sys.stderr)
         return 2
     from .atlas import Atlas
-    with open_store(args.db) as store:
-        atlas = Atlas.for_location(store)  # no households: location never reads them
+    url = store_url(args.db)
+    cached = None
+    if not args.dask and not is_database_url(url):  # the Dask path ships the atlas's tables to its workers
+        from .locate_cache import locator
+        cached = locator(url)
+    if cached is None:
+        with open_store(url) as store:
+            atlas = Atlas.for_location(store)  # no households: location never reads them
     from tqdm import tqdm
     columns = {"x_col": args.x_col, "y_col": args.y_col, "wkt_col": args.wkt_col}
     with tqdm(desc="locate", unit="pt", disable=args.quiet) as bar:
@@ -93,7 +99,8 @@ def cmd_locate(args) -> int:
                 close(client)
         else:
             from .batchio import locate_file
-            res = locate_file(args.input, args.output, atlas.locate_many, crs=args.crs,
+            locate = cached.locate_many if cached is not None else atlas.locate_many
+            res = locate_file(args.input, args.output, locate, crs=args.crs,
                               on_invalid=args.on_invalid, progress=bar, **columns)
     print(json.dumps({"rows": res.rows, "located": res.located, "outside": res.outside,
                       "invalid": len(res.invalid), "output": args.output}))

@@ -18,6 +18,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +126,7 @@ class CachedLocator:
             return CellIndex.from_tables(tables, _LazyGeoms(load(f"{prefix}_wkb"), load(f"{prefix}_wkb_offsets")))
 
         self.grid_index = index("grid")
-        self.level_codes, self.level_names = load("level_codes"), load("level_names")
+        self._codes, self._names = load("level_codes"), load("level_names")
         self.building_index = None
         if (directory / "building_ids.npy").exists():
             self.building_index = index("building")
@@ -139,7 +140,7 @@ class CachedLocator:
             return {"outside": True, **{level: None for level in LEVELS}, "building": None}
         out: dict = {"outside": False}
         for k, level in enumerate(LEVELS):
-            out[level] = {"code": str(self.level_codes[g, k]), "name": str(self.level_names[g, k])}
+            out[level] = {"code": str(self._codes[g, k]), "name": str(self._names[g, k])}
         out["building"] = None
         if self.building_index is not None:
             b = self.building_index.lookup_one(lon, lat)
@@ -147,6 +148,32 @@ class CachedLocator:
                 out["building"] = {"id": int(self.building_ids[b]), "name": str(self.building_names[b]),
                                    "kind": str(self.building_kinds[b])}
         return out
+
+
+    # -- batches: the atlas's own code, run on these tables (imports pandas, as batch jobs do anyway)
+    def locate_many(self, lon, lat, *, with_building: bool = True):
+        """The same frame as :meth:`Atlas.locate_many`."""
+        from .atlas import Atlas
+        return Atlas.locate_many(self, lon, lat, with_building=with_building)
+
+    def buildings_at(self, lon, lat):
+        from .atlas import Atlas
+        return Atlas.buildings_at(self, lon, lat)
+
+    @cached_property
+    def level_codes(self) -> dict:
+        from .atlas import LEVELS as ATLAS_LEVELS
+        return {lvl: np.append(self._codes[:, k].astype(object), "") for k, lvl in enumerate(ATLAS_LEVELS)}
+
+    @cached_property
+    def _level_categories(self) -> dict:
+        from .atlas import Atlas
+        return Atlas._level_categories.func(self)
+
+    @cached_property
+    def _building_id_strings(self):
+        from .atlas import Atlas
+        return Atlas._building_id_strings.func(self)
 
 
 def locator(store_path: str | Path) -> CachedLocator | None:

@@ -90,3 +90,13 @@ def test_a_file_job_imports_no_web_dask_or_map_stack(toy_gpkg, tmp_path):
     _, probe = _run("locate", "--db", toy_gpkg, src, "-o", tmp_path / "out.parquet", "--quiet")
     assert probe["code"] == 0
     assert [m for m in ("fastapi", "starlette", "dask", "distributed", "folium", "spopt") if m in probe["loaded"]] == []
+
+
+def test_cached_batches_equal_the_atlas(toy_gpkg):
+    import pandas as pd
+    cached = locator(toy_gpkg)
+    with open_store(toy_gpkg) as store:
+        atlas = Atlas.from_store(store)
+    x, y = np.array(_probe_points()).T
+    pd.testing.assert_frame_equal(cached.locate_many(x, y), atlas.locate_many(x, y))
+    assert cached.locate_many(x, y)["grid"].ne("").any()
