@@ -255,8 +255,16 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS, spec: InputSpec 
             # iter_batches decodes one row group at a time: memory is bounded by the
             # file's row-group size (GeoParquet writers default to <= 1M rows)
             for batch in pf.iter_batches(batch_size=chunk_rows):
-                df = batch.to_pandas()
-                yield (df, *parse_chunk(df, spec, path.name))
+                xy = wkb_points(batch.column(spec.geom_col)) if spec.geom_col else None
+                if xy is None:
+                    df = batch.to_pandas()
+                    yield (df, *parse_chunk(df, spec, path.name))
+                else:  # plain points: no Python bytes or shapely object per row
+                    df = batch.drop_columns([spec.geom_col]).to_pandas()
+                    x, y = xy
+                    if spec.source_epsg is not None:
+                        x, y = crs_mod._proj(x, y, spec.source_epsg, crs_mod.STORAGE_EPSG)
+                    yield df, x, y, np.full(len(df), "", dtype=object)
         else:
             import pyogrio
             df = pyogrio.read_dataframe(path, read_geometry=spec.geom_col is not None)
@@ -270,6 +278,29 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS, spec: InputSpec 
         raise
     except Exception as exc:  # pyogrio/pyarrow/pandas parse errors: the file is the problem
         raise InvalidInputError(f"cannot read {path.name} as {fmt}: {exc}") from exc
+
+
+def wkb_points(column) -> tuple[np.ndarray, np.ndarray] | None:
+    """(x, y) of an Arrow binary column of little-endian 2D WKB points, read from its buffer.
+
+    None unless every row is such a point with real coordinates: anything else (nulls,
+    other types, big-endian, Z, empty points) takes the shapely path, which names each
+    problem, so both paths answer alike.
+    """
+    import pyarrow as pa
+    if not pa.types.is_binary(column.type) or len(column) == 0 or column.null_count:
+        return None
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32, count=len(column) + 1, offset=column.offset * 4)
+    if offsets[-1] - offsets[0] != 21 * len(column) or not (np.diff(offsets) == 21).all():
+        return None
+    rows = np.frombuffer(column.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 21)
+    if not ((rows[:, 0] == 1).all() and (np.ascontiguousarray(rows[:, 1:5]).view("<u4") == 1).all()):
+        return None
+    xy = np.ascontiguousarray(rows[:, 5:]).view("<f8")
+    x, y = xy[:, 0].copy(), xy[:, 1].copy()
+    if np.isnan(x).any() or np.isnan(y).any():
+        return None
+    return x, y
 
 
 def parquet_geo(metadata) -> dict:
@@ -396,7 +427,7 @@ def locate_chunk(df: pd.DataFrame, x, y, reasons: np.ndarray, locate, spec: Inpu
         full[good] = cat.codes
         codes[c] = pd.Categorical.from_codes(full, cat.categories, validate=False).remove_categories([""])
     # the input geometry goes either way: replaced by the storage point, or (CSV) not written
-    drop = [c for c in OUT_COLUMNS if c in df.columns] + ([spec.geom_col] if spec.geom_col else [])
+    drop = [c for c in (*OUT_COLUMNS, spec.geom_col) if c is not None and c in df.columns]
     out = df.reset_index(drop=True).drop(columns=drop)
     out = pd.concat([out, pd.DataFrame(codes)], axis=1)
     if geometry:

@@ -323,3 +323,30 @@ def test_a_value_that_does_not_fit_its_inferred_type_is_a_clear_error(atlas, tmp
     with pytest.raises(InvalidInputError, match=r"first 3 rows \(\{'id': 'Int64'\}\)"):
         locate_file(src, tmp_path / "out.csv", atlas.locate_many, chunk_rows=2)
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_wkb_points_are_read_from_the_buffer_or_left_to_shapely():
+    import pyarrow as pa
+    from gis_grid.batchio import wkb_points
+    pts = shapely.points(LON, LAT)
+    x, y = wkb_points(pa.array(shapely.to_wkb(pts)))
+    assert x.tolist() == LON and y.tolist() == LAT
+    sliced = pa.array(shapely.to_wkb(pts)).slice(2)  # an offset into the buffer
+    assert wkb_points(sliced)[0].tolist() == LON[2:]
+    for odd in ([shapely.to_wkb(pts[0]), None], shapely.to_wkb(pts, byte_order=0).tolist(),
+                shapely.to_wkb([shapely.Point(1, 2, 3)]).tolist(), shapely.to_wkb([shapely.Point()]).tolist(),
+                shapely.to_wkb([shapely.box(0, 0, 1, 1)]).tolist()):
+        assert wkb_points(pa.array(odd, pa.binary())) is None
+
+
+def test_geoparquet_with_a_bad_row_reads_alike_on_both_paths(atlas, tmp_path):
+    gdf = gpd.GeoDataFrame({"n": range(4)}, geometry=[shapely.Point(117.505, 34.815), None,
+                                                      shapely.Point(117.515, 34.805), shapely.Point(117.6, 34.9)],
+                           crs=4326)
+    src, dst = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    gdf.to_parquet(src, row_group_size=2)
+    res = locate_file(src, dst, atlas.locate_many, on_invalid="mark", chunk_rows=2)
+    out = gpd.read_parquet(dst)
+    assert (res.rows, res.located, len(res.invalid)) == (4, 2, 1)
+    assert out["error"].tolist() == ["", "geometry is missing", "", ""]
+    assert list(out.columns) == ["n", *OUT_COLUMNS, "geometry", "error"]  # the same columns from either path
