@@ -86,7 +86,9 @@ def _flag(query, name: str) -> bool:
     return raw in ("true", "1")
 
 
-@router.post("/locate", summary="Locate a batch of points, answers in input order", openapi_extra=_BATCH_SCHEMA)
+@router.post("/locate", summary="Locate a batch of points, answers in input order", openapi_extra=_BATCH_SCHEMA,
+             responses={200: {"content": {"application/json": {}, "application/geo+json": {}},
+                              "description": "a result list for a points body; a FeatureCollection for one"}})
 async def locate_batch(request: Request, who: Principal = Depends(_locate_role),
                        crs: str | None = Depends(crs_query), atlas: Atlas = Depends(atlas_at_dep),
                        settings: Settings = Depends(settings_dep)) -> Response:
