@@ -59,17 +59,14 @@ async def locate_one(request: Request) -> Response:
 
 
 _BATCH_SCHEMA = {
+    # crs and at come from their dependencies (crs_query, atlas_at_dep); these two are read from the query
     "parameters": [
-        {"name": "crs", "in": "query", "required": False, "schema": {"type": "string"},
-         "description": "CRS of the input coordinates: EPSG:4326 (default), EPSG:4490, EPSG:4548, gcj02, bd09"},
         {"name": "names", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
          "description": "add district_name, street_name, community_name and grid_name to every answer"},
         {"name": "on_invalid", "in": "query", "required": False,
          "schema": {"type": "string", "enum": ["fail", "mark"], "default": "fail"},
          "description": "fail: any bad row rejects the batch (422 naming the rows); mark: bad rows are "
-                        "answered with an error and the rest are located"},
-        {"name": "at", "in": "query", "required": False, "schema": {"type": "string"},
-         "description": AT_DESCRIPTION}],
+                        "answered with an error and the rest are located"}],
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
         {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}},
         {"type": "object", "description": "GeoJSON FeatureCollection of Points; answered by a FeatureCollection "
