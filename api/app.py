@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
     app.state.settings = settings
     # the card statistics are warmed off the request path for each new snapshot (~2 s on the demo)
     app.state.holder = holder or AtlasHolder(open_store(settings.db), warmers=[grid_table])
+    app.state.basemap = resolve_basemap(settings, app.state.holder.store)
     errors.install(app)
     from .security import AuthCache, OneTimeLogins, RateLimiter
     app.state.rate_limiter = RateLimiter()
@@ -74,6 +75,24 @@ class HeadAsGet:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+def resolve_basemap(settings: Settings, store):
+    """(display key for gis_grid.layers, MBTiles or None): an absent offline package means no basemap."""
+    if settings.basemap != "mbtiles":
+        return settings.basemap, None
+    from pathlib import Path
+
+    from gis_grid import basemap as bm
+    path = settings.basemap_mbtiles
+    if not path and not str(store.url).startswith("postgresql"):
+        path = str(bm.default_path(store.url))
+    if not path or not Path(path).is_file():
+        if settings.basemap_mbtiles:  # named but missing: say so, then serve without one
+            print(f"warning: no basemap package at {path}; the map has no basemap")
+        return "none", None
+    tiles = bm.MBTiles(path)
+    return ("mbtiles-gcj02" if settings.basemap_crs == "gcj02" else "mbtiles"), tiles
 
 
 class BodyLimit:

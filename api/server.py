@@ -23,6 +23,7 @@ def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000, work
         from gis_grid.demo.generate import write_demo
         with open_store(target, create=True) as store:
             write_demo(store)
+    _demo_basemap(settings, target)
     settings.db = target
     base = f"http://{settings.host}:{settings.port}"
     log_level = os.environ.get("GIS_GRID_LOG_LEVEL", "info")
@@ -43,6 +44,20 @@ def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000, work
         print(f"demo store: sign in as the command centre (one use, 24 h): {base}{link}")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
     return 0
+
+
+def _demo_basemap(settings: Settings, target: str) -> None:
+    """A demo GeoPackage without its offline basemap (older demos, or a deleted file) gets one (~20 s)."""
+    from gis_grid import basemap
+    if settings.basemap != "mbtiles" or settings.basemap_mbtiles or is_database_url(target):
+        return
+    out = basemap.default_path(target)
+    with open_store(target) as store:
+        if out.exists() or store.meta().get("demo") != "1":
+            return
+        print(f"rendering the demo's offline basemap into {out}")
+        from gis_grid.atlas import Atlas
+        basemap.render_basemap(Atlas.from_store(store), out)
 
 
 def demo_sign_in_link(app) -> str | None:

@@ -27,5 +27,9 @@ class Settings(BaseSettings):
     # page elsewhere reading tiles and items: GIS_GRID_CORS_ORIGINS='["https://map.example.cn"]'; "*" = any
     cors_origins: list[str] = []
     # map viewer
-    basemap: Literal["none", "tianditu", "amap"] = "none"
+    # "mbtiles": an offline package (a Tianditu or AMap export, or the one `gis-grid demo` renders);
+    # without the file the viewer falls back to "none". tianditu / amap are online tile servers.
+    basemap: Literal["none", "tianditu", "amap", "mbtiles"] = "mbtiles"
+    basemap_mbtiles: str = ""                 # the package; "" = beside the GeoPackage store, <stem>-basemap.mbtiles
+    basemap_crs: Literal["cgcs2000", "gcj02"] = "cgcs2000"  # gcj02 for AMap-style packages: overlays are shifted
     tianditu_key: str = ""

@@ -19,8 +19,9 @@ from .atlas import Atlas
 from .errors import InvalidCoordinatesError, InvalidInputError
 from .hierarchy import Level
 
-Basemap = Literal["none", "tianditu", "amap"]
-BASEMAPS = ("none", "tianditu", "amap")
+Basemap = Literal["none", "tianditu", "amap", "mbtiles", "mbtiles-gcj02"]
+BASEMAPS = ("none", "tianditu", "amap", "mbtiles", "mbtiles-gcj02")
+GCJ02_BASEMAPS = ("amap", "mbtiles-gcj02")  # drawn in GCJ-02: every overlay is shifted to match
 
 # simplification tolerance per level, in degrees (~1e-5 deg = 1 m); coverage-aware so neighbours share edges
 SIMPLIFY_DEG = {Level.DISTRICT: 2e-4, Level.STREET: 1e-4, Level.COMMUNITY: 5e-5, Level.GRID: 2e-5}
@@ -37,13 +38,13 @@ def check_basemap(basemap: str) -> str:
 
 def to_display(lon, lat, basemap: str = "none"):
     """Storage lon/lat -> the basemap's display lon/lat (GCJ-02 for amap)."""
-    if check_basemap(basemap) == "amap":
+    if check_basemap(basemap) in GCJ02_BASEMAPS:
         return crs_mod.wgs84_to_gcj02(lon, lat)
     return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
 
 
 def _display_geoms(geoms: np.ndarray, basemap: str) -> np.ndarray:
-    if basemap != "amap":
+    if basemap not in GCJ02_BASEMAPS:
         return geoms
     return crs_mod.transform_geoms(geoms, crs_mod.InputCRS.CGCS2000, crs_mod.InputCRS.GCJ02)
 

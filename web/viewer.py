@@ -28,7 +28,14 @@ LAYER_TITLES = {Level.STREET: "街道 Streets", Level.COMMUNITY: "社区 Communi
 LABEL_ZOOMS = {Level.STREET: (11, 13), Level.COMMUNITY: (14, 15), Level.GRID: (16, 22)}
 
 
-def _basemap_layers(basemap: str, tianditu_key: str) -> list[folium.TileLayer]:
+def _basemap_layers(basemap: str, tianditu_key: str, api_prefix: str = "",
+                    package: dict | None = None) -> list[folium.TileLayer]:
+    if basemap in ("mbtiles", "mbtiles-gcj02") and package:
+        # the offline package, served by the app (GET /map/basemap/...); Leaflet enlarges its top zoom
+        url = f"{api_prefix}/map/basemap/{{z}}/{{x}}/{{y}}.{package['format']}"
+        return [folium.TileLayer(url, name="离线底图 Offline basemap", attr=package.get("attribution") or "offline",
+                                 min_zoom=8, max_zoom=20, min_native_zoom=package["minzoom"],
+                                 max_native_zoom=package["maxzoom"])]
     if basemap == "tianditu":
         # CGCS2000 web-mercator ("_w") tiles: no offset against the store's coordinates
         def tdt(layer: str, name: str, overlay: bool) -> folium.TileLayer:
@@ -87,7 +94,8 @@ def _incident_config(api_prefix: str) -> dict:
 
 
 def build_map(atlas: Atlas, basemap: str = "none", asset_prefix: str = "/map/static", *,
-              tianditu_key: str = "", api_prefix: str = "", title: str = "市中区网格化社会管理 指挥中心") -> folium.Map:
+              tianditu_key: str = "", api_prefix: str = "", title: str = "市中区网格化社会管理 指挥中心",
+              package: dict | None = None, as_of: str | None = None) -> folium.Map:
     """The folium map of the viewer (render with :func:`viewer_html`)."""
     layers.check_basemap(basemap)
     asset_prefix = asset_prefix.rstrip("/")
@@ -112,7 +120,7 @@ def build_map(atlas: Atlas, basemap: str = "none", asset_prefix: str = "/map/sta
     header.add_child(Element(f"<title>{html.escape(title)}</title>"), name="title")
     header.add_child(Element('<link rel="icon" href="data:,"/>'), name="favicon")
 
-    for layer in _basemap_layers(basemap, tianditu_key):
+    for layer in _basemap_layers(basemap, tianditu_key, api_prefix, package):
         layer.add_to(m)
     groups = {}
     for level in MAP_LEVELS:
@@ -139,8 +147,10 @@ def build_map(atlas: Atlas, basemap: str = "none", asset_prefix: str = "/map/sta
         "minZoom": 8,
         "maxZoom": 20,
         "labelZooms": {lv.value: list(LABEL_ZOOMS[lv]) for lv in MAP_LEVELS},
-        "tileShift": {"from": [float(cx), float(cy)], "to": [float(gx), float(gy)]} if basemap == "amap" else None,
+        "tileShift": ({"from": [float(cx), float(cy)], "to": [float(gx), float(gy)]}
+                      if basemap in layers.GCJ02_BASEMAPS else None),
         "atlasVersion": int(atlas.version),
+        "asOf": as_of,
         # incident layers: off until toggled, then fetched as binned / aggregated values (api/routers/incident_map.py)
         "incidents": _incident_config(api_prefix),
     }

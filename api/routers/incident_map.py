@@ -22,9 +22,9 @@ from gis_grid.incidents import aggregate, early_warning
 from gis_grid.incidents import layers as incident_layers
 from web.incident_pages import incident_page
 
-from ..deps import holder, settings_dep
+from ..deps import holder
+from .mapview import display_basemap
 from ..security import require
-from ..settings import Settings
 
 router = APIRouter(tags=["map"], dependencies=[Depends(require("maps"))])
 
@@ -76,24 +76,26 @@ def incident_map(request: Request, layer: str = Query("all", description="heatma
 
 @router.get("/map/incidents/heat.json",
             summary="Viewer layer: cases per 150 m bin and month (sparse), for the density heatmap")
-def heat(category: list[str] | None = Query(None, description="one or more categories (default all)"),
+def heat(request: Request,
+         category: list[str] | None = Query(None, description="one or more categories (default all)"),
          start: str | None = Query(None, alias="from"), end: str | None = Query(None, alias="to"),
-         h: AtlasHolder = Depends(holder), settings: Settings = Depends(settings_dep)) -> Response:
+         h: AtlasHolder = Depends(holder)) -> Response:
     aggregate.time_range(start, end)
     cats = _categories(category)
+    basemap = display_basemap(request)
     atlas = h.atlas
     t = aggregate.case_table(h.store, atlas)
 
     def build() -> bytes:
         m = aggregate._mask(t, start, end, cats)
         bins = incident_layers.heat_bins(t, m)
-        if bins["centres"] and settings.basemap == "amap":  # the basemap is GCJ-02: shift the bin centres
+        if bins["centres"] and basemap in layers.GCJ02_BASEMAPS:  # the basemap is GCJ-02: shift the bin centres
             c = np.asarray(bins["centres"])
-            x, y = layers.to_display(c[:, 1], c[:, 0], settings.basemap)
+            x, y = layers.to_display(c[:, 1], c[:, 0], basemap)
             bins["centres"] = np.round(np.column_stack([y, x]), 5).tolist()
         return _dumps({"cases": int(m.sum()), "category": cats, "from": start, "to": end, **bins})
 
-    return _json(_cached((t.version, "heat", tuple(cats or ()), start, end, settings.basemap), build))
+    return _json(_cached((t.version, "heat", tuple(cats or ()), start, end, basemap), build))
 
 
 @router.get("/map/incidents/choropleth/{level}.json",

@@ -94,6 +94,7 @@ OPEN_ROUTES = {
     ("POST", "/plans/propose"): "planner-only and district-wide",
     ("GET", "/map"): "the viewer page; the grid geometry is district-wide public map data",
     ("GET", "/map/layers/{level}.geojson"): "grid geometry, no people",
+    ("GET", "/map/basemap/{z}/{x}/{y}.{ext}"): "basemap tiles drawn from public map data, no people",
     ("GET", "/map/search"): "finds grids by code or name: public map data",
     ("GET", "/map/static/{path:path}"): "static assets",
     ("GET", "/map/incidents"): "server-side binned heatmap and per-grid rates, no case records",

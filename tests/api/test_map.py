@@ -185,3 +185,79 @@ def test_viewer_html_is_framework_free(demo_atlas):
     assert external_asset_urls(page) == []
     with pytest.raises(ValueError):
         viewer.viewer_html(demo_atlas, "osm")
+
+
+# -- the offline basemap package (MBTiles) ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def basemap_files(client, tmp_path_factory):
+    """The demo's own basemap, rendered at a few zooms in both datums (as a Tianditu / an AMap package)."""
+    from gis_grid import basemap
+    atlas = client.app.state.holder.atlas
+    out = tmp_path_factory.mktemp("basemap")
+    return {crs: (basemap.render_basemap(atlas, out / f"{crs}.mbtiles", zooms=(10, 12), crs=crs), out / f"{crs}.mbtiles")
+            for crs in ("cgcs2000", "gcj02")}
+
+
+def _tile_at(lon, lat, z):
+    import math
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def test_offline_basemap_is_served_from_the_package(client, basemap_files):
+    from io import BytesIO
+
+    from PIL import Image
+    summary, path = basemap_files["cgcs2000"]
+    assert summary["tiles"] > 10 and summary["bytes"] < 2_000_000
+    c = client_for(client, basemap="mbtiles", basemap_mbtiles=str(path))
+    page = c.get("/map").text
+    assert '"/map/basemap/{z}/{x}/{y}.png"' in page and '"maxNativeZoom": 12' in page
+    assert "https://" not in page and "http://" not in page
+    # a tile over the district centre shows drawn land; a tile far outside is transparent, not a 404
+    x, y = _tile_at(117.56, 34.86, 12)
+    r = c.get(f"/map/basemap/12/{x}/{y}.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    img = Image.open(BytesIO(r.content)).convert("RGBA")
+    assert img.getchannel("A").getextrema()[1] == 255 and len(img.getcolors(maxcolors=65536)) > 3
+    empty = c.get("/map/basemap/12/0/0.png")
+    assert empty.status_code == 200
+    assert Image.open(BytesIO(empty.content)).convert("RGBA").getchannel("A").getextrema() == (0, 0)
+    assert c.get(f"/map/basemap/12/{x}/{y}.jpg").status_code == 404
+    # a basemap tile is not public: it needs the maps permission like the layers
+    assert TestClient(c.app).get(f"/map/basemap/12/{x}/{y}.png").status_code == 401
+
+
+def test_missing_package_falls_back_to_no_basemap(client, tmp_path):
+    c = client_for(client, basemap="mbtiles", basemap_mbtiles=str(tmp_path / "absent.mbtiles"))
+    assert "/map/basemap/" not in c.get("/map").text
+    assert c.get("/map/basemap/12/0/0.png").status_code == 404
+
+
+def test_gcj02_package_shifts_the_overlays(client, basemap_files):
+    plain = client_for(client, basemap="mbtiles", basemap_mbtiles=str(basemap_files["cgcs2000"][1]))
+    gcj = client_for(client, basemap="mbtiles", basemap_mbtiles=str(basemap_files["gcj02"][1]), basemap_crs="gcj02")
+    a = plain.get("/map/layers/street.geojson").json()["features"][0]["geometry"]
+    b = gcj.get("/map/layers/street.geojson").json()["features"][0]["geometry"]
+    pa = np.asarray(shapely.get_coordinates(shapely.geometry.shape(a)))
+    pb = np.asarray(shapely.get_coordinates(shapely.geometry.shape(b)))
+    want = np.column_stack(crs_mod.wgs84_to_gcj02(pa[:, 0], pa[:, 1]))
+    assert np.abs(pb - want).max() < 1e-5          # the overlays moved by the GCJ-02 offset (~500 m here)
+    assert np.abs(pb - pa).max() > 1e-3
+    assert '"tileShift": {' in gcj.get("/map").text  # the building vector tiles follow on the client
+    # and the package itself was drawn in GCJ-02: its bounds are shifted the same way
+    from gis_grid.basemap import MBTiles
+    b0 = [float(v) for v in MBTiles(basemap_files["cgcs2000"][1]).metadata["bounds"].split(",")]
+    b1 = [float(v) for v in MBTiles(basemap_files["gcj02"][1]).metadata["bounds"].split(",")]
+    gx, gy = crs_mod.wgs84_to_gcj02(b0[0], b0[1])
+    assert abs(b1[0] - b0[0]) > 2e-3                 # moved by the offset (~500 m) ...
+    assert abs(b1[0] - gx) < 5e-4 and abs(b1[1] - gy) < 5e-4  # ... to where GCJ-02 puts it (the extent's corner
+    # is not one vertex, so the offset, which varies across the district, is matched to ~50 m)
+
+
+def test_data_as_of_stamp(client):
+    page = client.get("/map").text
+    assert '"asOf": "2016-12-31"' in page

@@ -44,11 +44,21 @@ def browser(playwright_api, chromium_path):
 
 
 @pytest.fixture(scope="session")
-def live_server(demo_store_path, tmp_path_factory):
+def basemap_package(demo_atlas, tmp_path_factory) -> Path:
+    """The demo's offline basemap, as `gis-grid demo` renders it, up to z14 (enough for what the tests look at)."""
+    from gis_grid import basemap
+    out = tmp_path_factory.mktemp("basemap") / "shizhong-basemap.mbtiles"
+    basemap.render_basemap(demo_atlas, out, zooms=(9, 14))
+    return out
+
+
+@pytest.fixture(scope="session")
+def live_server(demo_store_path, basemap_package, tmp_path_factory):
     """The real app (uvicorn, own process) over the demo store on a free localhost port."""
     port = free_port()
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    env = dict(os.environ, GIS_GRID_DB=str(demo_store_path), GIS_GRID_BASEMAP="none")
+    env = dict(os.environ, GIS_GRID_DB=str(demo_store_path), GIS_GRID_BASEMAP="mbtiles",
+               GIS_GRID_BASEMAP_MBTILES=str(basemap_package))
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",

@@ -106,6 +106,31 @@ def test_map_viewer(page, live_server, demo_atlas, artifacts_dir):
     assert page.blocked == [], f"requests off the host: {page.blocked}"
 
 
+def test_offline_basemap_and_stamp(page, live_server, artifacts_dir):
+    """The first screen is a map: basemap tiles from the local package under the grids, and a data-as-of stamp."""
+    _open_map(page, live_server)
+    page.wait_for_function("""() => { const t = [...document.querySelectorAll('img.leaflet-tile')]
+        .filter(i => i.src.includes('/map/basemap/')); return t.length > 0 && t.every(i => i.complete); }""")
+    # the tiles hold drawn land: sample the pixels of the tile under the district centre
+    opaque = page.evaluate("""() => { const m = GisGridViewer.map, c = m.getCenter();
+        const img = [...document.querySelectorAll('img.leaflet-tile.leaflet-tile-loaded')]
+            .filter(i => i.src.includes('/map/basemap/'));
+        let best = 0;
+        for (const i of img) { const cv = document.createElement('canvas'); cv.width = cv.height = 256;
+            const g = cv.getContext('2d'); g.drawImage(i, 0, 0); const d = g.getImageData(0, 0, 256, 256).data;
+            let n = 0; for (let k = 3; k < d.length; k += 4) if (d[k] > 0) n++; best = Math.max(best, n); }
+        return best; }""")
+    assert opaque > 30_000, opaque      # at least one tile mostly covered by the district's land
+    stamp = page.inner_text("#gg-asof")
+    assert "数据截至" in stamp and "2016-12-31" in stamp, stamp
+    page.screenshot(path=str(artifacts_dir / "map_basemap.png"))
+    _click_latlng(page, 117.5565, 34.8635, 14)   # street zoom in the urban core
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(artifacts_dir / "map_basemap_z14.png"))
+    assert page.errors == [], page.errors
+    assert page.blocked == [], page.blocked
+
+
 def test_building_click_lists_households(page, live_server, demo_atlas):
     _open_map(page, live_server)
     # a building with households, large enough to hit at zoom 18

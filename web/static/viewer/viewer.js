@@ -552,6 +552,20 @@
     return out;
   };
 
+  // "data as of": which day the map shows, and which version of the grids
+  function addStamp(map) {
+    var Stamp = L.Control.extend({
+      options: { position: "bottomleft" },
+      onAdd: function () {
+        var div = L.DomUtil.create("div", "gg-asof");
+        div.id = "gg-asof";
+        div.textContent = "数据截至 " + (V.cfg.asOf || "—") + " · 网格版本 v" + V.cfg.atlasVersion;
+        return div;
+      }
+    });
+    new Stamp().addTo(map);
+  }
+
   // -- init ----------------------------------------------------------------------------
   V.init = function (opts) {
     V.map = opts.map;
@@ -565,6 +579,7 @@
     map.setMaxZoom(V.cfg.maxZoom || 20);
     if (V.cfg.bounds) { map.fitBounds(V.cfg.bounds); }
     buildPanel(map);
+    addStamp(map);
     map.on("zoomend", updateLabels);
     map.on("overlayadd overlayremove", function () { restack(); updateLabels(); });
     addBuildings();
