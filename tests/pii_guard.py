@@ -7,9 +7,11 @@ ID (area code, a real birth date, MOD 11-2 position with an ``X`` check digit al
 11-digit mainland mobile (``1[3-9]`` + 9 digits): the patterns of :mod:`gis_grid.testing`.
 A hit fails the test that made the request, naming the URL, the key's role and what was found.
 
-The only exemption is the purpose-bound endpoint ``GET /residents/{id}/unmasked`` answered
-to a role whose table entry grants full personal data: every other route masks on the
-server for every role, so unmasked values anywhere else are a leak whoever asked.
+The only exemptions are the purpose-bound endpoint ``GET /residents/{id}/unmasked`` answered
+to a role whose table entry grants full personal data, and grid workers' WORK phones in a grid
+card (``workers[].phone``) to a role granted ``work_phones``: anything else unmasked in that card
+still fails. Every other route masks on the server for every role, so unmasked values anywhere
+else are a leak whoever asked.
 
 Roles are known by recording the keys tests make: :func:`gis_grid.security.keys.create_key`
 is wrapped (tests/common.py ``bearer``, ``gis-grid keys create`` run in-process and direct
@@ -31,6 +33,7 @@ import pytest
 from gis_grid.testing import find_pii
 
 UNMASK_PATH = re.compile(r"^/residents/[^/]+/unmasked/?$")
+CARD_PATH = re.compile(r"^/grids/\d+/?$")
 TEXTUAL = ("json", "text/", "html", "csv", "xml", "javascript")
 
 _roles: dict[str, str] = {}          # bearer token -> role, for keys made in this session
@@ -49,6 +52,12 @@ def _may_unmask(role: str | None) -> bool:
     from gis_grid.security.roles import ROLES, PersonalData
     perm = ROLES.get(role)
     return perm is not None and perm.personal is PersonalData.FULL
+
+
+def _may_see_work_phones(role: str | None) -> bool:
+    from gis_grid.security.roles import ROLES
+    perm = ROLES.get(role) if role else None
+    return perm is not None and perm.work_phones
 
 
 def _token(headers) -> str | None:
@@ -73,6 +82,15 @@ def inspect(method: str, url: str, request_headers, content_type: str, body: byt
     path = urlsplit(url).path
     if UNMASK_PATH.match(path) and _may_unmask(role):
         return None  # the explicit, purpose-bound, audited unmask endpoint, to a role allowed to use it
+    if CARD_PATH.match(path) and _may_see_work_phones(role):
+        text = body.decode("utf-8", errors="replace")
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            import json
+            for w in json.loads(text).get("workers") or []:
+                text = text.replace(str(w.get("phone") or ""), "")
+        found = find_pii(text)   # what is left besides the workers' own phones
+        if not found:
+            return None
     who = f"role {role}" if role else "no key (or a key this session did not make)"
     return f"{method} {url} ({who}) answered unmasked personal data: {found}"
 

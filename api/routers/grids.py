@@ -37,8 +37,8 @@ def _visible_stats(figures: dict, who: Principal) -> dict:
         return {k: v for k, v in figures.items() if k != "special_groups"}
     if p.min_cell:
         # a count of 1-4 people in a small area can identify them: publish it as null
-        figures = {**figures, "special_groups": {k: (None if 0 < v < p.min_cell else v) for k, v in groups.items()},
-                   "suppressed_below": p.min_cell}
+        # (the threshold is told beside the statistics, in the card's "suppressed_below": it is no figure)
+        figures = {**figures, "special_groups": {k: (None if 0 < v < p.min_cell else v) for k, v in groups.items()}}
     return figures
 
 
@@ -110,12 +110,17 @@ def _card(code: str, level: Level, geometry: bool, atlas: Atlas, h: AtlasHolder,
         "statistics": _visible_stats(stats.division_stats(atlas, h.store, code), who),
         "atlas_version": atlas.version,
     }
+    if level is Level.GRID:  # a base grid counting itself ("grids: 1") answers nothing
+        out["statistics"].pop("grids", None)
+    if who.permission.min_cell and who.permission.vulnerability is not PersonalData.NONE:
+        out["suppressed_below"] = who.permission.min_cell
     if level is Level.GRID:
         w = h.store.workers(grid_codes=[code])
         w = w.sort_values(["role", "id"], kind="stable") if len(w) else w
         out["workers"] = [{"id": i, "role": r, "name": n, "phone": p} for i, r, n, p in
                           zip(w["id"], w["role"], mask_names(w["name"].to_numpy(dtype=object)),
-                              mask_phones(w["phone"].to_numpy(dtype=object)))] if len(w) else []
+                              w["phone"].to_numpy(dtype=object) if who.permission.work_phones
+                              else mask_phones(w["phone"].to_numpy(dtype=object)))] if len(w) else []
     if geometry:
         out["geometry"] = geojson(row["geometry"])
     return out

@@ -25,6 +25,9 @@ class Permission:
     personal: PersonalData = PersonalData.NONE
     vulnerability: PersonalData = PersonalData.NONE   # special-group flags
     min_cell: int = 0                # counts below this are suppressed
+    #: grid workers' work phones in full: they are posted on every grid's public board, and the
+    #: command centre has to call them. Residents' phones stay masked whatever this says.
+    work_phones: bool = False
     cases_read: bool = False
     cases_write: bool = False
     plans: bool = False
@@ -40,7 +43,8 @@ ROLES: dict[str, Permission] = {
     # 指挥中心: registers, dispatches, cancels, closes and reworks cases anywhere in the district
     "command_center": Permission(maps=True, locate=True, personal=PersonalData.MASKED,
                                  vulnerability=PersonalData.COUNTS, min_cell=5, cases_read=True,
-                                 cases_write=True, subtree_only=False, case_role="command_centre"),
+                                 cases_write=True, subtree_only=False, case_role="command_centre",
+                                 work_phones=True),
     # 街道分中心: the command centre's steps, for the cases of its own street only
     "street_admin": Permission(maps=True, locate=True, personal=PersonalData.MASKED,
                                vulnerability=PersonalData.COUNTS, cases_read=True, cases_write=True,

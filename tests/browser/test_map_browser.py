@@ -86,6 +86,9 @@ def test_map_viewer(page, live_server, demo_atlas, artifacts_dir):
     assert card.get_attribute("data-state") == "loaded", card.inner_text()
     households = int(card.locator('[data-stat="households"] td').inner_text())
     assert households == len(demo_atlas.household_ids_in(grid["code"]))
+    text = card.inner_text()
+    assert "网格数" not in text and "suppressed_below" not in text   # only statistics under statistics
+    assert card.locator(".gg-workers").count() == 1 and "****" not in card.locator(".gg-workers").inner_text()
     assert page.locator(".gg-label-community").count() == 170   # community labels at zoom 14
     page.screenshot(path=str(artifacts_dir / "map.png"))
 

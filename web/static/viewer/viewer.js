@@ -199,6 +199,7 @@
       if (v === undefined) { v = stats[alt]; }
       if (v === undefined) { v = stats[key.replace("_", "")]; }
       seen[key] = seen[alt] = true;
+      if (v === undefined && key === "grids") { return; }  // a base grid does not count itself
       rows.push('<tr data-stat="' + key + '"><th>' + pair[1] + "</th><td>" + statValue(v) + "</td></tr>");
     });
     Object.keys(stats).forEach(function (k) {
@@ -206,7 +207,8 @@
         rows.push("<tr><th>" + esc(k) + "</th><td>" + statValue(stats[k]) + "</td></tr>");
       }
     });
-    return '<table class="gg-stats">' + rows.join("") + "</table>";
+    return '<table class="gg-stats">' + rows.join("") + "</table>" + (card.suppressed_below
+      ? '<div class="gg-note">特殊人群少于 ' + esc(card.suppressed_below) + " 人的格子不显示（—）</div>" : "");
   }
 
   V.select = function (code, opts) {
