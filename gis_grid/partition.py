@@ -136,6 +136,10 @@ def node_coverage(pieces: list, grid_size: float = SNAP_M) -> list:
     valid coverage by construction.
     """
     geoms = np.asarray(pieces, dtype=object)
+    # close gaps far under the grid first: two nearly collinear edges a fraction of a
+    # millimetre apart survive snap-rounding as one long sliver face along several
+    # pieces, and whichever piece got it grew a zero-width spike
+    geoms = shapely.coverage_clean(geoms, snapping_distance=grid_size * 5, gap_width=grid_size * 50)
     noded = shapely.union_all(shapely.boundary(geoms), grid_size=grid_size)
     faces = np.asarray(shapely.get_parts(shapely.polygonize(shapely.get_parts(noded))), dtype=object)
     tree = shapely.STRtree(geoms)
@@ -145,9 +149,14 @@ def node_coverage(pieces: list, grid_size: float = SNAP_M) -> list:
     first = np.concatenate([[True], fi[order][1:] != fi[order][:-1]]) if len(fi) else []
     owner[fi[order][first]] = gi[order][first]
     for f in np.flatnonzero(owner < 0):
+        # a sliver face (two nearly collinear edges, far under a millimetre apart) overlaps
+        # no piece by area; ranking by area alone took the first piece whose bounding box
+        # it met, and that piece grew a zero-width spike hundreds of metres long
         cand = tree.query(faces[f])
         if len(cand):
-            owner[f] = max(cand, key=lambda j: shapely.intersection(faces[f], geoms[j]).area)
+            near = faces[f].boundary
+            owner[f] = max(cand, key=lambda j: (shapely.intersection(faces[f], geoms[j]).area,
+                                                shapely.intersection(near, geoms[j].buffer(grid_size * 10)).length))
     # a face cut off from the rest of its piece (a sliver) goes to the
     # neighbour it shares most edge with, so every piece stays in one part
     face_tree = shapely.STRtree(faces)

@@ -9,6 +9,8 @@ import shapely
 from tqdm import tqdm
 
 from .. import crs
+from ..errors import GisGridError
+from ..coverage import Report, check_shapes
 from ..store import Store
 from .buildings import generate_buildings, place_households
 from ..partition import node_coverage
@@ -59,6 +61,8 @@ def build_demo(seed: int = 370402, progress: bool = True) -> tuple[dict[str, pd.
         "geometry": [shapely.MultiPolygon(list(shapely.get_parts(g))) for g in geoms_4490],
     })
 
+    refuse_bad_shapes(divisions)
+
     bar.set_postfix_str("buildings")
     grid_frame = pd.DataFrame({"code": [u.division.code for u in grids], "kind": [u.division.kind for u in grids],
                                "geometry": [u.geom_m for u in grids]})
@@ -66,8 +70,9 @@ def build_demo(seed: int = 370402, progress: bool = True) -> tuple[dict[str, pd.
     names = dict(zip(divisions["code"], divisions["name"]))
     b["id"] = np.arange(1, len(b) + 1)
     seq = b.groupby("grid_code").cumcount() + 1
-    b["name"] = [f"{names[g[:12]].removesuffix('居委会').removesuffix('村委会')}{names[g][-5:]}{n}号"
-                 f"{'楼' if k == 'residential_block' else '院' if k == 'courtyard_house' else ''}"
+    # the grid's name already starts with its community's ("中兴社区第1网格"); gluing the
+    # community name to the grid name's tail doubled a character (中兴社区区…, 辛庄庄…)
+    b["name"] = [f"{names[g]}{n}号{'楼' if k == 'residential_block' else '院' if k == 'courtyard_house' else ''}"
                  for g, n, k in zip(b["grid_code"], seq, b["kind"])]
     b["geometry"] = to_storage_geoms(b["geometry"].to_numpy())
 
@@ -100,6 +105,15 @@ def build_demo(seed: int = 370402, progress: bool = True) -> tuple[dict[str, pd.
               "households": households, "residents": residents, "workers": workers}
     meta = {"seed": str(seed), "district": district.division.code, "demo": "1", "as_of": AS_OF.isoformat()}
     return tables, meta
+
+
+def refuse_bad_shapes(divisions: pd.DataFrame) -> None:
+    """Stop the build if a base grid has a spike or a sliver: a demo should look surveyed."""
+    report = Report()
+    check_shapes(divisions, report)
+    if not report.ok:
+        raise GisGridError("demo grids have spikes or slivers:\n" + "\n".join(
+            f"  {v['feature']}: {v['problem']}" for v in report.violations[:20]))
 
 
 def _workers(rng, grid_codes):

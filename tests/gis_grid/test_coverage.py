@@ -127,3 +127,27 @@ def test_cli_check_exit_codes(tmp_path, capsys):
     assert "FAILED" in out and "household Hd4" in out
     assert cli_main(["check", "--db", str(tmp_path / "missing.gpkg")]) != 0
     assert "no store" in capsys.readouterr().err
+
+
+def _square(x0, y0, side):
+    return shapely.box(x0, y0, x0 + side, y0 + side)
+
+
+def test_shape_problems_finds_spikes_and_slivers():
+    from gis_grid.coverage import shape_problems
+    clean = shapely.Polygon([(0, 0), (400, 0), (380, 300), (0, 250)])
+    assert shape_problems(clean) == []
+    # a 30-degree wedge and a 4 m wide lane are honest shapes
+    assert shape_problems(shapely.Polygon([(0, 0), (500, 0), (433, 250)])) == []
+    lane = shapely.union(_square(0, 0, 200), shapely.box(200, 98, 260, 102))
+    assert shape_problems(lane) == []
+    # a zero-width spike of 365 m has no area, so only its vertex angle gives it away
+    spike = shapely.Polygon([(0, 0), (200, 0), (200, 100), (565, 100.001), (200, 100.002), (200, 200), (0, 200)])
+    found = shape_problems(spike)
+    assert any(p.startswith("spike: vertex angle 0.00") for p in found), found
+    # a 1 m wide, 60 m long strip hanging off a grid
+    strip = shapely.union(_square(0, 0, 200), shapely.box(200, 50, 260, 51))
+    assert [p for p in shape_problems(strip) if p.startswith("sliver: 6")], shape_problems(strip)
+    # two blocks joined by a 1 m neck
+    neck = shapely.union_all([_square(0, 0, 100), shapely.box(100, 50, 104, 51), _square(104, 0, 100)])
+    assert "sliver: a neck narrower than 2 m" in shape_problems(neck)

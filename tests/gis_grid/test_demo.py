@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -148,3 +149,24 @@ def test_build_units_is_deterministic_and_seed_dependent():
     assert [codes_c[i] for i in upper] == [codes_a[i] for i in upper]   # the same official units
     assert sum(len(code) == 15 for code in codes_c) == 445               # and grid total
     assert sum(a[i] != c[i] for i in upper) > 150                        # but other shapes
+
+
+def test_no_spikes_or_slivers(divisions):
+    from gis_grid.coverage import Report, check_shapes
+    report = Report()
+    check_shapes(divisions, report)
+    assert report.ok, report.to_text(10)
+
+
+def test_no_doubled_characters_in_generated_names(divisions, demo_store):
+    """Official names may double a character (后村村); the generator must not add one."""
+    doubled = re.compile(r"(\D)\1")
+    names = dict(zip(divisions["code"], divisions["name"]))
+    grids = divisions[divisions["level"] == "grid"]
+    for code, name in zip(grids["code"], grids["name"]):
+        assert set(doubled.findall(name)) <= set(doubled.findall(names[code[:12]])), name
+    b = demo_store.buildings()
+    for grid, name in zip(b["grid_code"], b["name"]):
+        assert set(doubled.findall(name)) <= set(doubled.findall(names[grid])), name
+    # villages of two towns may share a name (丁庄), so names are unique within a grid only
+    assert not b.duplicated(["grid_code", "name"]).any()
