@@ -19,6 +19,7 @@ from pathlib import Path
 
 import shapely
 
+from gis_grid import layers as level_layers
 from gis_grid.atlas import Atlas
 from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, early_warning, layers
@@ -58,6 +59,8 @@ def incident_page(atlas: Atlas, t: aggregate.CaseTable, *, layer: str = "all", c
     d = atlas.divisions[atlas.divisions["level"] == "district"]
     minx, miny, maxx, maxy = (float(v) for v in shapely.total_bounds(d["geometry"].to_numpy()))
     data["bounds"] = [[miny, minx], [maxy, maxx]]
+    # every page shows where it is: the district outline, the streets and their names
+    data["outline"] = {lvl: level_layers.level_features(atlas, lvl) for lvl in ("district", "street")}
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     head = "\n".join([_asset(asset_prefix, "leaflet/leaflet.css", "css"),
                       _asset(asset_prefix, "leaflet/leaflet.js", "js"),
@@ -78,19 +81,29 @@ html,body,#map{height:100%;margin:0;font:13px/1.4 sans-serif}
 #legend div{display:flex;align-items:center;gap:6px}
 #legend i{display:inline-block;width:18px;height:12px;border:1px solid #888}
 #month-label{font-weight:bold}
+#panel .row{display:flex;gap:6px;align-items:center}
+#panel button{white-space:nowrap}
+.street-label{background:rgba(255,255,255,.75);border:0;box-shadow:none;font-weight:bold;color:#333;padding:0 3px}
 </style></head>
 <body><div id="map"></div>
 <div id="panel">
  <div><b id="title"></b></div><div id="summary"></div>
  <label>图层 Layer <select id="layer"></select></label>
  <div id="heat-controls"><label><input type="checkbox" id="all-months" checked/> 全部月份 all months</label>
-  <input type="range" id="month" min="0" max="0" value="0"/><div id="month-label"></div></div>
+  <div class="row"><button type="button" id="play">▶ 播放 play</button>
+  <input type="range" id="month" min="0" max="0" value="0"/></div><div id="month-label"></div></div>
  <div id="choro-controls"><label>指标 Metric <select id="metric"></select></label></div>
  <div id="legend"></div>
 </div>
 <script>
 const D = __DATA__;
 const map = L.map('map', {preferCanvas: true}).fitBounds(D.bounds);
+map.createPane('outline').style.zIndex = 450;  // above the heat canvas and the choropleths
+map.getPane('outline').style.pointerEvents = 'none';
+L.geoJSON(D.outline.street, {pane: 'outline', interactive: false, style: {color: '#444', weight: 1, fill: false, dashArray: '4 3'},
+  onEachFeature: (f, l) => L.tooltip({permanent: true, direction: 'center', className: 'street-label', pane: 'outline'})
+    .setLatLng([f.properties.label[1], f.properties.label[0]]).setContent(f.properties.name).addTo(map)}).addTo(map);
+L.geoJSON(D.outline.district, {pane: 'outline', interactive: false, style: {color: '#222', weight: 2.5, fill: false}}).addTo(map);
 document.getElementById('title').textContent = D.title;
 document.getElementById('summary').textContent = D.cases + ' cases' +
   (D.filters.category.length ? ' · ' + D.filters.category.join(', ') : '') +
@@ -111,12 +124,31 @@ function heatPoints() {
   const h = D.heat, w = new Float64Array(h.centres.length);
   const months = allMonths.checked ? h.counts.map((_, i) => i) : [Number(monthInput.value)];
   for (const k of months) { const [b, n] = h.counts[k] || [[], []]; for (let i = 0; i < b.length; i++) w[b[i]] += n[i]; }
-  let max = 0; for (const v of w) if (v > max) max = v;
+  // a fixed top per view (one month, or all months), never this frame's own maximum: months compare
+  const scale = allMonths.checked ? 'all' : 'month', top = h.scale[scale];
   const pts = [];
-  for (let i = 0; i < w.length; i++) if (w[i] > 0) pts.push([h.centres[i][0], h.centres[i][1], Math.sqrt(w[i] / max)]);
+  for (let i = 0; i < w.length; i++) if (w[i] > 0) pts.push([h.centres[i][0], h.centres[i][1], Math.min(1, Math.sqrt(w[i] / top))]);
   document.getElementById('month-label').textContent = allMonths.checked ? '全部 all' : h.months[Number(monthInput.value)];
-  return {pts, max};
+  return {pts, scale};
 }
+// about 1.2 bins on the ground: no red blob at district zoom, no specks at street zoom
+function heatRadius() {
+  const mpp = 40075016.686 * Math.cos(map.getCenter().lat * Math.PI / 180) / Math.pow(2, map.getZoom() + 8);
+  return Math.max(5, Math.min(25, Math.round(1.2 * D.heat.bin_m / mpp)));
+}
+map.on('zoomend', () => { if (heat && current === heat) { const r = heatRadius(); heat.setOptions({radius: r, blur: Math.round(r * 0.8)}); } });
+let playing = null;
+const playBtn = document.getElementById('play');
+function togglePlay() {
+  if (playing) { clearInterval(playing); playing = null; playBtn.textContent = '▶ 播放 play'; return; }
+  if (allMonths.checked || Number(monthInput.value) >= Number(monthInput.max)) monthInput.value = '0';
+  allMonths.checked = false; playBtn.textContent = '⏸ 暂停 pause'; show();
+  playing = setInterval(() => {
+    if (Number(monthInput.value) >= Number(monthInput.max)) { togglePlay(); return; }
+    monthInput.value = String(Number(monthInput.value) + 1); show();
+  }, 700);
+}
+playBtn.onclick = togglePlay;
 function legend(entries, title) {
   const el = document.getElementById('legend'); el.innerHTML = '<b>' + title + '</b>';
   for (const e of entries) { const d = document.createElement('div');
@@ -130,11 +162,13 @@ function show() {
   document.getElementById('heat-controls').style.display = v === 'heatmap' ? '' : 'none';
   document.getElementById('choro-controls').style.display = (v === 'grid' || v === 'community') ? '' : 'none';
   if (v === 'heatmap') {
-    const {pts, max} = heatPoints();
-    heat = L.heatLayer(pts, {radius: 14, blur: 12, maxZoom: 13, max: 0.7});
+    const {pts, scale} = heatPoints(), r = heatRadius();
+    // maxZoom 0 turns the plugin's zoom damping off: the radius follows the ground instead
+    heat = L.heatLayer(pts, {radius: r, blur: Math.round(r * 0.8), maxZoom: 0, max: 1, minOpacity: 0.05,
+                             gradient: Object.fromEntries(D.heat.gradient)});
     current = heat.addTo(map);
-    legend([{label: 'low', colour: '#0000ff'}, {label: 'high: ' + max + ' cases / ' + D.heat.bin_m + ' m bin',
-            colour: '#ff0000'}], '事件密度 cases per bin');
+    legend(D.heat.legend[scale], '事件密度 cases per ' + D.heat.bin_m + ' m bin, ' +
+           (scale === 'all' ? '全部月份 all months' : '每月 per month') + ' (固定色标 fixed scale)');
   } else if (v === 'grid' || v === 'community') {
     const c = D.choropleth[v], m = metricSel.value;
     current = L.geoJSON(c.geojson, {

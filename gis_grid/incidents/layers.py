@@ -54,11 +54,40 @@ PALETTE = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"]
 NO_DATA = "#d9d9d9"
 
 
+#: Leaflet.heat colour ramp (position in [0, 1] -> colour); blue to red, none of it is a choropleth class
+HEAT_GRADIENT = [(0.2, "#2c7bb6"), (0.4, "#00a6ca"), (0.6, "#90eb9d"), (0.8, "#f9d057"), (1.0, "#d7191c")]
+#: the scale's top is this percentile of all bin counts, so one freak bin does not fade every other
+HEAT_SCALE_PERCENTILE = 99.5
+
+
+def heat_scale(counts: np.ndarray) -> int:
+    """The count that reaches the top colour, fixed for every frame drawn with it."""
+    counts = np.asarray(counts, dtype=float)
+    return max(1, int(np.ceil(np.percentile(counts, HEAT_SCALE_PERCENTILE)))) if len(counts) else 1
+
+
+def heat_legend(top: int) -> list[dict]:
+    """Legend entries for a heat scale: a bin drawn alone takes colour at sqrt(count / top)."""
+    entries = []
+    for pos, colour in HEAT_GRADIENT:
+        n = pos * pos * top
+        label = f"≥ {top}" if pos >= 1.0 else f"{n:.1f}" if n < 10 else f"{n:.0f}"
+        entries.append({"label": label, "colour": colour, "value": round(n, 2)})
+    return entries
+
+
 def heat_bins(t: aggregate.CaseTable, mask: np.ndarray, bin_m: float = BIN_M) -> dict:
-    """Sparse per-month counts on square metric bins (bin centres in lat, lon)."""
+    """Sparse per-month counts on square metric bins (bin centres in lat, lon), with fixed scales.
+
+    ``scale.month`` (one month shown) and ``scale.all`` (all months summed) are the counts that
+    reach the top colour: the same for every month, so months compare. ``legend`` holds the
+    stops of each scale, ``gradient`` the colour ramp the map draws with.
+    """
     idx = np.flatnonzero(mask)
+    fixed = {"gradient": [list(g) for g in HEAT_GRADIENT]}
     if not len(idx):
-        return {"bin_m": bin_m, "centres": [], "months": [], "counts": []}
+        return {"bin_m": bin_m, "centres": [], "months": [], "counts": [], **fixed,
+                "scale": {"month": 1, "all": 1}, "legend": {"month": heat_legend(1), "all": heat_legend(1)}}
     x, y = crs_mod.to_metric(t.lon[idx], t.lat[idx])
     ix, iy = np.floor(np.asarray(x) / bin_m).astype(np.int64), np.floor(np.asarray(y) / bin_m).astype(np.int64)
     key = ix * 1_000_003 + iy
@@ -74,8 +103,10 @@ def heat_bins(t: aggregate.CaseTable, mask: np.ndarray, bin_m: float = BIN_M) ->
     for k in range(len(months)):
         s = mm == k
         counts.append([bb[s].tolist(), n[s].tolist()])
+    scale = {"month": heat_scale(n), "all": heat_scale(np.bincount(b))}
     return {"bin_m": bin_m, "centres": np.round(np.column_stack([lat, lon]), 5).tolist(),
-            "months": [str(v) for v in months], "counts": counts}
+            "months": [str(v) for v in months], "counts": counts, **fixed,
+            "scale": scale, "legend": {k: heat_legend(v) for k, v in scale.items()}}
 
 
 def fisher_jenks_breaks(values, k: int) -> list[float]:

@@ -55,6 +55,23 @@ def test_incident_layers_render(browser, page_file, artifacts_dir):
     pg.dispatch_event("#month", "input")
     assert pg.inner_text("#month-label") == "2016-07"
     assert pg.inner_text("#legend") != all_max
+    # a fixed scale: five stops from the page's data, unchanged in a quiet month
+    stops = pg.locator("#legend div").all_inner_texts()
+    assert len(stops) == 5 and stops == pg.evaluate("IncidentMap.data.heat.legend.month.map(e => e.label)")
+    assert stops[-1] == f"≥ {pg.evaluate('IncidentMap.data.heat.scale.month')}"
+    pg.fill("#month", "0")
+    pg.dispatch_event("#month", "input")
+    assert pg.locator("#legend div").all_inner_texts() == stops
+    # the district outline and every street's name are drawn on the page
+    labels = pg.locator(".street-label").all_inner_texts()
+    assert len(labels) == 11 and all(n.endswith(("街道", "镇")) for n in labels), labels
+    # play steps through the months, pause stops
+    pg.click("#play")
+    pg.wait_for_function("document.getElementById('month-label').textContent > IncidentMap.data.heat.months[0]", timeout=10_000)
+    pg.click("#play")
+    assert "播放" in pg.inner_text("#play")
+    pg.fill("#month", "30")
+    pg.dispatch_event("#month", "input")
     pg.screenshot(path=str(artifacts_dir / "incident_heatmap.png"))
     for level, n in (("grid", 445), ("community", 170)):
         pg.select_option("#layer", level)

@@ -194,6 +194,39 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
     assert 0 < page.evaluate("GisGridViewer.incident.counts().heat") < bins_all
     month = page.evaluate("GisGridViewer.incident.data.heat.counts[30][1].reduce((a, b) => a + b, 0)")
     assert f"{month} of {cases} cases" in legend.inner_text()
+    # a fixed colour scale: five stops, the same for every month, from the server's scale
+    stops = legend.locator(".gg-inc-entry")
+    assert stops.count() == 5
+    labels = stops.all_inner_texts()
+    top = page.evaluate("GisGridViewer.incident.data.heat.scale.month")
+    assert labels[-1] == f"≥ {top}" and labels == page.evaluate(
+        "GisGridViewer.incident.data.heat.legend.month.map(e => e.label)")
+    assert "fixed scale" in legend.inner_text()
+    quiet = page.evaluate("""() => { const c = GisGridViewer.incident.data.heat.counts;
+        let best = 0, low = Infinity; c.forEach((p, i) => { const n = p[1].reduce((a, b) => a + b, 0);
+        if (n > 0 && n < low) { low = n; best = i; } }); return best; }""")
+    page.fill("#gg-inc-month", str(quiet))
+    page.dispatch_event("#gg-inc-month", "input")
+    assert stops.all_inner_texts() == labels          # the legend did not rescale to the quiet month
+    busiest = page.evaluate(f"Math.max(...GisGridViewer.incident.data.heat.counts[{quiet}][1])")
+    weights = page.evaluate("GisGridViewer.incident.layers.heat._latlngs.map(p => p[2])")
+    assert max(weights) == pytest.approx(min(1.0, (busiest / top) ** 0.5)) and max(weights) < 1
+    # radius follows the ground: small at district zoom, larger at street zoom
+    r_district = page.evaluate("GisGridViewer.incident.layers.heat.options.radius")
+    z0 = page.evaluate("GisGridViewer.map.getZoom()")
+    assert z0 <= 12 and r_district <= 8
+    page.evaluate("GisGridViewer.map.setZoom(15, {animate: false})")
+    page.wait_for_function(f"GisGridViewer.incident.layers.heat.options.radius > {r_district}")
+    page.evaluate(f"GisGridViewer.map.setZoom({z0}, {{animate: false}})")
+    # play steps through the months
+    page.click("#gg-inc-play")
+    first = page.evaluate("GisGridViewer.incident.data.heat.months[0]")
+    page.wait_for_function(f"document.getElementById('gg-inc-month-label').textContent > '{first}'", timeout=10_000)
+    assert "暂停" in page.inner_text("#gg-inc-play")
+    page.click("#gg-inc-play")
+    assert "播放" in page.inner_text("#gg-inc-play")
+    page.fill("#gg-inc-month", "30")
+    page.dispatch_event("#gg-inc-month", "input")
     page.select_option("#gg-inc-category", "sanitation")
     page.wait_for_function("GisGridViewer.incident.data.heat.category && "
                            "document.body.dataset.ggIncHeat === 'ready'", timeout=60_000)

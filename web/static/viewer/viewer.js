@@ -362,7 +362,8 @@
       }).join("") + "</select></label>" +
       '<div id="gg-inc-heat-controls" hidden><label><input type="checkbox" id="gg-inc-all-months" checked> ' +
       '全部月份 all months</label> <b id="gg-inc-month-label"></b>' +
-      '<input type="range" id="gg-inc-month" min="0" max="0" value="0" aria-label="month"></div>' +
+      '<div class="gg-inc-row"><button type="button" id="gg-inc-play" aria-label="play months">▶ 播放 play</button>' +
+      '<input type="range" id="gg-inc-month" min="0" max="0" value="0" aria-label="month"></div></div>' +
       '<div id="gg-inc-metric-controls" hidden><label class="gg-inc-row">指标 Metric <select id="gg-inc-metric">' +
       Object.keys(ic.metrics).map(function (k) {
         return '<option value="' + esc(k) + '">' + esc(ic.metrics[k]) + "</option>";
@@ -378,6 +379,35 @@
     });
     el("gg-inc-month").addEventListener("input", function () { el("gg-inc-all-months").checked = false; drawHeat(); });
     el("gg-inc-all-months").addEventListener("change", drawHeat);
+    el("gg-inc-play").addEventListener("click", togglePlay);
+  }
+
+  // play: step through the months on the fixed scale, so a month's colours mean the same counts
+  function togglePlay() {
+    var btn = el("gg-inc-play"), m = el("gg-inc-month");
+    if (INC.playing) { clearInterval(INC.playing); INC.playing = null; btn.textContent = "▶ 播放 play"; return; }
+    if (!INC.data.heat || !INC.data.heat.months.length) { return; }
+    if (el("gg-inc-all-months").checked || Number(m.value) >= Number(m.max)) { m.value = "0"; }
+    el("gg-inc-all-months").checked = false;
+    btn.textContent = "⏸ 暂停 pause";
+    drawHeat();
+    INC.playing = setInterval(function () {
+      if (Number(m.value) >= Number(m.max)) { togglePlay(); return; }
+      m.value = String(Number(m.value) + 1);
+      drawHeat();
+    }, 700);
+  }
+
+  /** Heat radius in pixels for about 1.2 bins on the ground: no blob at district zoom, no specks at street zoom. */
+  function heatRadius(binM) {
+    var c = V.map.getCenter(), mpp = 40075016.686 * Math.cos(c.lat * Math.PI / 180) / Math.pow(2, V.map.getZoom() + 8);
+    return Math.max(5, Math.min(25, Math.round(1.2 * binM / mpp)));
+  }
+
+  function heatGradient(h) {
+    var g = {};
+    h.gradient.forEach(function (s) { g[s[0]] = s[1]; });
+    return g;
   }
 
   function incState(key, state) { document.body.setAttribute("data-gg-inc-" + key, state); }
@@ -416,17 +446,21 @@
       var pair = h.counts[mi] || [[], []];
       for (var i = 0; i < pair[0].length; i++) { w[pair[0][i]] += pair[1][i]; }
     });
-    var max = 0, pts = [], shown = 0;
-    for (var i = 0; i < w.length; i++) { shown += w[i]; if (w[i] > max) { max = w[i]; } }
-    INC.heatShown = shown;
+    // one fixed top per view (a month, or all months summed), never this frame's own maximum
+    var top = all ? h.scale.all : h.scale.month, pts = [], shown = 0;
     for (var j = 0; j < w.length; j++) {
-      if (w[j] > 0) { pts.push([h.centres[j][0], h.centres[j][1], Math.sqrt(w[j] / max)]); }
+      shown += w[j];
+      if (w[j] > 0) { pts.push([h.centres[j][0], h.centres[j][1], Math.min(1, Math.sqrt(w[j] / top))]); }
     }
+    INC.heatShown = shown;
+    INC.heatScale = all ? "all" : "month";
     el("gg-inc-month-label").textContent = all ? "全部 all" : (h.months[k] || "");
-    INC.maxBin = max;
     group.clearLayers();
     if (L.heatLayer) {
-      INC.layers.heat = L.heatLayer(pts, { radius: 14, blur: 12, maxZoom: 14, max: 0.7 });
+      var r = heatRadius(h.bin_m);
+      // maxZoom 0: the plugin's own zoom damping off, the radius follows the ground instead
+      INC.layers.heat = L.heatLayer(pts, { radius: r, blur: Math.round(r * 0.8), maxZoom: 0, max: 1,
+                                           minOpacity: 0.05, gradient: heatGradient(h) });
       group.addLayer(INC.layers.heat);
     }
     INC.count.heat = pts.length;
@@ -496,9 +530,9 @@
       var d = INC.data[key];
       if (!INC.on[key] || !d) { return; }
       if (key === "heat") {
-        html.push(legendBlock(key, "事件密度 cases per " + d.bin_m + " m bin · " + (INC.heatShown || 0) + " of " +
-          d.cases + " cases",
-          [{ label: "low", colour: "#0000ff" }, { label: "high: " + (INC.maxBin || 0) + " cases", colour: "#ff0000" }]));
+        var per = INC.heatScale === "all" ? "全部月份 all months" : "每月 per month";
+        html.push(legendBlock(key, "事件密度 cases per " + d.bin_m + " m bin, " + per + " (固定色标 fixed scale) · " +
+          (INC.heatShown || 0) + " of " + d.cases + " cases", d.legend[INC.heatScale || "all"]));
       } else if (key === "warnings") {
         html.push(legendBlock(key, "超前预警 early warnings at " + d.at, d.legend));
       } else {
@@ -534,9 +568,16 @@
         if (e.layer === INC.groups[key]) { INC.on[key] = true; refreshIncidentPanel(); loadIncident(key); }
       });
     });
+    V.map.on("zoomend", function () {
+      if (INC.on.heat && INC.layers.heat && INC.data.heat) {
+        var r = heatRadius(INC.data.heat.bin_m);
+        INC.layers.heat.setOptions({ radius: r, blur: Math.round(r * 0.8) });
+      }
+    });
     V.map.on("overlayremove", function (e) {
       INC_ORDER.forEach(function (key) {
         if (e.layer === INC.groups[key]) {
+          if (key === "heat" && INC.playing) { togglePlay(); }
           INC.on[key] = false;
           INC.groups[key].clearLayers();
           INC.count[key] = 0;
