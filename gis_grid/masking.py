@@ -18,6 +18,22 @@ Rules (the scalar and the vectorised functions give identical results):
   dropped first.
 
 Masking is length-preserving apart from the phone normalisation.
+
+Free text (a case's description, a transition note) goes through :func:`mask_text`:
+
+* every run of 7 or more digits (with the separators a phone number is written with, an
+  ``X`` check digit, a ``+86``/``0086`` prefix or a bracketed area code) is personal data:
+  an 18- or 15-digit run is masked as an ID number, an 11-digit mobile as a phone, and any
+  other run (landlines with or without area code, 16-19 digit card numbers, ...) keeps its
+  last 2 digits only, its separators and an area code's leading ``0``;
+* a name after a cue word (``来电人``, ``联系人``, ``姓名``, ... :data:`NAME_CUES`) loses all but
+  its surname, reading up to 3 Han characters (4 after a compound surname): a longer
+  match over-masks the word after a short name, which errs on the safe side;
+* names passed in ``names`` (a case's reporter, for one) are masked wherever they appear.
+
+A case's ``reporter`` is personal data too (:func:`mask_reporter`): a phone is masked as a
+phone, anything else as a name, except the ``key:`` ids the service writes itself, which
+name an API key (the event log shows them as actors) and no person.
 """
 from __future__ import annotations
 
@@ -36,6 +52,10 @@ __all__ = [
     "mask_ids",
     "mask_phones",
     "mask_names",
+    "NAME_CUES",
+    "mask_text",
+    "mask_reporter",
+    "mask_case",
 ]
 
 #: Columns holding directly identifying personal data.
@@ -268,3 +288,87 @@ def mask_names(values):
     keep &= np.arange(codes.shape[1])[None, :] < head[:, None]
     out = _assemble(codes, n, keep)
     return wrap(out.reshape(shape))
+
+
+# --------------------------------------------------------------- free text
+
+#: Words after which free text names a person (the name is masked).
+NAME_CUES = ("来电人", "来电者", "来电市民", "反映人", "举报人", "投诉人", "报告人", "报案人", "求助人",
+             "联系人", "当事人", "申请人", "户主", "姓名", "居民", "市民", "村民")
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff"
+# a digit run of 7+ with phone separators, optional +86/0086 prefix and (0xxx) area code
+_DIGITS = re.compile(r"(?<![0-9])(?:(?:\+|00)86[ \-]?)?(?:\(0[0-9]{2,3}\)[ \-]?)?"
+                     r"[0-9](?:[ \-]?[0-9]){6,}[Xx]?(?![0-9A-Za-z])")
+_NAME_AFTER_CUE = re.compile("(" + "|".join(sorted(NAME_CUES, key=len, reverse=True)) + ")"
+                             + r"([\s:：是为叫]{0,2})([" + _HAN + "]{2,4})")
+KEY_ACTOR = re.compile(r"key:[0-9a-f]{4}(?:-[0-9a-f]{1,4})*")
+
+
+def _mask_digits(m: re.Match) -> str:
+    s = m.group(0)
+    bare = re.sub(r"[^0-9Xx]", "", s)
+    if len(bare) in (15, 18) and (_ID18.fullmatch(bare) or _ID15.fullmatch(bare)):
+        return mask_id(bare)
+    t = _normalise_phone(s.replace("(", "").replace(")", ""))
+    if len(t) == 11 and _MOBILE.fullmatch(t):
+        return mask_phone(t)
+    # anything else: keep separators, an area code's leading 0 and the last 2 digits
+    out, seen, total = [], 0, sum(c.isdigit() for c in s)
+    for i, c in enumerate(s):
+        if c.isdigit() or c in "Xx":
+            seen += 1
+            keep = seen > total - 2 or (seen == 1 and c == "0")
+            out.append(c if keep else _STAR)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _mask_cued_name(m: re.Match) -> str:
+    cue, sep, name = m.groups()
+    if not (len(name) == 4 and name[:2] in COMPOUND_SURNAMES):
+        name = name[:3]
+    rest = m.group(3)[len(name):]
+    return cue + sep + mask_name(name) + rest
+
+
+def mask_text(value, names=()) -> str:
+    """Free text with ID numbers, phone and other long numbers, cued names and ``names`` masked."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    s = str(value)
+    for n in names:
+        n = _text(n)
+        if len(n) >= 2 and not KEY_ACTOR.fullmatch(n):
+            s = s.replace(n, mask_reporter(n))
+    s = _DIGITS.sub(_mask_digits, s)
+    return _NAME_AFTER_CUE.sub(_mask_cued_name, s)
+
+
+def mask_reporter(value) -> str:
+    """A case's reporter: a key id stays (it names an API key), a phone is masked as one, else as a name."""
+    s = _text(value)
+    if not s or KEY_ACTOR.fullmatch(s):
+        return s
+    if re.fullmatch(r"[0-9+()\- ]{5,}", s):
+        return mask_phone(s)
+    return mask_name(s)
+
+
+def mask_case(case: dict) -> dict:
+    """A case's public dict with its personal data masked (a new dict; ``case`` is not changed).
+
+    ``reporter`` is masked, and the free text (``description``, every event's ``note``)
+    goes through :func:`mask_text`, which also masks the reporter wherever it is quoted.
+    """
+    out = dict(case)
+    reporter = case.get("reporter")
+    names = (reporter,) if reporter else ()
+    if "reporter" in out:
+        out["reporter"] = mask_reporter(reporter)
+    if "description" in out:
+        out["description"] = mask_text(out["description"], names)
+    if "events" in out:
+        out["events"] = [{**e, "note": mask_text(e["note"], names)} if e.get("note") else dict(e)
+                         for e in out["events"] or []]
+    return out

@@ -7,11 +7,11 @@ ID (area code, a real birth date, MOD 11-2 position with an ``X`` check digit al
 11-digit mainland mobile (``1[3-9]`` + 9 digits): the patterns of :mod:`gis_grid.testing`.
 A hit fails the test that made the request, naming the URL, the key's role and what was found.
 
-The only exemptions are the purpose-bound endpoint ``GET /residents/{id}/unmasked`` answered
-to a role whose table entry grants full personal data, and grid workers' WORK phones in a grid
-card (``workers[].phone``) to a role granted ``work_phones``: anything else unmasked in that card
-still fails. Every other route masks on the server for every role, so unmasked values anywhere
-else are a leak whoever asked.
+The only exemptions are the purpose-bound endpoints ``GET /residents/{id}/unmasked`` and
+``GET /incidents/{id}/unmasked`` answered to a role whose table entry grants full personal data,
+and grid workers' WORK phones in a grid card (``workers[].phone``) to a role granted
+``work_phones``: anything else unmasked in that card still fails. Every other route masks on the
+server for every role, so unmasked values anywhere else are a leak whoever asked.
 
 Roles are known by recording the keys tests make: :func:`gis_grid.security.keys.create_key`
 is wrapped (tests/common.py ``bearer``, ``gis-grid keys create`` run in-process and direct
@@ -32,7 +32,7 @@ import pytest
 
 from gis_grid.testing import find_pii
 
-UNMASK_PATH = re.compile(r"^/residents/[^/]+/unmasked/?$")
+UNMASK_PATH = re.compile(r"^/(?:residents|incidents)/[^/]+/unmasked/?$")
 CARD_PATH = re.compile(r"^/grids/\d+/?$")
 TEXTUAL = ("json", "text/", "html", "csv", "xml", "javascript")
 

@@ -14,11 +14,12 @@ from gis_grid import crs as crs_mod
 from gis_grid.atlas import Atlas
 from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.errors import InvalidCoordinatesError, InvalidInputError
+from gis_grid.masking import mask_reporter
 from gis_grid.security.roles import ROLES, Principal
 from gis_grid.incidents import acting, aggregate, model, service
 
 from ..deps import holder, settings_dep
-from ..security import principal_dep, require
+from ..security import principal_dep, request_id, require
 from ..settings import Settings
 
 router = APIRouter(tags=["incidents"], dependencies=[Depends(principal_dep)])
@@ -69,7 +70,7 @@ def create_incident(body: NewIncident, h: AtlasHolder = Depends(holder),
                           reporter=body.reporter or actor, role=role, actor=actor, priority=body.priority,
                           department=body.department, description=body.description, at=_payload_at(body.at))
     aggregate.note_write(h.store, atlas, service._row(case), before)
-    return service.view(case, atlas=atlas)
+    return acting.shown(service.view(case, atlas=atlas))
 
 
 @router.post("/incidents/{incident_id}/transitions",
@@ -83,7 +84,7 @@ def transition(incident_id: str, body: Transition, h: AtlasHolder = Depends(hold
                               assessment=body.assessment, department=body.department,
                               expected_version=body.expected_version)
     aggregate.note_write(h.store, h.atlas, service._row(case), before)
-    return service.view(case, atlas=h.atlas)
+    return acting.shown(service.view(case, atlas=h.atlas))
 
 
 def ladder_query(
@@ -187,6 +188,8 @@ def export_csv(f: dict = Depends(filters_query), ladder: model.SupervisionLadder
             chunk = ids[k:k + 20_000].tolist()
             df = h.store.incidents(ids=chunk, columns=cols).set_index("id").reindex(chunk)
             df = df.astype(object).where(df.notna(), "")
+            # the reporter is personal data: masked here for every role, like on the single-case route
+            df["reporter"] = [mask_reporter(v) for v in df["reporter"]]
             for i, rec in zip(chunk, df.itertuples(index=False, name=None)):
                 w.writerow([i, *rec, colour[i]])
             yield buf.getvalue()
@@ -204,7 +207,22 @@ def get_incident(incident_id: str, at: str | None = Query(None),
                  ladder: model.SupervisionLadder = Depends(ladder_query), h: AtlasHolder = Depends(holder),
                  who: Principal = Depends(_read)) -> dict:
     case = acting.visible_case(h.store, who, incident_id)
-    return service.view(case, at=aggregate.parse_time(at) if at else None, ladder=ladder, atlas=h.atlas)
+    return acting.shown(service.view(case, at=aggregate.parse_time(at) if at else None, ladder=ladder,
+                                     atlas=h.atlas))
+
+
+@router.get("/incidents/{incident_id}/unmasked",
+            summary="One case with its original reporter and text: grid workers of the case's grid, with a "
+                    "purpose; audited")
+def get_incident_unmasked(request: Request, incident_id: str,
+                          purpose: str = Query(..., min_length=4, max_length=200,
+                                               description="why the unmasked text is needed (kept in the audit "
+                                                           "log)"),
+                          h: AtlasHolder = Depends(holder), settings: Settings = Depends(settings_dep),
+                          who: Principal = Depends(_read)) -> dict:
+    request.app.state.rate_limiter.take(who.key_id, "unmask", settings.unmask_per_minute)
+    case = acting.unmasked_case(h.store, who, incident_id, purpose=purpose, request_id=request_id(request))
+    return service.view(case, atlas=h.atlas)
 
 
 @router.get("/incidents-meta", summary="Categories, departments, priorities, roles, steps and the colour ladder")

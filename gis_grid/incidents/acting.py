@@ -10,7 +10,9 @@ from __future__ import annotations
 from .. import crs as crs_mod
 from ..atlas import Atlas
 from ..errors import NotFoundError, PermissionDeniedError
-from ..security.roles import Principal, check_visible
+from ..masking import mask_case
+from ..security import audit
+from ..security.roles import PersonalData, Principal, check_visible
 from ..store import Store
 from . import model, service
 
@@ -97,3 +99,39 @@ def for_transition(store: Store, who: Principal, incident_id: str, *, role: str 
     """
     visible_case(store, who, incident_id)
     return acting_role(who, role), acting_actor(who, actor)
+
+
+#: what an unmasked case read shows that every other read masks (named in its audit record)
+UNMASKED_CASE_FIELDS = ("reporter", "description", "events.note")
+
+
+def shown(case_view: dict) -> dict:
+    """A case as every route answers it, to every role: reporter and free text masked.
+
+    The original stays in the store; only :func:`unmasked_case` reads it back.
+    """
+    return mask_case(case_view)
+
+
+def unmasked_case(store: Store, who: Principal, incident_id: str, *, purpose: str,
+                  request_id: str | None = None) -> model.Incident:
+    """The case with its original reporter and text, for a role with full personal-data rights in scope.
+
+    Every attempt is audited (refused, not found or read), like an unmasked resident read.
+    """
+    def log(result: str, fields=()):
+        store.append_audit(audit.new_record(
+            key_id=who.key_id, role=who.role, scope=who.scope, action="incident.unmask",
+            resource=f"incident/{incident_id}", fields=fields, masked=False if fields else None,
+            purpose=purpose, request_id=request_id, result=result))
+
+    if who.permission.personal is not PersonalData.FULL:
+        log("denied")
+        raise PermissionDeniedError(f"the {who.role} role may not read a case's unmasked text")
+    try:
+        case = visible_case(store, who, incident_id)
+    except NotFoundError:
+        log("not found")
+        raise
+    log("ok", UNMASKED_CASE_FIELDS)
+    return case

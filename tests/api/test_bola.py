@@ -63,6 +63,8 @@ OBJECT_ROUTES = {
     ("GET", "/residents/{resident_id}/unmasked"): (lambda p: p.personal is PersonalData.FULL,
                                                    "/residents/{resident}/unmasked?purpose=bola+probe", None, 200),
     ("GET", "/incidents/{incident_id}"): (lambda p: p.cases_read, "/incidents/{incident}", None, 200),
+    ("GET", "/incidents/{incident_id}/unmasked"): (lambda p: p.cases_read and p.personal is PersonalData.FULL,
+                                                   "/incidents/{incident}/unmasked?purpose=bola+probe", None, 200),
     # an unknown action: in scope it is judged (400/403), out of scope it must be a 404 first; nothing changes
     ("POST", "/incidents/{incident_id}/transitions"): (lambda p: p.cases_write, "/incidents/{incident}/transitions",
                                                        {"action": "bola-probe"}, None),
