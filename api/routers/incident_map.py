@@ -125,6 +125,8 @@ def warnings(at: str | None = Query(None, description="date of the warning (defa
              h: AtlasHolder = Depends(holder)) -> Response:
     atlas = h.atlas
     t = aggregate.case_table(h.store, atlas)
+    if at:
+        aggregate.parse_time(at)  # a malformed or out-of-range date is a 400 even with no cases
     when = at or _default_at(t)
     if not len(t):
         return _json(_dumps({"at": when, "legend": [], "items": {}}))

@@ -111,9 +111,13 @@ def basemap_tile(request: Request, z: int, x: int, y: int, ext: str, who: Princi
 
 @router.get("/map/static/{path:path}", include_in_schema=False)
 def map_static(path: str) -> FileResponse:
-    target = (STATIC_DIR / path).resolve()
-    if not target.is_relative_to(STATIC_DIR) or not target.is_file():
-        raise NotFoundError(f"no static asset {path!r}")
+    try:
+        target = (STATIC_DIR / path).resolve()
+        found = target.is_relative_to(STATIC_DIR) and target.is_file()
+    except (ValueError, OSError):  # a NUL byte, a name longer than the file system allows
+        found = False
+    if not found:
+        raise NotFoundError(f"no static asset {path[:80]!r}")
     ctype = CONTENT_TYPES.get(target.suffix.lower())
     if ctype is None:
         raise InvalidInputError(f"{path!r} is not a servable asset type")

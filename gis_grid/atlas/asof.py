@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta, timezone
 
+from .. import timebounds
 from ..errors import InvalidInputError
 from .snapshot import Atlas
 
@@ -23,13 +24,15 @@ def parse_at(value: str) -> datetime:
     """``2026-11-27`` -> the end of that day (CST); an ISO datetime (naive = CST) -> that instant."""
     v = str(value).strip()
     try:
-        if _DATE.match(v):
-            d = date.fromisoformat(v)
-            return datetime.combine(d + timedelta(days=1), time(0), CST) - timedelta(microseconds=1)
-        t = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        d = date.fromisoformat(v) if _DATE.match(v) else None
+        t = None if d else datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInputError(f"at={value!r} is not a date (2026-11-27) or an ISO 8601 date-time "
                                 "(2026-11-27T15:00:00+08:00)") from None
+    if d is not None:
+        timebounds.check_date(d, "at")
+        return datetime.combine(d + timedelta(days=1), time(0), CST) - timedelta(microseconds=1)
+    timebounds.check(t, "at")
     return t if t.tzinfo else t.replace(tzinfo=CST)
 
 

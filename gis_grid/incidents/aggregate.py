@@ -27,6 +27,7 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pandas as pd
 
+from .. import timebounds
 from ..atlas import Atlas
 from ..errors import InvalidInputError
 from ..hierarchy import Level
@@ -183,6 +184,7 @@ def parse_time(value, *, end: bool = False) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
+        timebounds.check(value)
         return value if value.tzinfo else value.replace(tzinfo=model.CST)
     if isinstance(value, date):
         value = value.isoformat()
@@ -192,6 +194,7 @@ def parse_time(value, *, end: bool = False) -> datetime | None:
             d = date.fromisoformat(s)
         except ValueError:
             raise InvalidInputError(f"{value!r} is not a date (YYYY-MM-DD) or ISO-8601 date-time") from None
+        timebounds.check_date(d)
         t = datetime(d.year, d.month, d.day, tzinfo=model.CST)
         return t + pd.Timedelta(days=1).to_pytimedelta() if end else t
     return model.to_aware(s, "time")

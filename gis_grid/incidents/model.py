@@ -33,6 +33,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from .. import timebounds
 from ..errors import ConflictError, InvalidInputError, PermissionDeniedError
 
 CST = timezone(timedelta(hours=8), "CST")
@@ -229,6 +230,7 @@ def to_aware(value, what: str = "timestamp") -> datetime:
             raise InvalidInputError(f"{what} {value!r} is not an ISO-8601 date-time") from None
     if not isinstance(value, datetime):
         raise InvalidInputError(f"{what} must be an ISO-8601 date-time, got {value!r}")
+    timebounds.check(value, what)
     return value if value.tzinfo else value.replace(tzinfo=CST)
 
 
