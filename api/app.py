@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.stats import grid_table
@@ -95,9 +96,24 @@ def resolve_basemap(settings: Settings, store):
     return ("mbtiles-gcj02" if settings.basemap_crs == "gcj02" else "mbtiles"), tiles
 
 
-class BodyLimit:
-    """Refuse bodies over the published limit with 413 before reading them.
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from inside ``receive`` once a body passes the limit.
 
+    An HTTPException because FastAPI re-raises those from its body reading (any other error
+    there becomes a 400), so the handler in api/errors.py answers 413.
+    """
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the body is over the limit of {limit} bytes; split it, or use the bulk CLI "
+                              "`gis-grid locate IN.csv -o OUT.csv` for points")
+
+
+class BodyLimit:
+    """Refuse bodies over the published limit with 413 before parsing them.
+
+    A declared ``Content-Length`` over the limit is refused before a byte is read; any other
+    framing (chunked, or a length that lies) is counted as it arrives, and the read stops with
+    413 at the first chunk past the limit, so nothing larger is ever buffered or parsed.
     A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs about a
     millisecond per request, more than a whole point location.
     """
@@ -106,13 +122,26 @@ class BodyLimit:
         self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    response = errors.problem(
-                        413, "Payload too large",
-                        f"the body has {int(value)} bytes, over the limit of {self.max_bytes}; split it, "
-                        "or use the bulk CLI `gis-grid locate IN.csv -o OUT.csv` for points")
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                response = errors.problem(
+                    413, "Payload too large",
+                    f"the body has {int(value)} bytes, over the limit of {self.max_bytes}; split it, "
+                    "or use the bulk CLI `gis-grid locate IN.csv -o OUT.csv` for points")
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, counted, send)
