@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
                            allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
                            allow_headers=["Authorization", "Content-Type", "If-None-Match", "Accept"],
                            expose_headers=["ETag", "Content-Crs", "Link"], max_age=600)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(HeadAsGet)  # outermost: HEAD sees the same headers GET would
     from .routers import ROUTERS
     for router in ROUTERS:
@@ -145,3 +146,36 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+#: on every HTML page: scripts, styles and data only from this origin (the pages inline their
+#: own code, hence 'unsafe-inline'), basemap tiles over https, no framing by other sites
+HTML_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob: https:; connect-src 'self'; font-src 'self' data:; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+class SecurityHeaders:
+    """``nosniff`` on every response; CSP, ``frame-ancestors`` and ``X-Frame-Options`` on HTML."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", ())
+                           if k.lower() not in (b"x-content-type-options", b"content-security-policy",
+                                                b"x-frame-options")]
+                headers.append((b"x-content-type-options", b"nosniff"))
+                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if ctype.startswith(b"text/html"):
+                    headers += [(b"content-security-policy", HTML_CSP.encode()), (b"x-frame-options", b"DENY")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

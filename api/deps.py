@@ -27,3 +27,23 @@ async def settings_dep(request: Request) -> Settings:
 
 async def crs_query(crs: str | None = Query(None, description="EPSG:4326 (= CRS84, default), EPSG:4490, EPSG:4548, gcj02, bd09")) -> str | None:
     return crs
+
+
+def public_base(request: Request) -> str:
+    """The service's public root (no trailing slash): Settings.public_url, else http://host:port.
+
+    Never the request's Host header, which the client chooses (a forged one would be reflected
+    into every link a cache or another client then follows).
+    """
+    s = request.app.state.settings
+    return (s.public_url or f"http://{s.host}:{s.port}").rstrip("/") + request.scope.get("root_path", "").rstrip("/")
+
+
+def public_href(request: Request, url=None) -> str:
+    """``url`` (default: the request's own URL) rebased onto :func:`public_base`."""
+    url = request.url if url is None else url
+    path = url.path
+    root = request.scope.get("root_path", "").rstrip("/")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return public_base(request) + path + (f"?{url.query}" if url.query else "")

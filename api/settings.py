@@ -12,6 +12,9 @@ class Settings(BaseSettings):
     db: str | None = None                     # store path or postgresql:// URL; None = demo store
     host: str = "127.0.0.1"
     port: int = 8000
+    # the address clients reach the service at (behind a proxy: its https URL); every absolute link
+    # (OGC links, paging "next", tilejson) is built from it, never from the request's Host header
+    public_url: str | None = None
     # published limits (GET /capabilities)
     max_batch_points: int = 100_000
     max_body_bytes: int = 16 * 1024 * 1024

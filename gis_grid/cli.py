@@ -181,6 +181,7 @@ def cmd_keys(args) -> int:
     from .security import audit, keys
     with open_store(args.db) as store:
         if args.keys_command == "create":
+            keys.check_scope_exists(store, args.role, args.scope)
             record, token = keys.create_key(store, args.role, args.scope, days=args.days, note=args.note)
             store.append_audit(audit.new_record(key_id=None, role="cli", scope=None, action="key.create",
                                                 resource=f"key/{record['id']}", fields=("role", "scope")))

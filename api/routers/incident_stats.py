@@ -8,6 +8,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from gis_grid import csvsafe
 from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, model
@@ -39,7 +40,7 @@ def _records(df: pd.DataFrame) -> list[dict]:
 def _answer(df: pd.DataFrame, fmt: str, meta: dict, name: str):
     if fmt == "csv":
         buf = io.StringIO()
-        df.to_csv(buf)
+        csvsafe.frame(df).to_csv(buf)
         return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     if fmt != "json":

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from gis_grid import crs as crs_mod
+from gis_grid import csvsafe
 from gis_grid.atlas import Atlas
 from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.errors import InvalidCoordinatesError, InvalidInputError
@@ -18,7 +19,7 @@ from gis_grid.masking import mask_reporter
 from gis_grid.security.roles import ROLES, Principal
 from gis_grid.incidents import acting, aggregate, model, service
 
-from ..deps import holder, settings_dep
+from ..deps import holder, public_href, settings_dep
 from ..security import principal_dep, request_id, require
 from ..settings import Settings
 
@@ -165,7 +166,7 @@ def list_incidents(request: Request, f: dict = Depends(filters_query),
     if offset + lim < len(rows):
         q = dict(request.query_params)
         q.update(offset=str(offset + lim), limit=str(lim))
-        out["next"] = str(request.url.replace_query_params(**q))
+        out["next"] = public_href(request, request.url.replace_query_params(**q))
     return out
 
 
@@ -191,7 +192,7 @@ def export_csv(f: dict = Depends(filters_query), ladder: model.SupervisionLadder
             # the reporter is personal data: masked here for every role, like on the single-case route
             df["reporter"] = [mask_reporter(v) for v in df["reporter"]]
             for i, rec in zip(chunk, df.itertuples(index=False, name=None)):
-                w.writerow([i, *rec, colour[i]])
+                w.writerow([csvsafe.cell(v) for v in (i, *rec, colour[i])])
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()

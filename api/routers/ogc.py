@@ -12,13 +12,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from gis_grid import ogc
 from gis_grid.ogc import DEFAULT_LIMIT, GEOJSON, MAX_LIMIT
 
+from ..deps import public_base
 from ..security import require
 
 router = APIRouter(prefix="/ogc", tags=["ogc"], dependencies=[Depends(require("maps"))])
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/ogc"
+    return public_base(request) + "/ogc"
 
 
 def _query(request: Request) -> dict:
@@ -49,7 +50,7 @@ _DOC = {200: {"content": {"application/json": {}, "text/html": {}}}}
 @router.get("", summary="OGC API landing page", responses=_DOC)
 @router.get("/", include_in_schema=False)
 def landing(request: Request, f: str | None = _F):
-    root = str(request.base_url).rstrip("/")
+    root = public_base(request)
     return _send(ogc.landing(_base(request), root, f=f, **_query(request)))
 
 

@@ -16,7 +16,7 @@ from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.security.roles import Principal
 
 from ..asof import atlas_at_dep
-from ..deps import crs_query, holder, settings_dep
+from ..deps import crs_query, holder, public_href, settings_dep
 from ..security import principal_dep, request_id
 from ..settings import Settings
 
@@ -41,10 +41,10 @@ def _answer(request: Request, atlas: Atlas, h: AtlasHolder, households, page: pe
                                          request_id=request_id(request), extra=extra)
     if body["households"] is None:  # counts only: no page to link
         return body
-    links = [{"rel": "self", "href": str(request.url)}]
+    links = [{"rel": "self", "href": public_href(request)}]
     if body["next"]:
         url = request.url.remove_query_params(["offset", "next"]).include_query_params(next=body["next"])
-        link = {"rel": "next", "href": str(url), "type": "application/json"}
+        link = {"rel": "next", "href": public_href(request, url), "type": "application/json"}
         if request.method == "POST":
             link.update(method="POST", note="send the same body again")
         links.append(link)

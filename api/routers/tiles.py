@@ -17,6 +17,7 @@ from gis_grid import tiles as tl
 from gis_grid.atlas.memo import ResponseCache
 from gis_grid.errors import InvalidInputError, NotFoundError
 
+from ..deps import public_base
 from ..security import require
 
 router = APIRouter(prefix="/ogc/collections/{collectionId}/tiles", tags=["tiles"],
@@ -25,7 +26,7 @@ tms_router = APIRouter(prefix="/ogc/tileMatrixSets", tags=["tiles"], dependencie
 
 
 def _ogc_base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/ogc"
+    return public_base(request) + "/ogc"  # the configured public URL, never the Host header
 
 
 @tms_router.get("", summary="The tile matrix sets tiles are served in")
@@ -77,7 +78,7 @@ def tilejson(request: Request, collectionId: str, tileMatrixSetId: str):
     if tileMatrixSetId != tl.TMS_ID:  # TileJSON's xyz scheme is WebMercatorQuad
         raise NotFoundError(f"TileJSON is offered for {tl.TMS_ID} only, not {tileMatrixSetId!r}")
     atlas = request.app.state.holder.atlas
-    url = (str(request.base_url).rstrip("/")
+    url = (public_base(request)
            + f"/ogc/collections/{collectionId}/tiles/{tl.TMS_ID}" + "/{z}/{x}/{y}" + tl.SUFFIX)
     return JSONResponse(tl.tilejson(atlas, collectionId, url))
 

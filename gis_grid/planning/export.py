@@ -15,6 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from .. import csvsafe
 from ..atlas import Atlas
 from ..errors import InvalidInputError
 from .changeset import assign_buildings, number_grids
@@ -65,7 +66,7 @@ def export_plan(atlas: Atlas, store, plan: Plan, fmt: str) -> bytes:
         raise InvalidInputError(f"unknown export format {fmt!r}; use {', '.join(FORMATS)}")
     if fmt == "csv":
         buf = io.StringIO()
-        assignment(atlas, store, plan).to_csv(buf, index=False)
+        csvsafe.frame(assignment(atlas, store, plan)).to_csv(buf, index=False)
         return buf.getvalue().encode()
     gdf = plan_frame(atlas, store, plan)
     with tempfile.TemporaryDirectory() as tmp:

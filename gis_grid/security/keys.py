@@ -26,6 +26,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def check_scope_exists(store, role: str, scope: str) -> str:
+    """The scope must be a division the store holds now: a key for a code that does not exist
+    (a typo, another district) would authenticate and silently see nothing, or the wrong thing."""
+    check_scope(role, scope)
+    codes = store.divisions()["code"].astype(str)
+    if not (codes == scope).any():
+        raise InvalidInputError(f"no division {scope!r} in this store; a key's scope must be an existing "
+                                "district, street, community or grid code")
+    return scope
+
+
 def create_key(store, role: str, scope: str, *, days: int = 90, note: str = "") -> tuple[dict, str]:
     """Make and store a key; returns (record without the secret, the token to hand out once)."""
     check_scope(role, scope)

@@ -29,9 +29,10 @@ def server(demo_store_path, demo_store, demo_atlas):
 
     # the real app from its settings; the session's atlas is reused (building one costs seconds)
     holder = AtlasHolder(demo_store, demo_atlas, follow=False)
-    app = create_app(Settings(db=str(demo_store_path)), holder=holder)
-    app.router.lifespan_context = _no_close  # the session owns the store
     port = free_port()
+    # links are built from the public URL setting (never from Host): this server's own address
+    app = create_app(Settings(db=str(demo_store_path), public_url=f"http://127.0.0.1:{port}"), holder=holder)
+    app.router.lifespan_context = _no_close  # the session owns the store
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=srv.run, daemon=True)
     th.start()

@@ -97,7 +97,8 @@ def test_tilejson(client, demo_atlas):
     assert r.status_code == 200
     tj = r.json()
     assert tj["tilejson"] == "3.0.0"
-    assert tj["tiles"] == ["http://testserver/ogc/collections/buildings/tiles/WebMercatorQuad/{z}/{x}/{y}.pbf"]
+    # built from the settings (default http://host:port), not from the Host header
+    assert tj["tiles"] == ["http://127.0.0.1:8000/ogc/collections/buildings/tiles/WebMercatorQuad/{z}/{x}/{y}.pbf"]
     assert tj["minzoom"] == tl.BUILDINGS_MINZOOM and tj["maxzoom"] == tl.MAXZOOM
     assert 117 < tj["bounds"][0] < tj["bounds"][2] < 118
     assert tj["vector_layers"][0]["id"] == "buildings"

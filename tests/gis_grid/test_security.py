@@ -121,7 +121,13 @@ def test_cli_keys_and_audit_verify(store, tmp_path, capsys):
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert keys.authenticate(store, token).role == "command_center"
     assert cli(["keys", "create", "--db", db, "--role", "grid_worker", "--scope", "370402"]) == 2
+    # a well-formed scope that names no division in the store is refused too, and makes no key
+    assert cli(["keys", "create", "--db", db, "--role", "street_admin", "--scope", "370402099"]) == 2
+    assert cli(["keys", "create", "--db", db, "--role", "grid_worker", "--scope", "370402001001099"]) == 2
+    assert len(store.keys()) == 1
+    assert cli(["keys", "create", "--db", db, "--role", "grid_worker", "--scope", "370402001001001"]) == 0
+    capsys.readouterr()
     assert cli(["audit", "verify", "--db", db]) == 0  # the key creation was audited
-    assert [r["action"] for r in store.audit_records()] == ["key.create"]
+    assert [r["action"] for r in store.audit_records()] == ["key.create", "key.create"]
     raw_sql(db, "UPDATE audit_log SET action = 'nothing'")
     assert cli(["audit", "verify", "--db", db]) == 1
