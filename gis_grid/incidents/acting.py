@@ -129,7 +129,9 @@ def unmasked_case(store: Store, who: Principal, incident_id: str, *, purpose: st
         log("denied")
         raise PermissionDeniedError(f"the {who.role} role may not read a case's unmasked text")
     try:
-        case = visible_case(store, who, incident_id)
+        # row-level scope (PostGIS RLS) behind the grid check in visible_case, as for residents
+        with store.scoped(who.scope):
+            case = visible_case(store, who, incident_id)
     except NotFoundError:
         log("not found")
         raise
