@@ -37,7 +37,7 @@ import shapely
 from . import crs as crs_mod
 from .crs import InputCRS
 from .errors import InvalidInputError, NotFoundError
-from .hierarchy import Level
+from .hierarchy import Level, is_within
 
 __all__ = ["COLLECTIONS", "OUTPUT_CRS", "Collection", "Page", "layers_of", "collection",
            "parse_bbox", "output_crs", "axis_swapped", "items", "feature", "crs_uris", "queryables",
@@ -335,11 +335,28 @@ def _filter_mask(coll: Collection, filters: dict) -> np.ndarray:
     return m
 
 
+def in_scope(atlas, cid: str, scope: str | None) -> np.ndarray | None:
+    """Rows of a collection a key confined to ``scope`` may see (None: every row).
+
+    Divisions at or below the scope; buildings whose base grid is (one in no grid is nobody's),
+    the same rule as ``/grids/{code}`` and ``/buildings/{id}``. Cached per atlas and scope.
+    """
+    if not scope:
+        return None
+    coll = collection(atlas, cid)
+
+    def build() -> np.ndarray:
+        codes = coll.columns["grid_code" if COLLECTIONS[cid][2] is None else "code"]
+        return np.array([c is not None and is_within(str(c), scope) for c in codes], dtype=bool)
+    return atlas.memo.get(("features.in_scope", cid, scope), build)
+
+
 def items(atlas, cid: str, *, bbox=None, bbox_crs=None, crs=None, limit: int = 10,
-          offset: int = 0, filters: dict | None = None) -> tuple[Page, list[str]]:
+          offset: int = 0, filters: dict | None = None, scope: str | None = None) -> tuple[Page, list[str]]:
     """A page of features: the Page metadata and each feature as a GeoJSON string.
 
-    ``filters`` maps a property of :func:`queryables` to one value or a list (equality).
+    ``filters`` maps a property of :func:`queryables` to one value or a list (equality);
+    ``scope``: only features a key confined to it sees (:func:`in_scope`), also in numberMatched.
     """
     coll = collection(atlas, cid)
     c = output_crs(crs)
@@ -350,13 +367,20 @@ def items(atlas, cid: str, *, bbox=None, bbox_crs=None, crs=None, limit: int = 1
         matched = np.sort(coll.tree.query(box, predicate="intersects"))
     if filters:
         matched = matched[_filter_mask(coll, filters)[matched]]
+    visible = in_scope(atlas, cid, scope)
+    if visible is not None:
+        matched = matched[visible[matched]]
     rows = matched[offset: offset + limit]
     page = Page(cid, len(matched), offset, limit, rows, c)
     return page, _feature_json(coll, rows, c)
 
 
-def feature(atlas, cid: str, fid: str, *, crs=None) -> str:
+def feature(atlas, cid: str, fid: str, *, crs=None, scope: str | None = None) -> str:
     coll = collection(atlas, cid)
     c = output_crs(crs)
     row = coll.row_of(fid)
+    visible = in_scope(atlas, cid, scope)
+    if visible is not None and not visible[row]:
+        # the words of a missing feature: naming where it is would tell an outsider
+        raise NotFoundError(f"no feature {fid!r} in collection {coll.id!r}")
     return _feature_json(coll, np.array([row]), c)[0]

@@ -338,7 +338,7 @@ def items(base: str, cid: str, params: Params, *, atlas: Atlas, store: Store, wh
                                      limit=limit, offset=offset)
     else:
         page, feats = feat.items(atlas, cid, bbox=bbox, bbox_crs=bbox_crs, crs=crs, limit=limit, offset=offset,
-                                 filters=filters)
+                                 filters=filters, scope=who.confined_to)
     path = f"/collections/{cid}/items"
     # next/prev links carry every filter (and the format asked for) so a client can just follow them
     common = {"bbox": bbox, "bbox-crs": bbox_crs, "crs": crs, "datetime": datetime_,
@@ -387,7 +387,7 @@ def item(base: str, cid: str, fid: str, params: Params, *, atlas: Atlas, store: 
         scope = case_scope(who)
         text = inc_feat.feature(aggregate.case_table(store, atlas), atlas, fid, scope=scope, crs=crs)
     else:
-        text = feat.feature(atlas, cid, fid, crs=crs)
+        text = feat.feature(atlas, cid, fid, crs=crs, scope=who.confined_to)
     c = feat.output_crs(crs)
     d = json.loads(text)
     if want_html:

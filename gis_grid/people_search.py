@@ -97,6 +97,18 @@ def building_households(atlas: Atlas, who: Principal, building_id: int) -> pd.Da
     return atlas.households.iloc[np.sort(idx)]
 
 
+def buildings_matched(atlas: Atlas, who: Principal, area, max_vertices: int) -> int:
+    """Buildings of a drawn polygon the key sees: a count outside its scope would say how many
+    buildings stand where it may not look."""
+    rows = atlas.buildings_in_polygon(area, max_vertices)
+    scope = who.confined_to
+    if scope is None or not len(rows):
+        return int(len(rows))
+    g = np.asarray(atlas.building_grid)[rows]
+    codes = np.asarray(atlas.grid_codes, dtype=object)
+    return sum(1 for i in g if i >= 0 and str(codes[i]).startswith(scope))
+
+
 def search_area(body, crs: str | None, *, max_vertices: int, max_km2: float):
     """The drawn area of a search, in the storage CRS, refused when over the personal-data area limit."""
     area = geojson_input.polygon(body, crs, max_vertices)

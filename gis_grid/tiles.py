@@ -140,8 +140,8 @@ def empty_tile(cid: str) -> bytes:
                                      default_options={"extents": EXTENT})
 
 
-def render_tile(atlas, cid: str, z: int, x: int, y: int, tms_id: str = TMS_ID) -> bytes:
-    """Encode one tile (no cache)."""
+def render_tile(atlas, cid: str, z: int, x: int, y: int, tms_id: str = TMS_ID, scope: str | None = None) -> bytes:
+    """Encode one tile (no cache); ``scope``: only the features a key confined to it sees."""
     check_tile(z, x, y, tms_id)
     layer = _layer(atlas, cid, tms_id)
     if z < minzoom_of(cid):
@@ -152,6 +152,9 @@ def render_tile(atlas, cid: str, z: int, x: int, y: int, tms_id: str = TMS_ID) -
     margin = w * BUFFER / EXTENT
     rows = layer.tree.query(shapely.box(b.left - margin, b.bottom - margin, b.right + margin, b.top + margin),
                             predicate="intersects")
+    visible = feat.in_scope(atlas, cid, scope)
+    if visible is not None:
+        rows = rows[visible[rows]]
     if not len(rows):
         return empty_tile(cid)
     rows = np.sort(rows)
@@ -200,19 +203,24 @@ CACHE = ResponseCache()  # the default cache; the API keeps one per app
 
 
 def get_tile(atlas, cid: str, z: int, x: int, y: int, cache: ResponseCache | None = CACHE,
-             tms_id: str = TMS_ID) -> bytes:
-    """A tile through the cache (render on a miss)."""
+             tms_id: str = TMS_ID, scope: str | None = None) -> bytes:
+    """A tile through the cache (render on a miss), keyed by scope too: keys share no confined tile."""
     check_tile(z, x, y, tms_id)
     if cid not in feat.COLLECTIONS:
         feat.collection(atlas, cid)  # raises NotFoundError
     if cache is None:
-        return render_tile(atlas, cid, z, x, y, tms_id)
-    key = (atlas.version, cid, z, x, y) if tms_id == TMS_ID else (atlas.version, cid, z, x, y, tms_id)
-    return cache.get_or_build(key, lambda: render_tile(atlas, cid, z, x, y, tms_id))
+        return render_tile(atlas, cid, z, x, y, tms_id, scope)
+    key = (atlas.version, cid, z, x, y) + _variant(tms_id, scope)
+    return cache.get_or_build(key, lambda: render_tile(atlas, cid, z, x, y, tms_id, scope))
 
 
-def etag(atlas, z: int, x: int, y: int, tms_id: str = TMS_ID) -> str:
-    return f"{atlas.version}-{z}-{x}-{y}" + ("" if tms_id == TMS_ID else f"-{tms_id}")
+def _variant(tms_id: str, scope: str | None) -> tuple:
+    # the default tile matrix set, unconfined, is the plain (version, cid, z, x, y) key
+    return ((tms_id,) if tms_id != TMS_ID else ()) + ((scope,) if scope else ())
+
+
+def etag(atlas, z: int, x: int, y: int, tms_id: str = TMS_ID, scope: str | None = None) -> str:
+    return "-".join(str(v) for v in (atlas.version, z, x, y, *_variant(tms_id, scope)))
 
 
 def tilejson(atlas, cid: str, tiles_url: str) -> dict:

@@ -40,6 +40,7 @@ def _asset(prefix: str | None, rel: str, kind: str) -> str:
 
 def incident_page(atlas: Atlas, t: aggregate.CaseTable, *, layer: str = "all", category=None, start=None,
                   end=None, at=None, warnings: dict | None = None, asset_prefix: str | None = None,
+                  scope: str | None = None,
                   title: str = "市中区 社情民意事件 热力图与处置分布") -> str:
     """The whole page as HTML (see the module docstring)."""
     if layer not in LAYERS:
@@ -51,7 +52,7 @@ def incident_page(atlas: Atlas, t: aggregate.CaseTable, *, layer: str = "all", c
     if layer in ("heatmap", "all"):
         data["heat"] = layers.heat_bins(t, m)
     if layer in ("choropleth", "all"):
-        data["choropleth"] = {lvl: layers.choropleth_layer(t, atlas, lvl, start, end, cats or None, at)
+        data["choropleth"] = {lvl: layers.choropleth_layer(t, atlas, lvl, start, end, cats or None, at, within=scope)
                               for lvl in ("grid", "community")}
         data["metrics"] = {k: v[0] for k, v in layers.CHORO_METRICS.items()}
     if layer in ("warnings", "all") and warnings is not None:

@@ -4,7 +4,8 @@ Everything is aggregated or binned on the server; no route here ships a case. Th
 layers (``/map/incidents/heat.json``, ``/map/incidents/choropleth/{level}.json``,
 ``/map/incidents/warnings.json``) carry values only and are drawn on the grid polygons the
 viewer already holds, so toggling a layer costs tens of kilobytes, not a second copy of the
-geometry. Like ``/stats``, they need map access (aggregates, no case records).
+geometry. Like ``/stats``, they need map access (aggregates, no case records), and like
+``/stats`` a confined key's layers are computed from the cases of its scope only.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from gis_grid.atlas.memo import ResponseCache
 from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import aggregate, early_warning
 from gis_grid.incidents import layers as incident_layers
+from gis_grid.security.roles import Principal
 from web.incident_pages import incident_page
 
 from ..deps import holder
@@ -27,6 +29,7 @@ from .mapview import display_basemap
 from ..security import require
 
 router = APIRouter(tags=["map"], dependencies=[Depends(require("maps"))])
+_who = require("maps")
 
 # answers keyed first by the case table's version (atlas, cases): a write empties the cache
 _cached = ResponseCache(max_items=64).get_or_build
@@ -61,16 +64,17 @@ def incident_map(request: Request, layer: str = Query("all", description="heatma
                  start: str | None = Query(None, alias="from"), end: str | None = Query(None, alias="to"),
                  at: str | None = Query(None, description="warnings and open-case colours at this date "
                                                           "(default: the range end, else 2016-12-31)"),
-                 h: AtlasHolder = Depends(holder)) -> HTMLResponse:
+                 h: AtlasHolder = Depends(holder), who: Principal = Depends(_who)) -> HTMLResponse:
     aggregate.time_range(start, end)
     atlas = h.atlas
-    t = aggregate.case_table(h.store, atlas)
+    full = aggregate.case_table(h.store, atlas)
+    t = aggregate.scoped(full, atlas, who.confined_to)
     warn = None
     if layer in ("warnings", "all") and len(t):
-        warn = early_warning.warnings_layer(t, atlas, at or end or "2016-12-31")
+        warn = early_warning.warnings_layer(full, atlas, at or end or "2016-12-31", scope=who.confined_to)
     prefix = request.scope.get("root_path", "").rstrip("/")
     page = incident_page(atlas, t, layer=layer, category=category, start=start, end=end, at=at,
-                         warnings=warn, asset_prefix=f"{prefix}/map/static")
+                         warnings=warn, asset_prefix=f"{prefix}/map/static", scope=who.confined_to)
     return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
@@ -79,12 +83,13 @@ def incident_map(request: Request, layer: str = Query("all", description="heatma
 def heat(request: Request,
          category: list[str] | None = Query(None, description="one or more categories (default all)"),
          start: str | None = Query(None, alias="from"), end: str | None = Query(None, alias="to"),
-         h: AtlasHolder = Depends(holder)) -> Response:
+         h: AtlasHolder = Depends(holder), who: Principal = Depends(_who)) -> Response:
     aggregate.time_range(start, end)
     cats = _categories(category)
     basemap = display_basemap(request)
     atlas = h.atlas
-    t = aggregate.case_table(h.store, atlas)
+    scope = who.confined_to
+    t = aggregate.scoped(aggregate.case_table(h.store, atlas), atlas, scope)
 
     def build() -> bytes:
         m = aggregate._mask(t, start, end, cats)
@@ -95,7 +100,7 @@ def heat(request: Request,
             bins["centres"] = np.round(np.column_stack([y, x]), 5).tolist()
         return _dumps({"cases": int(m.sum()), "category": cats, "from": start, "to": end, **bins})
 
-    return _json(_cached((t.version, "heat", tuple(cats or ()), start, end, basemap), build))
+    return _json(_cached((t.version, scope, "heat", tuple(cats or ()), start, end, basemap), build))
 
 
 @router.get("/map/incidents/choropleth/{level}.json",
@@ -104,7 +109,7 @@ def choropleth(level: str, category: list[str] | None = Query(None),
                start: str | None = Query(None, alias="from"), end: str | None = Query(None, alias="to"),
                at: str | None = Query(None, description="open red/yellow counted at this time (default: the "
                                                         "range end, else now)"),
-               h: AtlasHolder = Depends(holder)) -> Response:
+               h: AtlasHolder = Depends(holder), who: Principal = Depends(_who)) -> Response:
     if level not in ("grid", "community"):
         raise InvalidInputError(f"no choropleth for level {level!r}; use grid or community")
     aggregate.time_range(start, end)
@@ -112,23 +117,26 @@ def choropleth(level: str, category: list[str] | None = Query(None),
         aggregate.parse_time(at)
     cats = _categories(category)
     atlas = h.atlas
-    t = aggregate.case_table(h.store, atlas)
+    scope = who.confined_to
+    t = aggregate.scoped(aggregate.case_table(h.store, atlas), atlas, scope)
     # without a time, open cases are coloured "now": that answer ages, so it is cached for a minute only
     now_bucket = None if (at or end) else int(datetime.now(timezone.utc).timestamp() // 60)
-    return _json(_cached((t.version, "choro", level, tuple(cats or ()), start, end, at, now_bucket),
-                         lambda: _dumps(incident_layers.choropleth_values(t, atlas, level, start, end, cats, at))))
+    return _json(_cached((t.version, scope, "choro", level, tuple(cats or ()), start, end, at, now_bucket),
+                         lambda: _dumps(incident_layers.choropleth_values(t, atlas, level, start, end, cats, at,
+                                                                          within=scope))))
 
 
 @router.get("/map/incidents/warnings.json",
             summary="Viewer layer: grids flagged by the early warning (anomaly vs own baseline, Gi* hot/cold)")
 def warnings(at: str | None = Query(None, description="date of the warning (default: the newest case's day)"),
-             h: AtlasHolder = Depends(holder)) -> Response:
+             h: AtlasHolder = Depends(holder), who: Principal = Depends(_who)) -> Response:
     atlas = h.atlas
     t = aggregate.case_table(h.store, atlas)
+    scope = who.confined_to
     if at:
         aggregate.parse_time(at)  # a malformed or out-of-range date is a 400 even with no cases
     when = at or _default_at(t)
     if not len(t):
         return _json(_dumps({"at": when, "legend": [], "items": {}}))
-    return _json(_cached((t.version, "warn", when),
-                         lambda: _dumps(early_warning.warnings_info(t, atlas, when))))
+    return _json(_cached((t.version, scope, "warn", when),
+                         lambda: _dumps(early_warning.warnings_info(t, atlas, when, scope=scope))))

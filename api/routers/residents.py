@@ -92,7 +92,7 @@ def search(request: Request, body: Any = Body(..., examples=[{"type": "Polygon",
     rows = atlas.household_rows_in_polygon(area, settings.max_polygon_vertices)
     key = people_search.polygon_key(area)
     page = _page(limit, offset, next, key, settings, atlas)
-    buildings = len(atlas.buildings_in_polygon(area, settings.max_polygon_vertices))
+    buildings = people_search.buildings_matched(atlas, who, area, settings.max_polygon_vertices)
     # only what lies in the caller's scope is returned (filtered in households_page)
     return _answer(request, atlas, h, atlas.households.iloc[rows], page, who,
                    f"polygon/{key}", {"buildingsMatched": buildings})

@@ -100,9 +100,11 @@ def tile(request: Request, collectionId: str, tileMatrixSetId: str,
     except ValueError:
         raise InvalidInputError(f"tile row {y!r} is not an integer (optionally followed by .mvt or .pbf)") from None
     atlas = request.app.state.holder.atlas
-    data = tl.get_tile(atlas, collectionId, z, x, yi, cache=_cache(request), tms_id=tileMatrixSetId)
-    tag = f'"{tl.etag(atlas, z, x, yi, tileMatrixSetId)}"'
-    headers = {"ETag": tag, "Cache-Control": "public, max-age=300"}
+    scope = request.state.principal.confined_to  # set by the router's require("maps")
+    data = tl.get_tile(atlas, collectionId, z, x, yi, cache=_cache(request), tms_id=tileMatrixSetId, scope=scope)
+    tag = f'"{tl.etag(atlas, z, x, yi, tileMatrixSetId, scope)}"'
+    # a confined key's tile is its own: no shared cache may hand it to another key
+    headers = {"ETag": tag, "Cache-Control": "private, max-age=300" if scope else "public, max-age=300"}
     inm = request.headers.get("if-none-match")
     if inm and tag in [t.strip() for t in inm.split(",")]:
         return Response(status_code=304, headers=headers)

@@ -149,6 +149,22 @@ def case_table(store: Store, atlas: Atlas) -> CaseTable:
                           fresh=lambda t: t.version == key)
 
 
+def scoped(t: CaseTable, atlas: Atlas, scope: str | None) -> CaseTable:
+    """Only the cases of base grids under ``scope`` (None: all), so every aggregate of it is confined.
+
+    Cached on the atlas per (table version, scope): a confined key's statistics, warnings and map
+    layers are then computed from its own cases, never from the district's and filtered after.
+    """
+    if not scope:
+        return t
+    lo, hi = atlas.grid_positions(scope)
+
+    def build() -> CaseTable:
+        rows = np.flatnonzero((t.grid >= lo) & (t.grid < hi))
+        return CaseTable(**{a: getattr(t, a)[rows] for a in _ARRAYS}, version=t.version)
+    return atlas.memo.get(("incidents.case_table.scoped", scope), build, fresh=lambda s: s.version == t.version)
+
+
 _ARRAYS = ("ids", "grid", "category", "department", "status", "lon", "lat", "created", "dispatched", "closed",
            "deadline", "satisfaction", "rework", "priority")
 

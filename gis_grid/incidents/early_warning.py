@@ -140,11 +140,24 @@ def _why(r) -> str:
     return "; ".join(parts)
 
 
-def report(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
-    """JSON-ready warnings at ``at``: the method, the flagged grids, and counts."""
-    df = detect(t, atlas, at, **kw)
+def _confine(df: pd.DataFrame, scope: str | None) -> pd.DataFrame:
+    """Only the grids under ``scope``: the test is still the district's, the answer the key's."""
+    if not scope:
+        return df
+    out = df[df["code"].astype(str).str.startswith(scope)]
+    out.attrs.update(df.attrs)
+    return out
+
+
+def report(t: aggregate.CaseTable, atlas: Atlas, at, *, scope: str | None = None, **kw) -> dict:
+    """JSON-ready warnings at ``at``: the method, the flagged grids, and counts.
+
+    ``scope``: a confined key's scope; only its grids are listed and counted, and the district's
+    totals (which would tell it about everyone else's cases) are left out.
+    """
+    df = _confine(detect(t, atlas, at, **kw), scope)
     f = flagged(df)
-    return {
+    out = {
         "at": df.attrs["at"], "window_start": df.attrs["window_start"], "baseline_start": df.attrs["baseline_start"],
         "method": {
             "anomaly": "one-sided exact conditional binomial test of the grid's recent cases given its recent + "
@@ -159,18 +172,25 @@ def report(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
         "items": [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
                   for r in f.to_dict(orient="records")],
     }
+    if scope:
+        out["scope"] = scope
+        del out["method"]["district_share_recent"]
+        c = out["counts"]
+        del c["district_recent"], c["district_baseline"]
+        c["recent"], c["baseline"] = int(df["recent"].sum()), int(df["baseline"].sum())
+    return out
 
 
 WARN_COLOURS = {"anomaly+hot": "#7f0000", "anomaly": "#d7301f", "hot": "#fc8d59", "cold": "#4575b4"}
 
 
-def warnings_info(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
+def warnings_info(t: aggregate.CaseTable, atlas: Atlas, at, *, scope: str | None = None, **kw) -> dict:
     """The flagged grids without geometry: ``{"at", "legend", "items": {code: {"colour", "why"}}}``.
 
     Anomalies and Gi* hot spots (95 %+) as :func:`flagged` lists them, plus Gi* cold spots;
     the viewer colours its own grid polygons with these.
     """
-    df = detect(t, atlas, at, **kw)
+    df = _confine(detect(t, atlas, at, **kw), scope)
     f = flagged(df)
     cold = df[df["hotspot"].isin(["cold 99%", "cold 95%"])].copy()
     cold["why"] = [f"Gi* cold spot at {h.split()[1]} (z={z:g})" for h, z in zip(cold["hotspot"], cold["gi_z"])]
@@ -192,9 +212,9 @@ def warnings_info(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
     return {"at": day, "legend": legend, "items": items}
 
 
-def warnings_layer(t: aggregate.CaseTable, atlas: Atlas, at, **kw) -> dict:
+def warnings_layer(t: aggregate.CaseTable, atlas: Atlas, at, *, scope: str | None = None, **kw) -> dict:
     """The flagged grids as GeoJSON with colours and a legend, for the incident map page."""
-    info = warnings_info(t, atlas, at, **kw)
+    info = warnings_info(t, atlas, at, scope=scope, **kw)
     fc = level_features(atlas, "grid")
     fc["features"] = [ft for ft in fc["features"] if ft["properties"]["code"] in info["items"]]
     for ft in fc["features"]:

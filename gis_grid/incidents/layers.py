@@ -204,14 +204,14 @@ def classify(values: np.ndarray, higher_is_better: bool, k: int = 5, scheme: str
 
 
 def choropleth_values(t: aggregate.CaseTable, atlas: Atlas, level: str, start=None, end=None, category=None,
-                      at=None) -> dict:
+                      at=None, within: str | None = None) -> dict:
     """Per division of ``level``: each metric's value and class colour, and one legend per metric.
 
     No geometry: the viewer draws these on the grid layers it already holds.
     ``{"level", "legends": {metric: {title, scheme, entries}}, "values": {code: {cases, metric: value,
     "c_" + metric: colour}}}``.
     """
-    stats = aggregate.group_stats(t, atlas, level, start, end, category=category, at=at)
+    stats = aggregate.group_stats(t, atlas, level, start, end, category=category, at=at, within=within)
     legends, values = {}, {str(c): {"cases": int(n)} for c, n in zip(stats.index, stats["cases"])}
     for metric, (title, good_high, scheme) in CHORO_METRICS.items():
         vals = stats[metric].to_numpy(dtype=float)
@@ -228,10 +228,15 @@ def choropleth_values(t: aggregate.CaseTable, atlas: Atlas, level: str, start=No
 
 
 def choropleth_layer(t: aggregate.CaseTable, atlas: Atlas, level: str, start=None, end=None, category=None,
-                     at=None) -> dict:
-    """:func:`choropleth_values` joined to the level's (simplified) polygons, for a page of its own."""
-    cv = choropleth_values(t, atlas, level, start, end, category, at)
+                     at=None, within: str | None = None) -> dict:
+    """:func:`choropleth_values` joined to the level's (simplified) polygons, for a page of its own.
+
+    ``within``: only the divisions under (or containing) that code, as in group_stats.
+    """
+    cv = choropleth_values(t, atlas, level, start, end, category, at, within=within)
     fc = grid_layers.level_features(atlas, Level.parse(level))
+    if within:
+        fc = {**fc, "features": [f for f in fc["features"] if f["properties"]["code"] in cv["values"]]}
     empty = {"cases": 0, **{m: None for m in CHORO_METRICS}, **{"c_" + m: NO_DATA for m in CHORO_METRICS}}
     for f in fc["features"]:
         p = f["properties"]

@@ -105,6 +105,11 @@ class Principal:
     def permission(self) -> Permission:
         return permission(self.role)
 
+    @property
+    def confined_to(self) -> str | None:
+        """The scope code every read is confined to, or None for a district-wide role."""
+        return self.scope if self.permission.subtree_only else None
+
     def sees(self, code: str) -> bool:
         """True if the division ``code`` lies in (or contains nothing beyond) the caller's scope."""
         if not self.permission.subtree_only:

@@ -172,4 +172,5 @@ def test_cache_is_per_app(client, building):
     _, _, t = building
     client.get(_url("grids", t.z, t.x, t.y))
     cache = client.app.state.tile_cache
+    # a district-wide key's tile has the plain key; a confined key's adds its scope (tiles._variant)
     assert (client.app.state.holder.version, "grids", t.z, t.x, t.y) in cache._d
