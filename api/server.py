@@ -39,9 +39,7 @@ def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000, work
     from .app import create_app
     app = create_app(settings)
     print(f"gis_grid serving {target} (atlas v{app.state.holder.version}) on {base}/map")
-    link = demo_sign_in_link(app)
-    if link:
-        print(f"demo store: sign in as the command centre (one use, 24 h): {base}{link}")
+    announce_sign_in(app, base)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
     return 0
 
@@ -58,6 +56,31 @@ def _demo_basemap(settings: Settings, target: str) -> None:
         print(f"rendering the demo's offline basemap into {out}")
         from gis_grid.atlas import Atlas
         basemap.render_basemap(Atlas.from_store(store), out)
+
+
+def _terminal():
+    """The controlling terminal, for writing; None when there is none (a service, a container)."""
+    try:
+        return open("/dev/tty", "w", encoding="utf-8")
+    except OSError:
+        return None
+
+
+def announce_sign_in(app, base: str, terminal=_terminal) -> bool:
+    """Write the demo sign-in link to the operator's terminal, never to stdout/stderr.
+
+    Stdout is the server log wherever a service manager runs the server, and whoever reads
+    that log could sign in first. With no terminal no key is made and no link exists.
+    """
+    if app.state.holder.store.meta().get("demo") != "1":
+        return False
+    tty = terminal()
+    if tty is None:
+        print("demo store: no terminal to show a sign-in link on; create a key with gis-grid keys create")
+        return False
+    with tty:
+        tty.write(f"demo store: sign in as the command centre (one use, 24 h): {base}{demo_sign_in_link(app)}\n")
+    return True
 
 
 def demo_sign_in_link(app) -> str | None:

@@ -100,3 +100,31 @@ def test_demo_sign_in_link_is_single_use_and_only_on_demo_stores(tmp_path, demo_
         assert client.get("/me").json()["role"] == "command_center"
         client.cookies.clear()
         assert client.get(link, follow_redirects=False).status_code == 401  # used up
+
+
+def test_sign_in_link_goes_to_the_terminal_not_the_log(tmp_path, demo_store_path, capsys, caplog):
+    """Stdout is the server log under a service manager: the link is written to the terminal only."""
+    import io
+
+    from api.server import announce_sign_in
+
+    class Tty(io.StringIO):
+        def close(self):  # keep the text readable after the server is done with it
+            pass
+
+    base = "http://127.0.0.1:8000"
+    demo = copy_store(demo_store_path, tmp_path / "demo.gpkg")
+    with TestClient(create_app(Settings(db=demo))) as client:
+        store = client.app.state.holder.store
+        tty = Tty()
+        assert announce_sign_in(client.app, base, terminal=lambda: tty)
+        logged = capsys.readouterr()
+        assert "/login/once/" in tty.getvalue()
+        assert "/login/once/" not in logged.out + logged.err + caplog.text
+        link = tty.getvalue().split(base, 1)[1].strip()
+        assert client.get(link, follow_redirects=False).status_code == 303
+        # no terminal: no link anywhere and no key made for one
+        n = len(store.keys())
+        assert not announce_sign_in(client.app, base, terminal=lambda: None)
+        assert "/login/once/" not in capsys.readouterr().out
+        assert len(store.keys()) == n
