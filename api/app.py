@@ -22,6 +22,9 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        # a proposal in flight would keep the process alive past SIGTERM: kill its solver
+        from gis_grid.planning.solver import stop_all
+        stop_all()
         app.state.holder.store.close()
 
     app = FastAPI(title="gis_grid", version="0.1.0", lifespan=lifespan,

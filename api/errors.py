@@ -22,6 +22,7 @@ STATUS = [
     (e.PreconditionRequiredError, 428),
     (e.PreconditionError, 412),
     (e.StoreError, 503),
+    (e.BudgetExceededError, 503),
     (e.AuthenticationError, 401),
     (e.PermissionDeniedError, 403),
     (e.RateLimitedError, 429),
@@ -109,6 +110,8 @@ def install(app: FastAPI) -> None:
             resp.headers["WWW-Authenticate"] = 'Bearer realm="gis_grid"'
         if isinstance(exc, e.RateLimitedError):
             resp.headers["Retry-After"] = str(int((exc.detail or {}).get("retry_after_s", 1)))
+        if isinstance(exc, e.BudgetExceededError):
+            resp.headers["Retry-After"] = "60"  # the work was stopped; an immediate retry would only repeat it
         return resp
 
     @app.exception_handler(RequestValidationError)

@@ -27,6 +27,8 @@ def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000, work
     settings.db = target
     base = f"http://{settings.host}:{settings.port}"
     log_level = os.environ.get("GIS_GRID_LOG_LEVEL", "info")
+    # SIGTERM: requests in flight get this long, then they are cancelled and the app shuts down
+    grace = max(1, int(settings.shutdown_grace_s))
     if workers > 1:
         # Worker processes are replicas: each loads its own atlas and follows the others' writes
         # through the store's atlas-version watch. A one-time sign-in nonce lives in one
@@ -34,13 +36,13 @@ def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000, work
         os.environ["GIS_GRID_DB"] = target
         print(f"gis_grid serving {target} with {workers} worker processes on {base}/map")
         uvicorn.run("api.app:create_app", factory=True, host=settings.host, port=settings.port,
-                    workers=workers, log_level=log_level)
+                    workers=workers, log_level=log_level, timeout_graceful_shutdown=grace)
         return 0
     from .app import create_app
     app = create_app(settings)
     print(f"gis_grid serving {target} (atlas v{app.state.holder.version}) on {base}/map")
     announce_sign_in(app, base)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, timeout_graceful_shutdown=grace)
     return 0
 
 

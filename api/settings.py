@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # browser origins (scheme://host[:port]) whose pages may call the API, e.g. a MapLibre or OpenLayers
     # page elsewhere reading tiles and items: GIS_GRID_CORS_ORIGINS='["https://map.example.cn"]'; "*" = any
     cors_origins: list[str] = []
+    # bounded work: a proposal past this many seconds is stopped (its worker killed) and answers 503
+    propose_budget_s: float = 120.0
+    # on SIGTERM, in-flight requests get this many seconds before the server exits anyway
+    shutdown_grace_s: float = 5.0
     # map viewer
     # "mbtiles": an offline package (a Tianditu or AMap export, or the one `gis-grid demo` renders);
     # without the file the viewer falls back to "none". tianditu / amap are online tile servers.

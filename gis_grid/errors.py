@@ -72,3 +72,15 @@ class PermissionDeniedError(GisGridError):
 
 class RateLimitedError(GisGridError):
     """Too many requests for this key; ``detail`` holds ``{"retry_after_s": N}``."""
+
+
+class BudgetExceededError(GisGridError):
+    """A long computation ran past its time budget and was stopped (its work really ended).
+
+    ``detail`` says what was tried; retry later, or with a smaller or easier request.
+    """
+
+
+class SolveStopped(BudgetExceededError):
+    """One solve of a long computation did not finish before its deadline (or its worker
+    process died); the worker is gone, and the caller may retry or give up."""

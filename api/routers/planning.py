@@ -186,13 +186,15 @@ class ProposeBody(BaseModel):
 
 @router.post("/plans/propose", status_code=201,
              summary="Propose balanced contiguous grids from whole buildings (PySAL spopt max-p); stored as a plan")
-def post_propose(body: ProposeBody, h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
+def post_propose(request: Request, body: ProposeBody, h: AtlasHolder = Depends(holder),
+                 who=Depends(planner_dep)) -> JSONResponse:
     from gis_grid.planning.rebalance import balance_range, propose
     scope = body.community or body.street
     if not scope:
         raise InvalidInputError('name the area: {"community": CODE} or {"street": CODE}')
     atlas = h.atlas
-    grids, report = propose(atlas, scope, body.min_households, body.max_households, seed=body.seed)
+    grids, report = propose(atlas, scope, body.min_households, body.max_households, seed=body.seed,
+                            budget_s=request.app.state.settings.propose_budget_s)
     plan, validation = create_plan(h.store, atlas, scope, grids, source="propose",
                                    note=f"rebalance to {body.min_households}-{body.max_households} households per grid")
     target = (body.min_households + body.max_households) / 2

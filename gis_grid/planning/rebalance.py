@@ -16,18 +16,25 @@ minus the footprints of other regions' buildings: no building is cut, so the
 proposal passes ``gis-grid check`` once applied. Regions never cross community
 boundaries. The result is an ordinary plan (GeoJSON), validated and stored like
 any other.
+
+Work is bounded: each max-p solve runs in a worker process (:mod:`.solver`) under the
+proposal's time budget. A solve that overruns its share (spopt 0.7 can loop for ever) is
+killed and tried again with the next seed; a second split of an oversized region that
+overruns is given up (the region stays whole and is reported above the maximum). Past the
+whole budget the proposal stops with :class:`~gis_grid.errors.BudgetExceededError`,
+naming what was tried.
 """
 from __future__ import annotations
 
 import json
-import warnings
+import time
 
 import numpy as np
 import pandas as pd
 import shapely
 
 from ..atlas import Atlas
-from ..errors import InvalidInputError
+from ..errors import BudgetExceededError, InvalidInputError
 from ..partition import make_contiguous
 from .impact import balance
 from .plan import resolve_scope
@@ -40,6 +47,13 @@ MAX_UNITS = 200
 #: many regions as the floor allows, so a floor at the minimum packs grids at the bottom of the
 #: range; near the middle they come out closer to the target with fewer grid teams
 FLOOR_SHARE = 0.75
+#: seconds a proposal may run (``GIS_GRID_PROPOSE_BUDGET_S`` in the service)
+DEFAULT_BUDGET_S = 120.0
+#: one max-p solve may take at most this share of the budget before it is retried with the
+#: next seed (a normal solve on <= MAX_UNITS units takes a few seconds)
+ATTEMPT_SHARE = 0.25
+#: the optional second split of an oversized region gets one try of this share of the budget
+SPLIT_SHARE = 0.1
 
 
 def _cells(community, points) -> list:
@@ -65,25 +79,54 @@ def _neighbours(cells) -> dict[int, list[int]]:
     return nb
 
 
-def _maxp(cells, households, neighbours, min_households: int, seed: int) -> np.ndarray:
-    import geopandas as gpd
-    from libpysal.weights import W
-    from spopt.region import MaxPHeuristic
+class _Solver:
+    """Max-p solves of one proposal in a killable worker, within its deadline."""
 
-    c = shapely.centroid(np.asarray(cells, dtype=object))
-    gdf = gpd.GeoDataFrame({"x": shapely.get_x(c), "y": shapely.get_y(c), "households": households},
-                           geometry=list(cells))
-    # scale the coordinates so the dissimilarity is isotropic-ish and well conditioned
-    gdf["x"] = (gdf["x"] - gdf["x"].mean()) * 1e3
-    gdf["y"] = (gdf["y"] - gdf["y"].mean()) * 1e3
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        w = W(neighbours, silence_warnings=True)
-        np.random.seed(seed)
-        model = MaxPHeuristic(gdf, w, ["x", "y"], "households", float(min_households), top_n=2,
-                              max_iterations_construction=3, max_iterations_sa=1)
-        model.solve()
-    return np.asarray(model.labels_)
+    def __init__(self, worker, budget_s: float):
+        self.worker = worker
+        self.budget_s = budget_s
+        self.deadline = time.monotonic() + budget_s
+        self.attempts: list[dict] = []
+        self.community: str | None = None
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def check(self) -> None:
+        if self.remaining() <= 0:
+            self.stop(f"the proposal ran past its budget of {self.budget_s:g} s and was stopped; "
+                      "try a smaller scope (one community), a wider household range, or another seed")
+
+    def stop(self, why: str):
+        raise BudgetExceededError(
+            why,
+            detail={"budget_s": self.budget_s, "community": self.community, "attempts": self.attempts})
+
+    def __call__(self, cells, households, neighbours, min_h: float, seed: int, *,
+                 optional: bool = False) -> np.ndarray | None:
+        """Labels; ``optional``: one short try, None if it is stopped."""
+        from .solver import SolveStopped
+
+        for s in range(seed, seed + 1000):
+            self.check()
+            if self.worker.stopped:
+                self.stop("the service is shutting down; the proposal was stopped")
+            started = time.monotonic()
+            share = SPLIT_SHARE if optional else ATTEMPT_SHARE
+            until = min(self.deadline, started + max(share * self.budget_s, 1.0))
+            try:
+                labels = self.worker.solve(until, cells, households, neighbours, min_h, s)
+            except SolveStopped as exc:
+                self.attempts.append({"community": self.community, "units": len(cells), "seed": s,
+                                      "seconds": round(time.monotonic() - started, 1),
+                                      "result": f"stopped: {exc}" + ("; region kept whole" if optional else "")})
+                if optional and not self.worker.stopped:
+                    return None
+                continue
+            self.attempts.append({"community": self.community, "units": len(cells), "seed": s,
+                                  "seconds": round(time.monotonic() - started, 1), "result": "ok"})
+            return labels
+        self.stop(f"no seed from {seed} to {seed + 999} gave a solution; try another household range")
 
 
 def _blocks(cells, households, nb: dict[int, list[int]], max_units: int, max_block_h: float) -> np.ndarray:
@@ -112,7 +155,7 @@ def _blocks(cells, households, nb: dict[int, list[int]], max_units: int, max_blo
     return block
 
 
-def _regions(cells, households, min_h: int, max_h: int, seed: int) -> np.ndarray:
+def _regions(cells, households, min_h: int, max_h: int, seed: int, solve) -> np.ndarray:
     """Labels (0..k-1) of a contiguous partition with each region >= min_h where possible."""
     n = len(cells)
     total = int(households.sum())
@@ -131,14 +174,14 @@ def _regions(cells, households, min_h: int, max_h: int, seed: int) -> np.ndarray
             for j in js:
                 if block[i] != block[j]:
                     bnb[int(block[i])].add(int(block[j]))
-        blabels = _regions_of_units(bcells, bh, {b: sorted(v) for b, v in bnb.items()}, min_h, max_h, seed)
+        blabels = _regions_of_units(bcells, bh, {b: sorted(v) for b, v in bnb.items()}, min_h, max_h, seed, solve)
         return blabels[block]
-    return _regions_of_units(cells, households, nb, min_h, max_h, seed)
+    return _regions_of_units(cells, households, nb, min_h, max_h, seed, solve)
 
 
-def _regions_of_units(cells, households, nb, min_h: int, max_h: int, seed: int) -> np.ndarray:
+def _regions_of_units(cells, households, nb, min_h: int, max_h: int, seed: int, solve) -> np.ndarray:
     n = len(cells)
-    labels = _maxp(cells, households, nb, min_h, seed)
+    labels = solve(cells, households, nb, min_h, seed)
     # max-p leaves units it could not place as 0 (islands); give them to a neighbouring region
     for _ in range(n):
         loose = np.flatnonzero(labels <= 0)
@@ -162,8 +205,8 @@ def _regions_of_units(cells, households, nb, min_h: int, max_h: int, seed: int) 
         sub_nb = _neighbours(sub)
         if any(not v for v in sub_nb.values()):
             continue
-        sl = _maxp(sub, households[idx], sub_nb, min_h, seed)
-        if (sl > 0).all() and len(set(sl)) > 1:
+        sl = solve(sub, households[idx], sub_nb, min_h, seed, optional=True)
+        if sl is not None and (sl > 0).all() and len(set(sl)) > 1:
             for k, lab in enumerate(pd.factorize(sl)[0]):
                 if lab > 0:
                     out[idx[k]] = nxt + lab - 1
@@ -185,19 +228,33 @@ def _fit(regions: list, community) -> list:
     return regions
 
 
-def propose(atlas: Atlas, scope_code: str, min_households: int, max_households: int, *, seed: int = 0) -> tuple[dict, dict]:
+def propose(atlas: Atlas, scope_code: str, min_households: int, max_households: int, *, seed: int = 0,
+            budget_s: float = DEFAULT_BUDGET_S) -> tuple[dict, dict]:
     """A balanced, contiguous redraw of the base grids of ``scope_code`` (community or street).
 
-    Returns ``(FeatureCollection, report)``; pass the collection to ``create_plan``.
+    Returns ``(FeatureCollection, report)``; pass the collection to ``create_plan``. Stops with
+    :class:`BudgetExceededError` after ``budget_s`` seconds, its worker process killed.
     """
     if not (0 < min_households <= max_households):
         raise InvalidInputError("need 0 < min_households <= max_households")
+    if not budget_s > 0:
+        raise InvalidInputError("the time budget must be positive")
+    from .solver import MaxPWorker
+
+    with MaxPWorker() as worker:
+        return _propose(atlas, scope_code, min_households, max_households, seed, _Solver(worker, budget_s))
+
+
+def _propose(atlas: Atlas, scope_code: str, min_households: int, max_households: int, seed: int,
+             solve: _Solver) -> tuple[dict, dict]:
     scope = resolve_scope(atlas, scope_code)
     floor = max(float(min_households), min(float(max_households), FLOOR_SHARE * (min_households + max_households) / 2))
     feats, summary = [], []
     b_geoms = atlas.buildings["geometry"].to_numpy()
     hh_per_b = np.diff(atlas._hh_by_building)
     for comm in scope.communities:
+        solve.check()
+        solve.community = comm
         community = atlas.division(comm)["geometry"]
         lo, hi = atlas.grid_positions(comm)
         rows = np.flatnonzero((atlas.building_grid >= lo) & (atlas.building_grid < hi))
@@ -208,7 +265,7 @@ def propose(atlas: Atlas, scope_code: str, min_households: int, max_households: 
         pts = shapely.get_coordinates(shapely.point_on_surface(b_geoms[rows]))
         cells = _cells(community, pts)
         households = hh_per_b[rows].astype(float)
-        labels = _regions(cells, households, floor, max_households, seed)
+        labels = _regions(cells, households, floor, max_households, seed, solve)
         foot = b_geoms[rows]
         regions = []
         for r in range(labels.max() + 1):
@@ -227,7 +284,8 @@ def propose(atlas: Atlas, scope_code: str, min_households: int, max_households: 
         {"type": "Feature", "properties": {"community": comm},
          "geometry": json.loads(shapely.to_geojson(g))} for g, (_, comm) in zip(geoms, feats)]}
     return collection, {"method": "spopt.region.MaxPHeuristic", "min_households": min_households,
-                        "max_households": max_households, "maxp_threshold": floor, "communities": summary}
+                        "max_households": max_households, "maxp_threshold": floor, "communities": summary,
+                        "budget_s": solve.budget_s, "attempts": solve.attempts}
 
 
 def balance_range(households, min_households: int, max_households: int) -> dict:

@@ -208,3 +208,17 @@ def test_exports(client):
     r = client.get(f"/plans/{pid}/export", params={"format": "geojson"})
     assert r.status_code == 200 and len(r.json()["features"]) == 2
     assert client.get(f"/plans/{pid}/export", params={"format": "shp"}).status_code == 400
+
+
+def test_propose_past_its_budget_is_a_503_that_says_what_was_tried(tmp_path):
+    from planning_common import make_crowded_store
+    make_crowded_store(tmp_path / "c.gpkg").close()
+    with planner_client(tmp_path / "c.gpkg") as c:
+        c.app.state.settings.propose_budget_s = 0.3  # less than the solver takes to start
+        r = c.post("/plans/propose", json={"community": WEST, "min_households": 30, "max_households": 60})
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"].isdigit()
+        body = r.json()
+        assert body["title"] == "BudgetExceededError" and "0.3 s" in body["detail"]
+        assert body["errors"]["attempts"][0]["community"] == WEST
+        assert c.get("/plans").json()["plans"] == []  # nothing half-made was stored

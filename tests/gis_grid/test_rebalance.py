@@ -79,3 +79,83 @@ def test_large_communities_are_regionalised_on_connected_blocks(crowded, monkeyp
     imp = impact_of(crowded, atlas, plan)
     h = [g["households"] for g in imp["grids"]]
     assert sum(h) == 240 and all(60 <= x <= 120 for x in h), h
+
+
+def _solver_children() -> list[int]:
+    """Live max-p worker processes started by this process."""
+    import os
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == os.getpid() and b"gis_grid.planning.solver" in cmd:
+            out.append(int(pid))
+    return out
+
+
+def test_proposal_past_its_budget_stops_and_says_what_was_tried(crowded):
+    import time
+
+    from gis_grid.errors import BudgetExceededError
+    atlas = Atlas.from_store(crowded)
+    started = time.monotonic()
+    with pytest.raises(BudgetExceededError) as err:
+        propose(atlas, WEST, 30, 60, budget_s=0.3)  # less than the worker takes to start
+    assert time.monotonic() - started < 5
+    tried = err.value.detail["attempts"]
+    assert tried and tried[0]["community"] == WEST and tried[0]["result"].startswith("stopped")
+    assert err.value.detail["budget_s"] == 0.3
+    assert _solver_children() == []  # the work really ended
+
+
+def test_a_solve_that_never_ends_is_killed(crowded):
+    """A worker stuck in a solve (stood in for here by one never answering) is killed at its
+    deadline, and stop_all() (server shutdown) ends a solve in flight at once."""
+    import threading
+    import time
+
+    from gis_grid.planning import solver
+    with solver.MaxPWorker() as w:
+        w._start(time.monotonic() + 60)
+        pid = w._proc.pid
+        w._proc.stdin.write(b"\x80")  # an unfinished pickle: the worker waits for ever
+        w._proc.stdin.flush()
+        started = time.monotonic()
+        with pytest.raises(solver.SolveStopped):
+            w._receive(time.monotonic() + 0.5)
+        assert 0.4 < time.monotonic() - started < 5 and pid not in _solver_children()
+        w._start(time.monotonic() + 60)
+        w._proc.stdin.write(b"\x80")
+        w._proc.stdin.flush()
+        threading.Timer(0.3, solver.stop_all).start()
+        with pytest.raises(solver.SolveStopped):
+            w._receive(time.monotonic() + 60)
+        assert w.stopped and time.monotonic() - started < 10 and _solver_children() == []
+
+
+def test_default_demo_proposal_answers_within_its_budget():
+    """The default demo's 370402004027 at 300-500 households sent spopt 0.7 into an endless
+    loop; it now answers (a proposal, or a stop naming what was tried) within the budget."""
+    import os
+    import time
+
+    from gis_grid.errors import BudgetExceededError
+    from gis_grid.store import open_store
+    demo = os.environ.get("GIS_GRID_TEST_DEMO")
+    if not demo:
+        pytest.skip("set GIS_GRID_TEST_DEMO to the default demo store")
+    with open_store(demo) as store:
+        atlas = Atlas.from_store(store)
+    started = time.monotonic()
+    try:
+        _, report = propose(atlas, "370402004027", 300, 500, budget_s=90)
+        assert report["communities"][0]["grids_after"] >= 2
+    except BudgetExceededError as exc:
+        assert exc.detail["attempts"]
+    assert time.monotonic() - started < 90 + 10
+    assert _solver_children() == []
