@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
     errors.install(app)
     from .security import AuthCache, OneTimeLogins, RateLimiter
     app.state.rate_limiter = RateLimiter()
-    app.state.auth_cache = AuthCache()
+    app.state.auth_cache = AuthCache(grace_s=settings.auth_grace_s)
     app.state.one_time_logins = OneTimeLogins()
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -9,6 +10,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis_grid import errors as e
+
+log = logging.getLogger("gis_grid.api")
+#: seconds a client should wait after a 503 from an unreachable store
+STORE_RETRY_AFTER_S = 5
 
 # most specific first
 STATUS = [
@@ -104,6 +109,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(e.GisGridError)
     async def _library(request: Request, exc: e.GisGridError):
+        if isinstance(exc, e.StoreError):
+            # the message names the database or file and the driver's words: the log gets it,
+            # the caller (maybe holding a made-up key) gets no internals
+            log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc.message)
+            resp = problem(503, "Service Unavailable",
+                           "the data store is unavailable or overloaded; retry after the Retry-After seconds")
+            resp.headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
+            return resp
         extra = {"errors": exc.detail} if exc.detail is not None else {}
         resp = problem(status_of(exc), type(exc).__name__, exc.message, **extra)
         if isinstance(exc, e.AuthenticationError):

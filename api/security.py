@@ -14,7 +14,7 @@ import uuid
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from gis_grid.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from gis_grid.errors import AuthenticationError, PermissionDeniedError, RateLimitedError, StoreError
 from gis_grid.security import audit, keys
 from gis_grid.security.roles import Principal
 from gis_grid.security.roles import check_visible as check_scope  # noqa: F401 - the routers import it from here
@@ -82,25 +82,47 @@ def _token(request: Request) -> tuple[str | None, bool]:
 
 
 AUTH_CACHE_S = 5.0  # a revoked key stops working within this many seconds
+AUTH_GRACE_S = 300.0  # while the store is unreachable, keys verified this recently still work
+STORE_RETRY_S = 2.0  # after the store failed a key check, stale keys skip it this long
 
 
 class AuthCache:
-    """Recently verified tokens, keyed by their digest, so hot paths skip the store."""
+    """Recently verified tokens, keyed by their digest, so hot paths skip the store.
 
-    def __init__(self, ttl_s: float = AUTH_CACHE_S, size: int = 10_000):
-        self.ttl_s, self.size = ttl_s, size
-        self._entries: dict[str, tuple[Principal, float]] = {}
+    A key verified within ``ttl_s`` is used as is. Past that it is checked again; if the
+    store cannot answer, a key verified within ``grace_s`` keeps working, so routes served
+    from the in-memory atlas ride out a database outage (routes that need the database
+    answer 503 on their own). A revocation made during the outage takes effect once the
+    store answers again.
+    """
+
+    def __init__(self, ttl_s: float = AUTH_CACHE_S, size: int = 10_000, grace_s: float = AUTH_GRACE_S):
+        self.ttl_s, self.size, self.grace_s = ttl_s, size, grace_s
+        self._entries: dict[str, tuple[Principal, float]] = {}  # digest -> (principal, verified at)
         self._lock = threading.Lock()
+        self._store_down_until = 0.0
 
     def get(self, digest: str) -> Principal | None:
         hit = self._entries.get(digest)
-        return hit[0] if hit and hit[1] > time.monotonic() else None
+        return hit[0] if hit and hit[1] + self.ttl_s > time.monotonic() else None
+
+    def stale(self, digest: str) -> Principal | None:
+        """A key verified within the grace period (for when the store cannot be asked)."""
+        hit = self._entries.get(digest)
+        return hit[0] if hit and hit[1] + self.grace_s > time.monotonic() else None
+
+    def store_down(self) -> bool:
+        return time.monotonic() < self._store_down_until
+
+    def mark_store_down(self) -> None:
+        # without this, every request of an outage would wait out a connect timeout
+        self._store_down_until = time.monotonic() + STORE_RETRY_S
 
     def put(self, digest: str, principal: Principal) -> None:
         with self._lock:
             if len(self._entries) >= self.size:
                 self._entries.clear()  # crude but bounded; entries are cheap to rebuild
-            self._entries[digest] = (principal, time.monotonic() + self.ttl_s)
+            self._entries[digest] = (principal, time.monotonic())
 
 
 async def principal_dep(request: Request) -> Principal:
@@ -112,9 +134,18 @@ async def principal_dep(request: Request) -> Principal:
     cache = request.app.state.auth_cache
     digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
     principal = cache.get(digest) if token else None
+    if principal is None and token and cache.store_down():
+        principal = cache.stale(digest)
     if principal is None:
-        principal = await run_in_threadpool(keys.authenticate, request.app.state.holder.store, token)
-        cache.put(digest, principal)
+        try:
+            principal = await run_in_threadpool(keys.authenticate, request.app.state.holder.store, token)
+        except StoreError:
+            principal = cache.stale(digest) if token else None
+            cache.mark_store_down()
+            if principal is None:
+                raise
+        else:
+            cache.put(digest, principal)
     if from_cookie and request.method not in _SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         expected = request.cookies.get(CSRF_COOKIE, "")

@@ -14,7 +14,7 @@ from gis_grid import stats
 from gis_grid.atlas import Atlas
 from gis_grid.atlas.holder import AtlasHolder
 from gis_grid.atlas.memo import ResponseCache
-from gis_grid.errors import NotFoundError
+from gis_grid.errors import NotFoundError, StoreError
 from gis_grid.hierarchy import Level, level_of, parent_code
 from gis_grid.masking import mask_names, mask_phones
 from gis_grid.security.roles import PersonalData, Principal
@@ -115,7 +115,13 @@ def _card(code: str, level: Level, geometry: bool, atlas: Atlas, h: AtlasHolder,
     if who.permission.min_cell and who.permission.vulnerability is not PersonalData.NONE:
         out["suppressed_below"] = who.permission.min_cell
     if level is Level.GRID:
-        w = h.store.workers(grid_codes=[code])
+        try:
+            w = h.store.workers(grid_codes=[code])
+        except StoreError:  # the rest comes from the atlas: answer it through a store outage
+            w = None
+    if level is Level.GRID and w is None:
+        out["workers"] = None
+    elif level is Level.GRID:
         w = w.sort_values(["role", "id"], kind="stable") if len(w) else w
         out["workers"] = [{"id": i, "role": r, "name": n, "phone": p} for i, r, n, p in
                           zip(w["id"], w["role"], mask_names(w["name"].to_numpy(dtype=object)),

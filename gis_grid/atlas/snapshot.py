@@ -65,8 +65,10 @@ class Atlas:
         """Read a snapshot; ``version`` overrides the store's (an as-of atlas names the version then in force)."""
         divisions = store.divisions(at=at)
         if divisions.empty:
-            raise NotFoundError(f"the store {store.url} holds no grids"
-                                + (f" valid at {at.isoformat()}" if at else ""))
+            if at is not None:  # an answer to a caller: say what to fix, not where the store lives
+                raise NotFoundError(f"no grids were in force at {at.isoformat()}: that is before the "
+                                    "store's history starts; ask for a later date")
+            raise NotFoundError(f"the store {store.url} holds no grids; import or generate some first")
         return cls(version=store.atlas_version() if version is None else version, at=at, divisions=divisions,
                    buildings=store.buildings(), households=store.households(),
                    cache_dir=store.cache_dir())
