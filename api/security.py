@@ -174,12 +174,19 @@ def request_id(request: Request) -> str:
     return rid[:64] if rid else uuid.uuid4().hex
 
 
+def audit_record(request: Request, principal: Principal | None, action: str, resource: str, *,
+                 fields=(), masked: bool | None = None, purpose: str | None = None, result: str = "ok") -> dict:
+    """The audit record of this request, not yet written."""
+    return audit.new_record(key_id=principal.key_id if principal else None,
+                            role=principal.role if principal else None,
+                            scope=principal.scope if principal else None, action=action, resource=resource,
+                            fields=fields, masked=masked, purpose=purpose, request_id=request_id(request),
+                            result=result)
+
+
 async def record(request: Request, principal: Principal | None, action: str, resource: str, *,
                  fields=(), masked: bool | None = None, purpose: str | None = None, result: str = "ok") -> None:
     """Append one audit record for this request (in a worker thread: it writes the store)."""
-    rec = audit.new_record(key_id=principal.key_id if principal else None,
-                           role=principal.role if principal else None,
-                           scope=principal.scope if principal else None, action=action, resource=resource,
-                           fields=fields, masked=masked, purpose=purpose, request_id=request_id(request),
-                           result=result)
+    rec = audit_record(request, principal, action, resource, fields=fields, masked=masked, purpose=purpose,
+                       result=result)
     await run_in_threadpool(request.app.state.holder.store.append_audit, rec)

@@ -201,7 +201,7 @@ def cmd_keys(args) -> int:
 def cmd_audit(args) -> int:
     from .security.audit import verify_store
     with open_store(args.db) as store:
-        ok, seq, message = verify_store(store)
+        ok, seq, message = verify_store(store, unkeyed_until=args.unkeyed_until)
     print(("OK: " if ok else f"BROKEN at record {seq}: ") + message)
     return 0 if ok else 1
 
@@ -307,8 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="the audit log")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
-    k = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if it is broken")
+    k = audit_sub.add_parser("verify", help="check the hash chain (keyed by GIS_GRID_AUDIT_KEY_FILE or "
+                                            "GIS_GRID_AUDIT_KEY); exit 1 if it is broken")
     _db(k)
+    k.add_argument("--unkeyed-until", type=int, default=0, metavar="SEQ",
+                   help="accept unkeyed records up to this seq (written before the audit key was set)")
     p.set_defaults(func=cmd_audit)
 
     sub.add_parser("map", help="incident heatmap / response choropleth / warnings page: "

@@ -21,7 +21,7 @@ from gis_grid.planning.plan import check_vertex_limit
 from gis_grid.planning.workflow import apply_plan, create_plan, impact_of, parse_if_match, plan_from_record
 
 from ..deps import holder
-from ..security import check_scope, record, require
+from ..security import audit_record, check_scope, record, require
 
 router = APIRouter(tags=["planning"])
 
@@ -138,19 +138,19 @@ async def post_apply(request: Request, plan_id: int = Path(...),
                      if_match: str | None = Header(None, alias="If-Match"),
                      h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
     from starlette.concurrency import run_in_threadpool
+    # the success record commits in the apply's own transaction: no apply without its record
+    rec = audit_record(request, who, "apply_plan", f"plan:{plan_id}")
     try:
-        out = await run_in_threadpool(_apply, h, plan_id, if_match)
+        out = await run_in_threadpool(_apply, h, plan_id, if_match, rec)
     except Exception as exc:
         await record(request, who, "apply_plan", f"plan:{plan_id}", result=f"refused: {type(exc).__name__}")
         raise
-    await record(request, who, "apply_plan", f"plan:{plan_id}",
-                 result=f"ok: version {out['from_version']} -> {out['atlas_version']}")
     return JSONResponse(out, headers={"ETag": _etag(out["atlas_version"])})
 
 
-def _apply(h: AtlasHolder, plan_id: int, if_match: str | None) -> dict:
+def _apply(h: AtlasHolder, plan_id: int, if_match: str | None, rec: dict) -> dict:
     atlas, plan = _plan(h, plan_id)
-    out = apply_plan(h.store, atlas, plan, parse_if_match(if_match))
+    out = apply_plan(h.store, atlas, plan, parse_if_match(if_match), audit=rec)
     h.reload_boundaries()  # readers switch to the new snapshot in one assignment
     out["serving_version"] = h.version
     return out

@@ -87,8 +87,9 @@ def parse_if_match(value: str | None) -> int | None:
                                 detail={"if_match": value}) from None
 
 
-def apply_plan(store, atlas: Atlas, plan: Plan, if_match: int | None) -> dict:
-    """Commit a plan atomically. ``if_match`` must be the plan's base version and the store's current one."""
+def apply_plan(store, atlas: Atlas, plan: Plan, if_match: int | None, *, audit: dict | None = None) -> dict:
+    """Commit a plan atomically. ``if_match`` must be the plan's base version and the store's current one.
+    ``audit``: the record of the apply, committed in the same transaction."""
     if if_match is None:
         raise PreconditionRequiredError(
             f"applying a plan requires If-Match with the atlas version it was drawn on ({plan.base_version})",
@@ -104,7 +105,7 @@ def apply_plan(store, atlas: Atlas, plan: Plan, if_match: int | None) -> dict:
                                 detail={"current_version": current, "base_version": plan.base_version})
     report = check_plan(atlas, plan)
     cs = build_changeset(atlas, plan, report.parents, store.grid_codes_ever(plan.scope.code))
-    new_version = store.apply_changeset(cs, expected_version=plan.base_version)
+    new_version = store.apply_changeset(cs, expected_version=plan.base_version, audit=audit)
     return {"plan_id": plan.id, "from_version": plan.base_version, "atlas_version": new_version,
             "applied_at": cs.valid_from, **{k: v for k, v in cs.audit.items() if k not in ("plan_id",)}}
 

@@ -112,9 +112,11 @@ class Store(abc.ABC):
         """Every base-grid code ever issued under ``prefix`` (current, historical, retired)."""
 
     @abc.abstractmethod
-    def apply_changeset(self, changeset, expected_version: int) -> int:
+    def apply_changeset(self, changeset, expected_version: int, audit: dict | None = None) -> int:
         """Write a planning ChangeSet atomically if the atlas version is ``expected_version``
-        (else PreconditionError, nothing written); returns the new atlas version."""
+        (else PreconditionError, nothing written); returns the new atlas version. ``audit``: a
+        record (:func:`~gis_grid.security.audit.new_record`) appended in the same transaction,
+        its ``result`` set to the versions."""
 
     @abc.abstractmethod
     def grid_changes(self, code: str | None = None) -> list[dict]:

@@ -112,7 +112,8 @@ def test_concurrent_appends_keep_one_chain(tmp_path):
         t.join()
     records = stores[0].audit_records()
     assert [r["seq"] for r in records] == list(range(1, 101))
-    assert audit.verify_store(stores[0]) == (True, None, "100 records, chain intact")
+    ok, _, message = audit.verify_store(stores[0])
+    assert ok and message.startswith("100 records, chain intact"), message
 
 
 def test_cli_keys_and_audit_verify(store, tmp_path, capsys):
@@ -131,3 +132,95 @@ def test_cli_keys_and_audit_verify(store, tmp_path, capsys):
     assert [r["action"] for r in store.audit_records()] == ["key.create", "key.create"]
     raw_sql(db, "UPDATE audit_log SET action = 'nothing'")
     assert cli(["audit", "verify", "--db", db]) == 1
+
+
+# -- a keyed chain (issue 13, point 6) ------------------------------------------------------
+AUDIT_KEY = "k" * 32
+
+
+def _rewrite(db, victim: int, key: bytes | None) -> None:
+    """What someone with write access to the store does: edit a record, recompute every hash
+    after it (under ``key``, or plain SHA-256) and move the head."""
+    from gis_grid.store import open_store
+    with open_store(db) as s:
+        records = s.audit_records()
+    prev = records[victim - 2]["hash"] if victim > 1 else audit.GENESIS
+    for r in records[victim - 1:]:
+        if r["seq"] == victim:
+            r["action"] = "nothing to see"
+        r["prev_hash"] = prev
+        r["hash"] = prev = audit.chain_hash(prev, r, key)
+        raw_sql(db, "UPDATE audit_log SET action = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (r["action"], r["prev_hash"], r["hash"], r["seq"]))
+    raw_sql(db, "UPDATE meta SET value = ? WHERE key = 'audit_head'", (f"{records[-1]['seq']}:{prev}",))
+
+
+@pytest.mark.parametrize("forger_key", [None, b"not the audit key at all"])
+def test_a_rewrite_with_recomputed_hashes_fails_verify_under_the_key(store, tmp_path, monkeypatch, capsys,
+                                                                     forger_key):
+    db = location(tmp_path / "toy.gpkg")
+    monkeypatch.setenv(audit.KEY_ENV, AUDIT_KEY)
+    _fill(store, 5)
+    assert all(r["hash"].startswith("hmac:") for r in store.audit_records())
+    assert audit.verify_store(store) == (True, None, "5 records, chain intact, keyed")
+    _rewrite(db, 3, forger_key)
+    ok, seq, message = audit.verify_store(store)
+    assert not ok and seq == 3, message
+    assert cli(["audit", "verify", "--db", db]) == 1
+    assert "BROKEN at record 3" in capsys.readouterr().out
+
+
+def test_without_the_key_such_a_rewrite_passes_and_verify_says_the_chain_is_unkeyed(store, tmp_path):
+    db = location(tmp_path / "toy.gpkg")
+    _fill(store, 5)
+    _rewrite(db, 3, None)
+    ok, _, message = audit.verify_store(store)
+    assert ok and "unkeyed" in message  # the weakness the key closes, stated by verify itself
+
+
+def test_keyed_records_need_the_key_and_old_unkeyed_ones_need_saying_so(store, tmp_path, monkeypatch, capsys):
+    db = location(tmp_path / "toy.gpkg")
+    _fill(store, 2)  # before the key was introduced
+    key_file = tmp_path / "audit.key"
+    key_file.write_text(AUDIT_KEY)
+    monkeypatch.setenv(audit.KEY_FILE_ENV, str(key_file))
+    _fill(store, 2)
+    ok, seq, _ = audit.verify_store(store)
+    assert not ok and seq == 1
+    assert cli(["audit", "verify", "--db", db, "--unkeyed-until", "2"]) == 0
+    assert "2 from before the key" in capsys.readouterr().out
+    monkeypatch.delenv(audit.KEY_FILE_ENV)
+    ok, seq, message = audit.verify_store(store)
+    assert not ok and seq == 3 and audit.KEY_FILE_ENV in message
+
+
+def test_a_plan_apply_commits_its_audit_record_in_its_own_transaction(tmp_path, monkeypatch):
+    from common import X0, Y0, Y1, XM
+    import json
+    import shapely
+    from gis_grid.atlas import Atlas
+    from gis_grid.planning.workflow import apply_plan, create_plan
+    west, g1, g2 = "370402001001", "370402001001001", "370402001001002"
+    store = make_toy_store(location(tmp_path / "apply.gpkg"))
+    atlas = Atlas.from_store(store)
+    moved = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": json.loads(shapely.to_geojson(g))}
+        for g in (shapely.box(X0, 34.804, XM, Y1), shapely.box(X0, Y0, XM, 34.804))]}
+    plan, _ = create_plan(store, atlas, west, moved)
+    rec = audit.new_record(key_id="k1", role="planner", scope="370402", action="apply_plan",
+                           resource=f"plan:{plan.id}")
+
+    def broken(*a, **k):
+        raise RuntimeError("the audit write failed")
+
+    # the record cannot be written: the apply is rolled back with it
+    monkeypatch.setattr(audit, "chain_hash", broken)
+    with pytest.raises(RuntimeError):
+        apply_plan(store, atlas, plan, plan.base_version, audit=rec)
+    assert store.atlas_version() == 1 and store.grid_changes() == [] and store.audit_records() == []
+    monkeypatch.undo()
+    out = apply_plan(store, atlas, plan, plan.base_version, audit=rec)
+    [written] = store.audit_records()
+    assert out["atlas_version"] == 2 and written["resource"] == f"plan:{plan.id}"
+    assert written["result"] == "ok: version 1 -> 2" and audit.verify_store(store)[0]
+    store.close()

@@ -121,7 +121,7 @@ def grid_changes(store, code: str | None = None) -> list[dict]:
     return out
 
 
-def apply_changeset(store, cs, expected_version: int) -> int:
+def apply_changeset(store, cs, expected_version: int, audit: dict | None = None) -> int:
     """Write a :class:`~gis_grid.planning.changeset.ChangeSet` in one transaction; returns the new version.
 
     Raises :class:`PreconditionError` (nothing written) when the store's atlas version is
@@ -165,6 +165,9 @@ def apply_changeset(store, cs, expected_version: int) -> int:
         gpkg.update_extent(c, "divisions")
         c.execute("INSERT OR REPLACE INTO meta VALUES ('atlas_version', ?)", (str(new_version),))
         c.execute("INSERT OR REPLACE INTO meta VALUES ('updated_at', ?)", (stamp,))
+        if audit is not None:  # committed with the change, or not at all
+            from .security import append_audit_in
+            append_audit_in(c, {**audit, "result": f"ok: version {current} -> {new_version}"})
         c.execute("COMMIT")
         return new_version
     except BaseException:

@@ -8,7 +8,7 @@ fork it; the head is also kept in ``meta`` so deleting the newest records shows.
 from __future__ import annotations
 
 from ...errors import NotFoundError
-from ...security.audit import FIELDS, GENESIS, chain_hash
+from ...security.audit import FIELDS, GENESIS, seal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -67,18 +67,20 @@ def revoke_key(store, key_id: str, when: str) -> None:
     _write(store, go)
 
 
+def append_audit_in(c, record: dict) -> dict:
+    """Append inside the caller's write transaction (so a change and its record commit together)."""
+    _ensure(c)
+    head = c.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    full = seal(record, *((head[0] + 1, head[1]) if head else (1, GENESIS)))
+    cols = (*FIELDS, "prev_hash", "hash")
+    c.execute(f"INSERT INTO audit_log ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+              [full.get(k) for k in cols])
+    c.execute("INSERT OR REPLACE INTO meta VALUES ('audit_head', ?)", (f"{full['seq']}:{full['hash']}",))
+    return full
+
+
 def append_audit(store, record: dict) -> dict:
-    def go(c):
-        head = c.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        full = {**record, "seq": seq, "prev_hash": prev}
-        full["hash"] = chain_hash(prev, full)
-        cols = (*FIELDS, "prev_hash", "hash")
-        c.execute(f"INSERT INTO audit_log ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                  [full.get(k) for k in cols])
-        c.execute("INSERT OR REPLACE INTO meta VALUES ('audit_head', ?)", (f"{seq}:{full['hash']}",))
-        return full
-    return _write(store, go)
+    return _write(store, lambda c: append_audit_in(c, record))
 
 
 def audit_records(store) -> list[dict]:

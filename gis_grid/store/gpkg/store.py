@@ -227,8 +227,8 @@ class GeoPackageStore(Store):
     def grid_codes_ever(self, prefix: str) -> list[str]:
         return plans.grid_codes_ever(self, prefix)
 
-    def apply_changeset(self, changeset, expected_version: int) -> int:
-        return plans.apply_changeset(self, changeset, expected_version)
+    def apply_changeset(self, changeset, expected_version: int, audit: dict | None = None) -> int:
+        return plans.apply_changeset(self, changeset, expected_version, audit)
 
     def grid_changes(self, code: str | None = None) -> list[dict]:
         return plans.grid_changes(self, code)

@@ -64,7 +64,7 @@ def grid_changes(store, code: str | None = None) -> list[dict]:
     return [d for d in out if code is None or code in json.dumps(d["summary"])]
 
 
-def apply_changeset(store, cs, expected_version: int) -> int:
+def apply_changeset(store, cs, expected_version: int, audit: dict | None = None) -> int:
     stamp = cs.valid_from
     plan_id = None if cs.plan_id is None else int(cs.plan_id)
     moves = cs.building_moves
@@ -104,5 +104,8 @@ def apply_changeset(store, cs, expected_version: int) -> int:
                         (stamp, new_version, plan_id))
         store.set_meta(cur, {"updated_at": stamp})
         store.publish_atlas_version(cur, new_version)
+        if audit is not None:  # committed with the change, or not at all
+            from .security import append_audit_in
+            append_audit_in(store, cur, {**audit, "result": f"ok: version {current} -> {new_version}"})
     return new_version
 

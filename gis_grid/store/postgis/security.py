@@ -9,7 +9,7 @@ only SELECT and INSERT the log (no UPDATE, no DELETE); the head is also kept in
 from __future__ import annotations
 
 from ...errors import NotFoundError
-from ...security.audit import FIELDS, GENESIS, chain_hash
+from ...security.audit import FIELDS, GENESIS, seal
 
 _KEY_COLUMNS = ("id", "role", "scope", "digest", "created", "expires", "revoked", "note")
 _AUDIT_COLUMNS = (*FIELDS, "prev_hash", "hash")
@@ -44,18 +44,22 @@ def revoke_key(store, key_id: str, when: str) -> None:
             raise NotFoundError(f"no API key {key_id!r}")
 
 
+def append_audit_in(store, cur, record: dict) -> dict:
+    """Append inside the caller's transaction (so a change and its record commit together)."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_AUDIT_LOCK,))
+    head = cur.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    masked = record.get("masked")  # a boolean column: 0/1 would not adapt, and would hash differently
+    full = seal({**record, "masked": None if masked is None else bool(masked)},
+                *((head[0] + 1, head[1]) if head else (1, GENESIS)))
+    cur.execute(f"INSERT INTO audit_log ({', '.join(_AUDIT_COLUMNS)}) "
+                f"VALUES ({', '.join(['%s'] * len(_AUDIT_COLUMNS))})", [full.get(k) for k in _AUDIT_COLUMNS])
+    store.set_meta(cur, {"audit_head": f"{full['seq']}:{full['hash']}"})
+    return full
+
+
 def append_audit(store, record: dict) -> dict:
     with store.transaction() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_AUDIT_LOCK,))
-        head = cur.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        masked = record.get("masked")  # a boolean column: 0/1 would not adapt, and would hash differently
-        full = {**record, "masked": None if masked is None else bool(masked), "seq": seq, "prev_hash": prev}
-        full["hash"] = chain_hash(prev, full)
-        cur.execute(f"INSERT INTO audit_log ({', '.join(_AUDIT_COLUMNS)}) "
-                    f"VALUES ({', '.join(['%s'] * len(_AUDIT_COLUMNS))})", [full.get(k) for k in _AUDIT_COLUMNS])
-        store.set_meta(cur, {"audit_head": f"{seq}:{full['hash']}"})
-        return full
+        return append_audit_in(store, cur, record)
 
 
 def audit_records(store) -> list[dict]:
