@@ -50,7 +50,11 @@ class AtlasHolder:
         def on_version(version: int) -> None:
             holder = ref()
             if holder is not None and version > holder.version:
-                holder.reload_to(version)
+                # a notification is only a hint (anyone who may connect can NOTIFY): reload
+                # only to a version the store really holds
+                stored = holder.store.atlas_version()
+                if stored > holder.version:
+                    holder.reload_to(stored)
 
         weakref.finalize(self, self.store.watch_atlas_version(on_version))
 

@@ -372,6 +372,28 @@ def test_an_api_replica_reloads_its_boundaries(pg):
         replica.store.close()
 
 
+def test_a_forged_notify_is_only_a_hint(pg):
+    """Anyone who can connect may NOTIFY; a replica re-reads the stored version and ignores a
+    notification that does not change it (no reload, no ~3 CPU-seconds each)."""
+    from gis_grid.atlas.holder import AtlasHolder
+    replica = AtlasHolder(open_store(pg.url))
+    reloads = []
+    replica.reload_to = lambda v: reloads.append(v)
+    try:
+        with psycopg.connect(app_url(pg), autocommit=True) as conn:
+            for _ in range(5):
+                conn.execute("NOTIFY gis_grid_atlas, '999999'")
+        time.sleep(1.5)
+        assert reloads == [] and replica.version == 1
+        pg.apply_changeset(_noop_changeset(), expected_version=1)  # a real change still gets through
+        deadline = time.monotonic() + 1.5
+        while not reloads and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert reloads == [2]
+    finally:
+        replica.store.close()
+
+
 # -- row-level security ---------------------------------------------------------------------------
 def _count(conn, scope, table, where="") -> int:
     """One transaction as a grid worker's session runs it: the scope set for that transaction only."""
