@@ -183,8 +183,6 @@ def cmd_keys(args) -> int:
         if args.keys_command == "create":
             keys.check_scope_exists(store, args.role, args.scope)
             record, token = keys.create_key(store, args.role, args.scope, days=args.days, note=args.note)
-            store.append_audit(audit.new_record(key_id=None, role="cli", scope=None, action="key.create",
-                                                resource=f"key/{record['id']}", fields=("role", "scope")))
             print(json.dumps(record, ensure_ascii=False))
             print(token)  # last line: the only time the secret is shown
         elif args.keys_command == "list":

@@ -12,6 +12,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 from ..errors import AuthenticationError, InvalidInputError, NotFoundError
+from . import audit
 from .roles import Principal, check_scope
 
 __all__ = ["AuthenticationError", "authenticate", "create_key"]
@@ -37,8 +38,10 @@ def check_scope_exists(store, role: str, scope: str) -> str:
     return scope
 
 
-def create_key(store, role: str, scope: str, *, days: int = 90, note: str = "") -> tuple[dict, str]:
-    """Make and store a key; returns (record without the secret, the token to hand out once)."""
+def create_key(store, role: str, scope: str, *, days: int = 90, note: str = "",
+               actor: str = "cli") -> tuple[dict, str]:
+    """Make and store a key with its ``key.create`` audit record (``actor`` is the audit
+    record's role); returns (record without the secret, the token to hand out once)."""
     check_scope(role, scope)
     if days <= 0:
         raise InvalidInputError(f"a key needs a positive lifetime in days, not {days}: pass --days 1 or more")
@@ -48,7 +51,9 @@ def create_key(store, role: str, scope: str, *, days: int = 90, note: str = "") 
     record = {"id": key_id, "role": role, "scope": scope, "digest": _digest(secret),
               "created": now.isoformat(), "expires": (now + timedelta(days=days)).isoformat(),
               "revoked": None, "note": note}
-    store.insert_key(record)
+    store.insert_key(record, audit.new_record(key_id=None, role=actor, scope=None, action="key.create",
+                                              resource=f"key/{key_id}", fields=("role", "scope"),
+                                              result=f"ok: {role} {scope}, {days} days"))
     public = {k: v for k, v in record.items() if k != "digest"}
     return public, f"{PREFIX}_{key_id}_{secret}"
 

@@ -149,7 +149,9 @@ class Store(abc.ABC):
 
     # -- API keys and the audit log (gis_grid.security) ----------------------------------
     @abc.abstractmethod
-    def insert_key(self, record: dict) -> None: ...
+    def insert_key(self, record: dict, audit: dict) -> None:
+        """Store a new key and append its ``key.create`` audit record, in one transaction
+        (PostGIS refuses a key without its record: migration 0004)."""
 
     @abc.abstractmethod
     def key(self, key_id: str) -> dict:

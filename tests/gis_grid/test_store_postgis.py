@@ -315,11 +315,128 @@ def test_audit_chain_stays_linear_across_two_instances(pg):
     other.close()
 
 
-def test_the_app_role_cannot_rewrite_the_audit_log(pg):
-    pg.append_audit(audit.new_record(key_id=None, role="cli", scope=None, action="x", resource="y"))
-    with psycopg.connect(app_url(pg)) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("DELETE FROM audit_log")
+# -- least privilege: the app role's raw SQL (migration 0004) -----------------------------------
+def _refused(conn, stmt, params=None, error=psycopg.errors.InsufficientPrivilege, scope="*"):
+    with pytest.raises(error):
+        with conn.transaction():
+            conn.execute("SELECT set_config('gis_grid.scope', %s, true)", (scope,))
+            conn.execute(stmt, params)
+
+
+def _apply_west_split(pg):
+    from gis_grid.planning.workflow import apply_plan, create_plan
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(g)}
+        for g in (shapely.box(X0, 34.804, XM, Y1), shapely.box(X0, Y0, XM, 34.804))]}
+    atlas = Atlas.from_store(pg)
+    plan, _ = create_plan(pg, atlas, "370402001001", fc)
+    return apply_plan(pg, atlas, plan, 1, audit=audit.new_record(key_id=None, role="cli", scope=None,
+                                                                 action="plan.apply", resource=f"plan/{plan.id}"))
+
+
+def test_the_app_role_cannot_mint_or_widen_keys(pg):
+    from gis_grid.security import keys
+    record, token = keys.create_key(pg, "grid_worker", G1, days=1)   # the app's own path works
+    assert keys.authenticate(pg, token).role == "grid_worker"
+    assert pg.audit_records()[-1]["action"] == "key.create"          # and is audited with it
+    digest = hashlib.sha256(b"secret").hexdigest()
+    now = datetime.now(timezone.utc)
+    forged = ("k1", "admin", "370402", digest, now.isoformat(), (now + timedelta(days=1)).isoformat(), "x")
+    with psycopg.connect(app_url(pg), autocommit=True) as conn:
+        _refused(conn, "INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, NULL, %s)", forged)
+        _refused(conn, "UPDATE api_keys SET role = 'admin', scope = '370402' WHERE id = %s", (record["id"],))
+        _refused(conn, "UPDATE api_keys SET expires = '2100-01-01' WHERE id = %s", (record["id"],))
+        _refused(conn, "DELETE FROM api_keys")
+        # the issuing function wants the key's audit record in the same transaction
+        _refused(conn, "SELECT gis_grid_issue_key(%s, %s, %s, %s, %s, %s, %s)", forged)
+        # revoking is the one change a key gets, and only once
+        with conn.transaction():
+            assert conn.execute("SELECT gis_grid_revoke_key(%s, 'then')", (record["id"],)).fetchone() == (True,)
+            assert conn.execute("SELECT gis_grid_revoke_key(%s, 'later')", (record["id"],)).fetchone() == (True,)
+            assert conn.execute("SELECT gis_grid_revoke_key('nope', 'x')").fetchone() == (False,)
+    assert pg.key(record["id"])["revoked"] == "then"
+    assert {k["id"] for k in pg.keys()} == {record["id"]}
+
+
+def test_the_app_role_cannot_forge_or_rewrite_the_audit_log(pg, monkeypatch):
+    monkeypatch.setenv(audit.KEY_ENV, "k" * 32)
+    first = pg.append_audit(audit.new_record(key_id=None, role="cli", scope=None, action="x", resource="y"))
+    fields = [first.get(k) for k in (*audit.FIELDS, "prev_hash", "hash")]
+    with psycopg.connect(app_url(pg), autocommit=True) as conn:
+        _refused(conn, "DELETE FROM audit_log")
+        _refused(conn, "UPDATE audit_log SET result = 'denied'")
+        _refused(conn, f"INSERT INTO audit_log VALUES ({', '.join(['%s'] * 14)})", [2, *fields[1:]])
+        _refused(conn, "UPDATE meta SET value = '0:x' WHERE key = 'audit_head'")
+        _refused(conn, "DELETE FROM meta WHERE key = 'audit_head'")
+        link = f"SELECT gis_grid_append_audit({', '.join(['%s'] * 14)})"
+        # not at the head: a replayed seq, or a record claiming another predecessor
+        _refused(conn, link, fields, error=psycopg.errors.IntegrityConstraintViolation)
+        _refused(conn, link, [2, *fields[1:-2], "0" * 64, fields[-1]],
+                 error=psycopg.errors.IntegrityConstraintViolation)
+        # at the head, but without the audit key the HMAC cannot be right: verify names it
+        with conn.transaction():
+            conn.execute(link, [2, *fields[1:-2], first["hash"], "hmac:" + "0" * 64])
+    assert pg.audit_head() == f"2:hmac:{'0' * 64}"
+    assert audit.verify_store(pg) == (False, 2, "record 2 was altered")
+
+
+def test_the_app_role_cannot_rewrite_history(pg):
+    _apply_west_split(pg)
+    closed = "valid_to IS NOT NULL"
+
+    def count_closed():
+        with psycopg.connect(pg.url) as conn:
+            return conn.execute(f"SELECT count(*) FROM divisions WHERE {closed}").fetchone()[0]
+    before = count_closed()
+    assert before > 0
+    with psycopg.connect(app_url(pg), autocommit=True) as conn:
+        _refused(conn, f"DELETE FROM divisions WHERE {closed}")
+        _refused(conn, f"UPDATE divisions SET valid_to = NULL WHERE {closed}")
+        _refused(conn, "UPDATE divisions SET valid_to = '2030-01-01' WHERE valid_to IS NULL")
+        _refused(conn, "DELETE FROM grid_changes")
+        _refused(conn, "UPDATE grid_changes SET summary = '{}'")
+        _refused(conn, "INSERT INTO grid_changes (applied_at, from_version, to_version, summary) "
+                       "VALUES ('x', 2, 3, '{}')")
+        _refused(conn, "DELETE FROM grid_code_registry")
+        # the apply's function: only in the system scope, only on the current version
+        call = "SELECT gis_grid_record_apply('x', NULL, %s, NULL, '{}', %s)"
+        _refused(conn, call, (2, [G1]), scope=G1)
+        _refused(conn, call, (1, [G1]), error=psycopg.errors.SerializationFailure)
+        _refused(conn, "SELECT gis_grid_close_grids(%s, 'x')", ([G1],), scope=G1)
+        # in the system scope it closes current versions only: history stays as it was
+        with conn.transaction():
+            conn.execute("SELECT set_config('gis_grid.scope', '*', true)")
+            ours = "code = ANY(%s)"
+            current = conn.execute(f"SELECT count(*) FROM divisions WHERE {ours} AND valid_to IS NULL",
+                                   ([G1, G2],)).fetchone()[0]
+            conn.execute("SELECT gis_grid_close_grids(%s, '2099-01-01')", ([G1, G2],))
+            assert conn.execute(f"SELECT count(*) FROM divisions WHERE {ours} AND valid_to = '2099-01-01'",
+                                ([G1, G2],)).fetchone()[0] == current
+            assert conn.execute(f"SELECT count(*) FROM divisions WHERE {closed}").fetchone()[0] == before + current
+            raise psycopg.Rollback()
+    history = pg.grid_changes()
+    assert len(history) == 1 and history[0]["to_version"] == 2
+    assert count_closed() == before
+
+
+def test_only_the_two_roles_may_connect(pg, admin_url, new_url):
+    from gis_grid.store.postgis import database
+    migrated = new_url("migrated")  # the migration path, not a copy of the template
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database.dbname(migrated)}"')
+    database.upgrade(migrated)
+    outsider = "gg_test_outsider_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {outsider} LOGIN")
+    try:
+        for url in (pg.url, migrated):
+            host = url.split("@", 1)[1]
+            with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+                psycopg.connect(f"postgresql://{outsider}@{host}", connect_timeout=5).close()
+            psycopg.connect(f"postgresql://{APP}@{host}", connect_timeout=5).close()
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {outsider}")
 
 
 # -- replicas: NOTIFY ---------------------------------------------------------------------------

@@ -40,10 +40,12 @@ def _read(store, sql: str, params=()) -> list[tuple]:
     return c.execute(sql, params).fetchall()
 
 
-def insert_key(store, record: dict) -> None:
-    _write(store, lambda c: c.execute(
-        f"INSERT INTO api_keys ({', '.join(_KEY_COLUMNS)}) VALUES ({', '.join('?' * len(_KEY_COLUMNS))})",
-        [record.get(k) for k in _KEY_COLUMNS]))
+def insert_key(store, record: dict, audit: dict) -> None:
+    def go(c):
+        c.execute(f"INSERT INTO api_keys ({', '.join(_KEY_COLUMNS)}) VALUES ({', '.join('?' * len(_KEY_COLUMNS))})",
+                  [record.get(k) for k in _KEY_COLUMNS])
+        append_audit_in(c, audit)
+    _write(store, go)
 
 
 def key(store, key_id: str) -> dict:

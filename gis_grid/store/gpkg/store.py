@@ -193,8 +193,8 @@ class GeoPackageStore(Store):
         return df
 
     # -- API keys and audit (SQL in security.py) ---------------------
-    def insert_key(self, record: dict) -> None:
-        security.insert_key(self, record)
+    def insert_key(self, record: dict, audit: dict) -> None:
+        security.insert_key(self, record, audit)
 
     def key(self, key_id: str) -> dict:
         return security.key(self, key_id)

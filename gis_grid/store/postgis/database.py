@@ -130,6 +130,10 @@ def create(url: str) -> bool:
                 template = _ensure_template(admin, url)
                 admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
                     sql.Identifier(name), sql.Identifier(template)))
+                # database privileges are not copied from a template: repeat migration 0004's
+                admin.execute(sql.SQL("REVOKE CONNECT ON DATABASE {0} FROM PUBLIC; "
+                                      "GRANT CONNECT ON DATABASE {0} TO gis_grid_owner, gis_grid_app").format(
+                    sql.Identifier(name)))
                 return True
             except pgerr.DuplicateDatabase:
                 pass  # created concurrently by another process: fall through and migrate it

@@ -1,6 +1,7 @@
 """Plan storage and the atomic, version-checked apply for the PostGIS store.
 
-The apply locks the ``atlas_version`` row first (``SELECT ... FOR UPDATE``): of two
+History is written through ``gis_grid_record_apply`` (migration 0004), which the app
+role may call but whose tables it may not update or delete. The apply locks the ``atlas_version`` row first (``SELECT ... FOR UPDATE``): of two
 applies drawn on the same version the second waits, then reads the bumped
 version and fails with PreconditionError, having written nothing. The new
 version is announced with NOTIFY in the same transaction, so replicas hear of
@@ -77,8 +78,7 @@ def apply_changeset(store, cs, expected_version: int, audit: dict | None = None)
                 f"the atlas is at version {current}, not {expected_version}: the plan was drawn on an older "
                 "state; re-read it (GET /plans/{id}), re-validate and retry with If-Match: the current version",
                 detail={"current_version": current, "expected_version": int(expected_version)})
-        cur.execute("UPDATE divisions SET valid_to = %s WHERE level = 'grid' AND code = ANY(%s) AND valid_to IS NULL",
-                    (stamp, list(cs.close_codes)))
+        cur.execute("SELECT gis_grid_close_grids(%s, %s)", ([str(c) for c in cs.close_codes], stamp))
         store.copy(cur, "divisions", cs.insert)
         store._mid_apply()
         if ids:
@@ -92,16 +92,11 @@ def apply_changeset(store, cs, expected_version: int, audit: dict | None = None)
         if cs.worker_moves:
             cur.execute("UPDATE workers w SET grid_code = m.new FROM unnest(%s::text[], %s::text[]) AS m(old, new) "
                         "WHERE w.grid_code = m.old", (list(cs.worker_moves), list(cs.worker_moves.values())))
-        cur.executemany("INSERT INTO grid_code_registry VALUES (%s, 'retired', %s, %s) ON CONFLICT (code) DO UPDATE "
-                        "SET status = EXCLUDED.status, changed_at = EXCLUDED.changed_at, plan_id = EXCLUDED.plan_id",
-                        [(str(code), stamp, plan_id) for code in cs.retired])
-        new_version = current + 1
-        cur.execute("INSERT INTO grid_changes (plan_id, applied_at, from_version, to_version, scope, summary) "
-                    "VALUES (%s, %s, %s, %s, %s, %s)",
-                    (plan_id, stamp, current, new_version, cs.audit.get("scope"), Json(cs.audit)))
-        if plan_id is not None:
-            cur.execute("UPDATE plans SET status = 'applied', applied_at = %s, applied_version = %s WHERE id = %s",
-                        (stamp, new_version, plan_id))
+        # history (retired codes, the change log) is written by the owner's function:
+        # the app role may not write it itself (migration 0004)
+        new_version = cur.execute("SELECT gis_grid_record_apply(%s, %s, %s, %s, %s, %s)",
+                                  (stamp, plan_id, current, cs.audit.get("scope"),
+                                   Json(cs.audit), [str(c) for c in cs.retired])).fetchone()[0]
         store.set_meta(cur, {"updated_at": stamp})
         store.publish_atlas_version(cur, new_version)
         if audit is not None:  # committed with the change, or not at all

@@ -3,8 +3,10 @@
 Appends are serialised across every process on the database with a
 transaction-level advisory lock: the chain's head is read and extended while
 holding it, so two replicas cannot fork the chain. The application role may
-only SELECT and INSERT the log (no UPDATE, no DELETE); the head is also kept in
-``meta`` so removing the newest records shows (``gis-grid audit verify``).
+only read the log and ``api_keys``: appends, key issues and revocations go through the
+owner's functions of migration 0004 (``gis_grid_append_audit`` checks the chain link and
+keeps the head in ``meta``, so removing the newest records shows in ``gis-grid audit verify``;
+``gis_grid_issue_key`` wants the key's audit record in the same transaction).
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ _AUDIT_COLUMNS = (*FIELDS, "prev_hash", "hash")
 _AUDIT_LOCK = "gis_grid.audit_log"
 
 
-def insert_key(store, record: dict) -> None:
+def insert_key(store, record: dict, audit: dict) -> None:
     with store.transaction() as cur:
-        cur.execute(f"INSERT INTO api_keys ({', '.join(_KEY_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_KEY_COLUMNS))})",
-                    [record.get(k) for k in _KEY_COLUMNS])
+        append_audit_in(store, cur, audit)  # first: the function checks for it
+        cur.execute("SELECT gis_grid_issue_key(%s, %s, %s, %s, %s, %s, %s)",
+                    [record.get(k) for k in _KEY_COLUMNS if k != "revoked"])
 
 
 def key(store, key_id: str) -> dict:
@@ -39,8 +42,7 @@ def keys(store) -> list[dict]:
 
 def revoke_key(store, key_id: str, when: str) -> None:
     with store.transaction() as cur:
-        cur.execute("UPDATE api_keys SET revoked = %s WHERE id = %s AND revoked IS NULL", (when, str(key_id)))
-        if cur.rowcount == 0 and cur.execute("SELECT 1 FROM api_keys WHERE id = %s", (str(key_id),)).fetchone() is None:
+        if not cur.execute("SELECT gis_grid_revoke_key(%s, %s)", (str(key_id), when)).fetchone()[0]:
             raise NotFoundError(f"no API key {key_id!r}")
 
 
@@ -51,9 +53,8 @@ def append_audit_in(store, cur, record: dict) -> dict:
     masked = record.get("masked")  # a boolean column: 0/1 would not adapt, and would hash differently
     full = seal({**record, "masked": None if masked is None else bool(masked)},
                 *((head[0] + 1, head[1]) if head else (1, GENESIS)))
-    cur.execute(f"INSERT INTO audit_log ({', '.join(_AUDIT_COLUMNS)}) "
-                f"VALUES ({', '.join(['%s'] * len(_AUDIT_COLUMNS))})", [full.get(k) for k in _AUDIT_COLUMNS])
-    store.set_meta(cur, {"audit_head": f"{full['seq']}:{full['hash']}"})
+    cur.execute(f"SELECT gis_grid_append_audit({', '.join(['%s'] * len(_AUDIT_COLUMNS))})",
+                [full.get(k) for k in _AUDIT_COLUMNS])
     return full
 
 

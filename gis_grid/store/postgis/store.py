@@ -268,8 +268,8 @@ class PostGISStore(Store):
         return plans.grid_changes(self, code)
 
     # -- API keys and audit -----------------------------------------------------------------------
-    def insert_key(self, record: dict) -> None:
-        security.insert_key(self, record)
+    def insert_key(self, record: dict, audit: dict) -> None:
+        security.insert_key(self, record, audit)
 
     def key(self, key_id: str) -> dict:
         return security.key(self, key_id)
