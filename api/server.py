@@ -94,7 +94,20 @@ def demo_sign_in_link(app) -> str | None:
     store = app.state.holder.store
     if store.meta().get("demo") != "1":
         return None
+    from datetime import datetime, timezone
+
+    from gis_grid.security import audit
     from gis_grid.security.keys import create_key
+    # only the secret's digest is stored, so an earlier key cannot be handed out again:
+    # revoke it, so that restarts leave one live demo key rather than one per start
+    for old in store.keys():
+        if old["note"] == DEMO_KEY_NOTE and not old["revoked"]:
+            store.revoke_key(old["id"], datetime.now(timezone.utc).isoformat())
+            store.append_audit(audit.new_record(key_id=None, role="serve", scope=None, action="key.revoke",
+                                                resource=f"key/{old['id']}", result="ok: superseded demo sign-in key"))
     _, token = create_key(store, "command_center", store.meta().get("district", "370402"), days=1,
-                          note="demo sign-in link printed by gis-grid serve")
+                          note=DEMO_KEY_NOTE, actor="serve")
     return app.state.one_time_logins.issue(token)
+
+
+DEMO_KEY_NOTE = "demo sign-in link printed by gis-grid serve"

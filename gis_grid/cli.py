@@ -171,6 +171,11 @@ def cmd_import(args) -> int:
             print(f"error: {exc.message}", file=sys.stderr)
             print(exc.report.to_text(max_violations=len(exc.report.violations)), file=sys.stderr)
             return 1
+        if not args.dry_run:  # an import replaces data the API serves: who did it, and when, is audited
+            from .security import audit
+            store.append_audit(audit.new_record(
+                key_id=None, role="cli", scope=None, action="import", resource=f"layer/{args.layer}",
+                result="ok: " + json.dumps(summary, ensure_ascii=False, sort_keys=True, default=str)[:500]))
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 

@@ -89,7 +89,7 @@ def read_source(path, target_layer: str, *, src_layer: str | None = None, crs=No
     fmt = detect_format(path)
     if src_layer is not None and fmt != "gpkg":
         raise ImportFileError(f"--src-layer applies to GeoPackage files; {path.name} is {FORMAT_NAMES[fmt]}")
-    layer = None
+    layer, undeclared = None, False
     try:
         if fmt == "parquet":
             df, file_crs = _read_parquet(path)
@@ -98,6 +98,11 @@ def read_source(path, target_layer: str, *, src_layer: str | None = None, crs=No
             layer = _choose_layer(path, src_layer, target_layer) if fmt == "gpkg" else None
             df = pyogrio.read_dataframe(path, layer=layer)
             file_crs = getattr(df, "crs", None)
+            # GDAL labels a GeoJSON without a "crs" member WGS84 (RFC 7946); that label is a
+            # default, not a declaration, so --crs may override it
+            undeclared = fmt == "geojson" and not _geojson_declares_crs(path)
+            if undeclared and crs:
+                file_crs = None
     except ImportFileError:
         raise
     except Exception as exc:  # GDAL/pyarrow parse errors: the file is the problem
@@ -111,9 +116,23 @@ def read_source(path, target_layer: str, *, src_layer: str | None = None, crs=No
         if not all(g is None for g in geoms):
             src = source_crs(file_crs, crs, path)
             geoms, problems = to_storage(geoms, src)
+            if fmt == "geojson" and not crs and (problems != "").any() and undeclared:
+                hint = (" (the file has no \"crs\" member, so it was read as WGS84 lon/lat: "
+                        "pass --crs, e.g. --crs EPSG:4548, if its coordinates are in another CRS)")
+                problems = np.array([p + hint if p else p for p in problems], dtype=object)
             source = str(src) if isinstance(src, crs_mod.InputCRS) else src.to_string()
         frame["geometry"] = geoms
     return SourceFrame(frame.reset_index(drop=True), path, fmt, layer, source, problems)
+
+
+def _geojson_declares_crs(path: Path) -> bool:
+    import json
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return True  # unreadable here: leave the CRS to GDAL's reading
+    return isinstance(doc, dict) and doc.get("crs") is not None
 
 
 def _read_parquet(path: Path):

@@ -86,7 +86,7 @@ def test_only_the_auditor_reads_the_audit_log(env):
 
 
 def test_demo_sign_in_link_is_single_use_and_only_on_demo_stores(tmp_path, demo_store_path):
-    from api.server import demo_sign_in_link
+    from api.server import DEMO_KEY_NOTE, demo_sign_in_link
 
     toy = make_toy_store(tmp_path / "toy.gpkg")
     with TestClient(create_app(Settings(db=toy.url))) as client:
@@ -100,6 +100,16 @@ def test_demo_sign_in_link_is_single_use_and_only_on_demo_stores(tmp_path, demo_
         assert client.get("/me").json()["role"] == "command_center"
         client.cookies.clear()
         assert client.get(link, follow_redirects=False).status_code == 401  # used up
+        # a restart supersedes the previous demo key instead of adding one more
+        store = client.app.state.holder.store
+        first = [k for k in store.keys() if k["note"] == DEMO_KEY_NOTE]
+        demo_sign_in_link(client.app)
+        demo_keys = [k for k in store.keys() if k["note"] == DEMO_KEY_NOTE]
+        assert len(first) == 1 and len(demo_keys) == 2
+        live = [k["id"] for k in demo_keys if not k["revoked"]]
+        assert len(live) == 1 and live[0] != first[0]["id"]
+        assert [k["id"] for k in demo_keys if k["revoked"]] == [first[0]["id"]]
+        assert store.audit_records()[-2]["action"] == "key.revoke"
 
 
 def test_sign_in_link_goes_to_the_terminal_not_the_log(tmp_path, demo_store_path, capsys, caplog):

@@ -611,3 +611,22 @@ def test_every_bad_building_is_named(store_a, tmp_path, capsys):
         "  row 7 (building 3): repeats the id of row 3; ids must be unique",
     ]
     assert fingerprint(store_a) == before
+
+
+def test_crs_applies_to_a_geojson_without_a_crs_member_and_imports_are_audited(store_a, tmp_path, capsys):
+    d = toy_divisions().query("level == 'grid'").reset_index(drop=True)
+    metres = gpd.GeoDataFrame({"code": list(d["code"]), "name": list(d["name"])}, geometry=list(d["geometry"]),
+                              crs=4490).to_crs(4548)
+    doc = json.loads(metres.to_json())
+    doc.pop("crs", None)
+    file = tmp_path / "metres.geojson"
+    file.write_text(json.dumps(doc))
+    assert main(["import", "--db", str(store_a), "--layer", "grids", str(file)]) == 2
+    assert 'no "crs" member' in capsys.readouterr().err
+    with open_store(store_a) as s:
+        before = len(s.audit_records())
+    assert main(["import", "--db", str(store_a), "--layer", "grids", str(file), "--crs", "EPSG:4548"]) == 0
+    with open_store(store_a) as s:
+        records = s.audit_records()
+    assert len(records) == before + 1
+    assert (records[-1]["action"], records[-1]["resource"], records[-1]["role"]) == ("import", "layer/grids", "cli")
