@@ -188,17 +188,13 @@ class ProposeBody(BaseModel):
              summary="Propose balanced contiguous grids from whole buildings (PySAL spopt max-p); stored as a plan")
 def post_propose(request: Request, body: ProposeBody, h: AtlasHolder = Depends(holder),
                  who=Depends(planner_dep)) -> JSONResponse:
-    from gis_grid.planning.rebalance import balance_range, propose
+    from gis_grid.planning.rebalance import balance_range
+    from gis_grid.planning.workflow import propose_plan
     scope = body.community or body.street
     if not scope:
         raise InvalidInputError('name the area: {"community": CODE} or {"street": CODE}')
-    atlas = h.atlas
-    grids, report = propose(atlas, scope, body.min_households, body.max_households, seed=body.seed,
-                            budget_s=request.app.state.settings.propose_budget_s)
-    plan, validation = create_plan(h.store, atlas, scope, grids, source="propose",
-                                   note=f"rebalance to {body.min_households}-{body.max_households} households per grid")
-    target = (body.min_households + body.max_households) / 2
-    impact = impact_of(h.store, atlas, plan, target_households=target)
+    plan, report, impact = propose_plan(h.store, h.atlas, scope, body.min_households, body.max_households,
+                                        seed=body.seed, budget_s=request.app.state.settings.propose_budget_s)
     out = plan_body(h.store.plan(plan.id))
     out["proposal"] = {
         **report,

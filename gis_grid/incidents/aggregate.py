@@ -103,10 +103,16 @@ class CaseTable:
     _FLAGS = ("done", "on_time", "has_deadline", "rework", "rated", "satisfied", "open")
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, atlas: Atlas, version=(0, 0)) -> "CaseTable":
+    def from_frame(cls, df: pd.DataFrame, atlas: Atlas, version=(0, 0), by_location: bool = False) -> "CaseTable":
+        """``by_location``: place cases by where their point lies in ``atlas`` instead of by their
+        stored (current) grid code: for an atlas of another state than the store's, e.g. as of a date."""
         codes = df["grid_code"].astype(str).to_numpy(dtype=object)
         gc = atlas.grid_codes
-        if len(codes) and len(gc):
+        if by_location and len(codes):
+            grid = atlas.grid_index.lookup(pd.to_numeric(df["lon"]).to_numpy(dtype=float),
+                                           pd.to_numeric(df["lat"]).to_numpy(dtype=float))
+            grid = np.where(grid >= 0, grid, -1).astype(np.int64)
+        elif len(codes) and len(gc):
             i = np.searchsorted(gc, codes).clip(max=len(gc) - 1)
             grid = np.where(gc[i] == codes, i, -1).astype(np.int64)
         else:
@@ -143,10 +149,17 @@ COLOUR_NAMES = ("green", "blue", "yellow", "red")
 
 
 def case_table(store: Store, atlas: Atlas) -> CaseTable:
-    """The store's cases as a :class:`CaseTable`, cached on the atlas per incidents version."""
+    """The store's cases as a :class:`CaseTable`, cached on the atlas per incidents version.
+
+    Cases count in their stored grid (kept current by every boundary apply). An atlas of
+    another version (as of a date before an apply, or one not yet swapped for the applied
+    state) places them by their point instead, so it reports by its own grids."""
     key = (atlas.version, store.incidents_version())
-    return atlas.memo.get(_MEMO_KEY, lambda: CaseTable.from_frame(store.incidents(columns=_COLS), atlas, version=key),
-                          fresh=lambda t: t.version == key)
+
+    def build() -> CaseTable:
+        df = store.incidents(columns=_COLS)
+        return CaseTable.from_frame(df, atlas, version=key, by_location=atlas.version != store.atlas_version())
+    return atlas.memo.get(_MEMO_KEY, build, fresh=lambda t: t.version == key)
 
 
 def scoped(t: CaseTable, atlas: Atlas, scope: str | None) -> CaseTable:

@@ -345,12 +345,13 @@ class Incident:
     rework_count: int = 0
     version: int = 1
     events: tuple = field(default_factory=tuple)
+    reported_grid_code: str | None = None   # the grid it was logged in (grid_code follows redraws)
 
     @property
     def last_time(self) -> datetime:
         """Time of the latest step (from the event log, or the step columns when it has none)."""
         stamps = [self.created, self.registered, self.dispatched, self.handled, self.fed_back, self.closed,
-                  self.assessed, self.cancelled] + [e.at for e in self.events]
+                  self.assessed, self.cancelled] + [e.at for e in self.events if e.action != "rehome"]
         return to_aware(max(s for s in stamps if s))
 
     def to_dict(self) -> dict:
@@ -410,7 +411,7 @@ def new_incident(*, id: str, category, lon: float, lat: float, grid_code: str, r
     now = now or datetime.now(timezone.utc)
     t = check_time(at if at is not None else now, now=now, not_before=None, what="collect time", before_what="")
     return Incident(id=id, category=cat.code, department=dept.code, priority=p.value, lon=float(lon),
-                    lat=float(lat), grid_code=grid_code, reporter=str(reporter).strip(), reporter_role=r.value,
+                    lat=float(lat), grid_code=grid_code, reported_grid_code=grid_code, reporter=str(reporter).strip(), reporter_role=r.value,
                     created=iso(t), description=str(description or ""), building_id=building_id,
                     events=(Event("collect", iso(t), actor, r.value),))
 

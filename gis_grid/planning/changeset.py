@@ -30,6 +30,8 @@ from ..atlas import Atlas
 from ..demo.grids import reading_order
 from ..errors import InvalidInputError
 from .plan import Plan
+from .rehome import CaseRehoming
+from .staffing import Staffing, assign_workers, named_workers
 from .validate import AREA_TOLERANCE_M2, area_m2, to_metric
 
 SUCCESSOR_SHARE = 0.5
@@ -114,33 +116,84 @@ def number_grids(atlas: Atlas, plan: Plan, parents: list[str], used_codes) -> Nu
 
 def assign_buildings(atlas: Atlas, plan: Plan, codes: list[str]) -> pd.DataFrame:
     """Buildings whose grid changes: ``id, old, new`` (the representative-point rule, lowest code on ties)."""
-    new = np.asarray(plan.geometries, dtype=object)
-    rows = [atlas.by_code[c] for c in plan.scope.replaces]
-    replaced = shapely.union_all(atlas.divisions["geometry"].to_numpy()[rows])
     if atlas._building_points is None:
         return pd.DataFrame({"id": [], "old": [], "new": []})
-    # buildings whose point lies in (or on the edge of) the replaced area, plus the untouched
-    # neighbours along that edge, which win ties with lower codes
-    cand = np.sort(atlas._building_points.query(replaced, predicate="intersects"))
-    neighbours = _touching(atlas, replaced, set(plan.scope.replaces))
-    geoms = list(new) + [atlas.grid_geometries[k] for k in neighbours]
-    gcodes = list(codes) + [str(atlas.grid_codes[k]) for k in neighbours]
+    placer = PointPlacer.of(atlas, plan, codes)
+    # buildings whose point lies in (or on the edge of) the replaced area
+    cand = np.sort(atlas._building_points.query(placer.replaced, predicate="intersects"))
     pts = shapely.point_on_surface(atlas.buildings["geometry"].to_numpy()[cand])
-    tree = shapely.STRtree(geoms)
-    pi, gi = tree.query(pts, predicate="covered_by")
-    best = np.full(len(cand), None, dtype=object)
-    for p, g in zip(pi, gi):
-        c = gcodes[g]
-        if best[p] is None or c < best[p]:
-            best[p] = c
+    best = placer.place(pts)
     old = np.where(atlas.building_grid[cand] >= 0, atlas.grid_codes[np.maximum(atlas.building_grid[cand], 0)], None)
     df = pd.DataFrame({"row": cand, "id": atlas.building_ids[cand], "old": old, "new": best})
     return df[df["old"] != df["new"]].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class PointPlacer:
+    """The grid of a point once a plan is applied: the new grids plus the untouched neighbours
+    along the replaced area's edge (which win ties with lower codes); lowest code on shared edges,
+    the tie rule of :meth:`Atlas.locate_one`. ``None`` for points outside all of them."""
+
+    replaced: object          # the union of the replaced grids
+    geoms: tuple
+    codes: tuple
+
+    @classmethod
+    def of(cls, atlas: Atlas, plan: Plan, codes: list[str]) -> "PointPlacer":
+        rows = [atlas.by_code[c] for c in plan.scope.replaces]
+        replaced = shapely.union_all(atlas.divisions["geometry"].to_numpy()[rows])
+        neighbours = _touching(atlas, replaced, set(plan.scope.replaces))
+        return cls(replaced, tuple(plan.geometries) + tuple(atlas.grid_geometries[k] for k in neighbours),
+                   tuple(codes) + tuple(str(atlas.grid_codes[k]) for k in neighbours))
+
+    def place(self, pts) -> np.ndarray:
+        pts = np.asarray(pts, dtype=object)
+        best = np.full(len(pts), None, dtype=object)
+        if not len(pts):
+            return best
+        pi, gi = shapely.STRtree(list(self.geoms)).query(pts, predicate="covered_by")
+        for p, g in zip(pi, gi):
+            c = self.codes[g]
+            if best[p] is None or c < best[p]:
+                best[p] = c
+        return best
+
+
 def _touching(atlas: Atlas, area, replaced_codes: set) -> list[int]:
     tree = shapely.STRtree(atlas.grid_geometries)
     return [int(k) for k in tree.query(area, predicate="intersects") if atlas.grid_codes[k] not in replaced_codes]
+
+
+def household_flows(atlas: Atlas, plan: Plan, moves: pd.DataFrame) -> pd.DataFrame:
+    """``old, new, households``: households per pair of (replaced grid, grid after the plan),
+    staying households included (old == new)."""
+    pos = [atlas.grid_positions(c)[0] for c in plan.scope.replaces]
+    rows = np.flatnonzero(np.isin(atlas.building_grid, pos))
+    rows = np.union1d(rows, moves["row"].to_numpy(dtype=np.int64)) if "row" in moves else rows
+    g = atlas.building_grid[rows]
+    old = np.where(g >= 0, atlas.grid_codes[np.maximum(g, 0)], None)
+    new = pd.Series(old, index=atlas.building_ids[rows], dtype=object)
+    if len(moves):
+        new.loc[moves["id"].to_numpy()] = moves["new"].to_numpy()
+    hh = np.diff(atlas._hh_by_building)[rows]
+    df = pd.DataFrame({"old": old, "new": new.to_numpy(), "households": hh})
+    df = df[df["old"].isin(plan.scope.replaces)]
+    return df.groupby(["old", "new"], as_index=False)["households"].sum()
+
+
+def staff(atlas: Atlas, plan: Plan, num: Numbering, moves: pd.DataFrame, workers: pd.DataFrame) -> Staffing:
+    """Where the replaced grids' workers serve after the plan (see :mod:`.staffing`)."""
+    flows = household_flows(atlas, plan, moves)
+    households = flows.groupby("new")["households"].sum().to_dict()
+    land_home = {}
+    for code in num.retired:  # fallback for a retired grid without households: most of its land
+        o = atlas.division(code)["geometry"]
+        k = max(range(len(plan.geometries)), key=lambda i: shapely.intersection(o, plan.geometries[i]).area)
+        land_home[code] = num.codes[k]
+    mine = workers[workers["grid_code"].isin(plan.scope.replaces)] if len(workers) else \
+        pd.DataFrame({"id": [], "grid_code": []})
+    return assign_workers(mine, flows, num.codes, households, {s for s in num.successor_of if s}, land_home,
+                          named_workers(plan.properties, num.codes))
 
 
 @dataclass
@@ -154,15 +207,18 @@ class ChangeSet:
     insert: pd.DataFrame                         # new division rows (storage CRS geometry)
     building_moves: pd.DataFrame                 # id, old, new
     retired: list[str]
-    worker_moves: dict = field(default_factory=dict)   # retired code -> new code taking most of its area
+    worker_moves: dict = field(default_factory=dict)   # old grid code -> new code: all its workers (import)
     audit: dict = field(default_factory=dict)
+    worker_assignment: dict = field(default_factory=dict)  # worker id -> the grid code it now serves
+    cases: CaseRehoming | None = None            # re-homes cases inside the apply transaction
 
 
 def now_stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def build_changeset(atlas: Atlas, plan: Plan, parents: list[str], used_codes) -> ChangeSet:
+def build_changeset(atlas: Atlas, plan: Plan, parents: list[str], used_codes, workers=None) -> ChangeSet:
+    """``workers``: the store's workers (``id, grid_code``) of the replaced grids."""
     num = number_grids(atlas, plan, parents, used_codes)
     moves = assign_buildings(atlas, plan, num.codes)
     stamp = now_stamp()
@@ -174,17 +230,14 @@ def build_changeset(atlas: Atlas, plan: Plan, parents: list[str], used_codes) ->
         "version": [num.versions[i] for i in write], "valid_from": stamp, "valid_to": None,
         "area_m2": [round(crs_mod.area_m2(plan.geometries[i]), 1) for i in write],
         "geometry": [shapely.MultiPolygon(list(shapely.get_parts(plan.geometries[i]))) for i in write]})
-    # the workers of a retired grid follow most of its land
-    worker_moves = {}
-    for code in num.retired:
-        o = atlas.division(code)["geometry"]
-        k = max(range(len(plan.geometries)), key=lambda i: shapely.intersection(o, plan.geometries[i]).area)
-        worker_moves[code] = num.codes[k]
+    staffing = staff(atlas, plan, num, moves, workers if workers is not None else pd.DataFrame({"id": [], "grid_code": []}))
     close = sorted({num.successor_of[i] for i in write if num.successor_of[i]} | set(num.retired))
     audit = {"plan_id": plan.id, "scope": plan.scope.code, "base_version": plan.base_version,
              "retired": num.retired, "created": [num.codes[i] for i in write if num.status[i] == "new"],
              "redrawn": [num.codes[i] for i in write if num.status[i] == "successor"],
              "unchanged": [num.codes[i] for i in range(len(num.codes)) if num.status[i] == "unchanged"],
-             "buildings_moved": int(len(moves)), "workers_moved_from": worker_moves}
+             "buildings_moved": int(len(moves)), "workers_moved": staffing.moves,
+             "unstaffed": staffing.unstaffed}
     return ChangeSet(plan.id, plan.base_version, stamp, close, insert, moves[["id", "old", "new"]],
-                     num.retired, worker_moves, audit)
+                     num.retired, {}, audit, staffing.moves,
+                     CaseRehoming(PointPlacer.of(atlas, plan, num.codes), stamp, plan.id))

@@ -10,7 +10,7 @@ import pandas as pd
 import shapely
 
 from ..atlas import Atlas
-from .changeset import assign_buildings, number_grids
+from .changeset import assign_buildings, number_grids, staff
 from .plan import Plan
 from .validate import to_metric
 
@@ -96,8 +96,8 @@ def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
     flows = (moved.groupby(["before", "after"], dropna=False)[["households", "residents"]].sum()
              .assign(buildings=moved.groupby(["before", "after"], dropna=False).size()).reset_index())
 
-    # workers of grids that are retired follow most of their land
-    workers = store.workers(grid_codes=list(num.retired)) if num.retired else pd.DataFrame({"grid_code": []})
+    # workers follow their households and every grid with households gets one (planning/staffing.py)
+    staffing = staff(atlas, plan, num, moves, store.workers(grid_codes=list(plan.scope.replaces)))
 
     # cases: open ones whose grid changes, and the yearly workload per new grid
     new_m = list(to_metric(np.asarray(plan.geometries, dtype=object)))
@@ -125,7 +125,8 @@ def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
                       "community": parents[i], "successor_of": num.successor_of[i],
                       "households": int(mine["households"].sum()), "residents": int(mine["residents"].sum()),
                       "buildings": int(len(mine)), "area_m2": round(float(new_m[i].area), 1),
-                      "polsby_popper": round(polsby_popper(new_m[i]), 4), "cases_per_year": cases_per_year[i]})
+                      "polsby_popper": round(polsby_popper(new_m[i]), 4), "cases_per_year": cases_per_year[i],
+                      "workers": staffing.workers_per_grid.get(code, 0)})
     old_m = list(to_metric(old_geoms))
     old = []
     for j, code in enumerate(plan.scope.replaces):
@@ -138,7 +139,7 @@ def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
         "rule": "a building belongs to the grid holding its representative point (point_on_surface); "
                 "a point on a shared edge goes to the lowest code",
         "changes": {"buildings": int(len(moved)), "households": int(moved["households"].sum()),
-                    "residents": int(moved["residents"].sum()), "workers": int(len(workers)),
+                    "residents": int(moved["residents"].sum()), "workers": len(staffing.moves),
                     "open_cases": open_moving},
         "flows": [{"from": r["before"], "to": r["after"], "buildings": int(r["buildings"]),
                    "households": int(r["households"]), "residents": int(r["residents"])} for _, r in flows.iterrows()],
@@ -147,6 +148,10 @@ def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
         "retired": num.retired, "created": [c for c, s in zip(num.codes, num.status) if s == "new"],
         "redrawn": [c for c, s in zip(num.codes, num.status) if s == "successor"],
         "grids": grids, "old_grids": old,
+        "unstaffed": staffing.unstaffed,
+        "staffing_rule": "named by the plan, else a kept grid's workers stay and a retired grid's follow most "
+                         "of its households; a grid with households and no worker takes one from the grid "
+                         "with the most workers (at least two)",
         "balance": {"before": balance([g["households"] for g in old], target_households, band),
                     "after": balance([g["households"] for g in grids], target_households, band)},
     }

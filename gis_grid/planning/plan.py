@@ -85,7 +85,8 @@ def plan_from_geojson(atlas: Atlas, scope_code: str, collection: dict, *, crs=No
     for i, f in enumerate(feats):
         geoms.append(geojson_input.feature_polygon(f, i, crs))
         p = f.get("properties") or {}
-        props.append({k: p[k] for k in ("name", "community") if k in p and p[k] is not None})
+        # workers: ids this grid's team is named to be (planning/staffing.py); checked at impact and apply
+        props.append({k: p[k] for k in ("name", "community", "workers") if k in p and p[k] is not None})
     return Plan(scope=scope, base_version=atlas.version, geometries=tuple(geoms), properties=tuple(props),
                 note=note, source=source)
 

@@ -11,6 +11,7 @@ from ..atlas import Atlas
 from ..errors import ConflictError, InvalidGeometryError, PreconditionError, PreconditionRequiredError
 from .changeset import build_changeset, now_stamp
 from .impact import DEFAULT_BAND, DEFAULT_TARGET_HOUSEHOLDS, plan_impact
+from .staffing import named_workers
 from .plan import Plan, plan_from_geojson, plan_to_geojson, resolve_scope
 from .validate import ValidationReport, validate_plan
 
@@ -34,6 +35,7 @@ def create_plan(store, atlas: Atlas, scope: str, grids: dict, *, crs=None, repla
     """Parse, validate and store a draft; nothing is stored when validation fails."""
     plan = plan_from_geojson(atlas, scope, grids, crs=crs, replaces=replaces, note=note, source=source)
     report = check_plan(atlas, plan)
+    named_workers(plan.properties, list(range(len(plan.geometries))))  # a malformed 'workers' is refused now
     plan = plan.with_(properties=tuple({**p, "community": report.parents[i]} for i, p in enumerate(plan.properties)),
                       created_at=now_stamp())
     record = {"scope": plan.scope.code, "base_version": plan.base_version, "created_at": plan.created_at,
@@ -72,6 +74,29 @@ def impact_of(store, atlas: Atlas, plan: Plan, *, target_households: float = DEF
     return plan_impact(atlas, store, plan, report.parents, target_households=target_households, band=band)
 
 
+def propose_plan(store, atlas: Atlas, scope: str, min_households: int, max_households: int, *,
+                 seed: int = 0, budget_s: float | None = None) -> tuple[Plan, dict, dict]:
+    """Propose a balanced redraw (:func:`.rebalance.propose`), store it as a draft; ``(plan, report, impact)``.
+
+    A proposal that would leave a grid holding households without a worker (more such grids than
+    the replaced grids have workers) is refused before anything is stored."""
+    from .rebalance import propose
+    from ..errors import InvalidInputError
+    grids, report = propose(atlas, scope, min_households, max_households, seed=seed, budget_s=budget_s)
+    target = (min_households + max_households) / 2
+    draft = plan_from_geojson(atlas, scope, grids, source="propose")
+    impact = plan_impact(atlas, store, draft, check_plan(atlas, draft).parents, target_households=target)
+    if impact["unstaffed"]:
+        staffed = sum(1 for g in impact["grids"] if g["households"] > 0) - len(impact["unstaffed"])
+        raise InvalidInputError(
+            f"the proposal draws {staffed + len(impact['unstaffed'])} grids with households but only {staffed} "
+            f"can get a worker (the replaced grids have no more); raise min_households",
+            detail={"unstaffed": len(impact["unstaffed"])})
+    plan, _ = create_plan(store, atlas, scope, grids, source="propose",
+                          note=f"rebalance to {min_households}-{max_households} households per grid")
+    return plan, report, {**impact, "plan_id": plan.id}
+
+
 def parse_if_match(value: str | None) -> int | None:
     """An ETag/If-Match value ``"7"``, ``W/"7"`` or ``7`` -> 7."""
     if value is None:
@@ -104,11 +129,12 @@ def apply_plan(store, atlas: Atlas, plan: Plan, if_match: int | None, *, audit: 
         raise PreconditionError(f"the atlas snapshot is at version {atlas.version}, the plan at {plan.base_version}",
                                 detail={"current_version": current, "base_version": plan.base_version})
     report = check_plan(atlas, plan)
-    cs = build_changeset(atlas, plan, report.parents, store.grid_codes_ever(plan.scope.code))
+    cs = build_changeset(atlas, plan, report.parents, store.grid_codes_ever(plan.scope.code),
+                         workers=store.workers(grid_codes=list(plan.scope.replaces)))
     new_version = store.apply_changeset(cs, expected_version=plan.base_version, audit=audit)
     return {"plan_id": plan.id, "from_version": plan.base_version, "atlas_version": new_version,
             "applied_at": cs.valid_from, **{k: v for k, v in cs.audit.items() if k not in ("plan_id",)}}
 
 
-__all__ = ["PlanInvalidError", "check_plan", "create_plan", "plan_from_record", "impact_of", "apply_plan",
+__all__ = ["PlanInvalidError", "check_plan", "create_plan", "propose_plan", "plan_from_record", "impact_of", "apply_plan",
            "parse_if_match", "resolve_scope", "plan_to_geojson"]

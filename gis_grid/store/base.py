@@ -28,12 +28,20 @@ SCHEMA_VERSION = 1
 #: the :meth:`Store.scoped` value for whole-district work (atlas loads, statistics, demo writing)
 SYSTEM_SCOPE = "*"
 
-#: the incidents table's columns, in the order both backends store them
+#: the incidents table's columns, in the order both backends store them. ``grid_code`` is the
+#: case's current grid (re-homed by a boundary apply), ``reported_grid_code`` the one it was logged in
 INCIDENT_COLUMNS = (
-    "id", "category", "department", "priority", "lon", "lat", "grid_code", "building_id", "reporter",
+    "id", "category", "department", "priority", "lon", "lat", "grid_code", "reported_grid_code", "building_id", "reporter",
     "reporter_role", "description", "status", "created", "registered", "dispatched", "handled", "fed_back",
     "closed", "assessed", "cancelled", "deadline", "satisfaction", "assessment", "rework_count", "version",
     "events")
+
+
+def with_reported_grid(df: pd.DataFrame) -> pd.DataFrame:
+    """Cases to write, ``reported_grid_code`` filled from ``grid_code`` where a caller left it out."""
+    rep = df["reported_grid_code"] if "reported_grid_code" in df.columns else pd.Series(None, index=df.index,
+                                                                                         dtype=object)
+    return df.assign(reported_grid_code=rep.where(rep.notna(), df["grid_code"]))
 
 
 def safe_columns(columns) -> list[str]:

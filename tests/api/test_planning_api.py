@@ -182,8 +182,16 @@ def test_edit_ops_and_concurrent_applies(client):
 
 
 def test_propose_is_an_ordinary_plan(tmp_path):
+    import pandas as pd
     from planning_common import make_crowded_store
-    make_crowded_store(tmp_path / "c.gpkg").close()
+    store = make_crowded_store(tmp_path / "c.gpkg")
+    with planner_client(tmp_path / "c.gpkg") as c:
+        # the toy's one worker cannot staff the proposed grids: refused, nothing stored
+        r = c.post("/plans/propose", json={"community": WEST, "min_households": 30, "max_households": 60})
+        assert r.status_code == 400 and "worker" in r.json()["detail"] and c.get("/plans").json()["plans"] == []
+    store.replace_all({"workers": pd.DataFrame({"id": [f"W{i}" for i in range(8)], "grid_code": [G1, G2] * 4,
+                                                "name": "周八", "role": "网格员", "phone": "13900001111"})}, {})
+    store.close()
     with planner_client(tmp_path / "c.gpkg") as c:
         r = c.post("/plans/propose", json={"community": WEST, "min_households": 30, "max_households": 60})
         assert r.status_code == 201, r.text
@@ -191,7 +199,8 @@ def test_propose_is_an_ordinary_plan(tmp_path):
         assert p["balance_before"]["in_range"] == 0 and p["balance_after"]["in_range"] == p["balance_after"]["grids"]
         assert p["households_moved"] > 0 and r.json()["source"] == "propose"
         pid = r.json()["id"]
-        assert c.get(f"/plans/{pid}/impact").status_code == 200
+        imp = c.get(f"/plans/{pid}/impact")
+        assert imp.status_code == 200 and imp.json()["unstaffed"] == []
         assert c.post(f"/plans/{pid}/apply", headers={"If-Match": r.headers["etag"]}).status_code == 200
         assert c.post("/plans/propose", json={"community": WEST, "min_households": 60,
                                               "max_households": 30}).status_code == 400

@@ -121,6 +121,26 @@ def grid_changes(store, code: str | None = None) -> list[dict]:
     return out
 
 
+def _rehome_cases(store, c, rehoming) -> int:
+    """Move the cases whose point the redraw puts in another grid (see gis_grid.planning.rehome)."""
+    import pandas as pd
+    store._ensure_incidents(c)  # older tables get reported_grid_code first
+    x0, y0, x1, y1 = rehoming.bbox
+    cols = ("id", "lon", "lat", "grid_code", "version", "events")
+    rows = c.execute(f"SELECT {', '.join(cols)} FROM incidents WHERE lon BETWEEN ? AND ? AND lat BETWEEN ? AND ?",
+                     (x0, x1, y0, y1)).fetchall()
+    cases = pd.DataFrame(rows, columns=list(cols))
+    cases["events"] = [json.loads(e) if e else [] for e in cases["events"]]
+    moves = rehoming.moves(cases)
+    c.executemany("UPDATE incidents SET reported_grid_code = COALESCE(reported_grid_code, grid_code), "
+                  "grid_code = ?, version = ?, events = ? WHERE id = ?",
+                  [(n, int(v), json.dumps(e, ensure_ascii=False), i)
+                   for i, n, v, e in zip(moves["id"], moves["new"], moves["version"], moves["events"])])
+    if len(moves):  # the case tables cached per incidents version must reload
+        store._bump_incidents(c)
+    return int(len(moves))
+
+
 def apply_changeset(store, cs, expected_version: int, audit: dict | None = None) -> int:
     """Write a :class:`~gis_grid.planning.changeset.ChangeSet` in one transaction; returns the new version.
 
@@ -153,6 +173,10 @@ def apply_changeset(store, cs, expected_version: int, audit: dict | None = None)
         c.executemany("UPDATE households SET grid_code = ? WHERE building_id = ?", moves)
         c.executemany("UPDATE workers SET grid_code = ? WHERE grid_code = ?",
                       [(new, old) for old, new in cs.worker_moves.items()])
+        c.executemany("UPDATE workers SET grid_code = ? WHERE id = ?",
+                      [(new, w) for w, new in cs.worker_assignment.items()])
+        if cs.cases is not None and store._has_incidents():
+            cs.audit["cases_rehomed"] = _rehome_cases(store, c, cs.cases)
         c.executemany("INSERT OR REPLACE INTO grid_code_registry VALUES (?, 'retired', ?, ?)",
                       [(code, stamp, cs.plan_id) for code in cs.retired])
         new_version = current + 1

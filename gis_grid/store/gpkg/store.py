@@ -13,7 +13,7 @@ import shapely
 
 from ...crs import STORAGE_EPSG
 from ...errors import ConflictError, NotFoundError, StoreError
-from ..base import INCIDENT_COLUMNS, SCHEMA_VERSION, Store, safe_columns, utc_stamp
+from ..base import INCIDENT_COLUMNS, SCHEMA_VERSION, Store, safe_columns, utc_stamp, with_reported_grid
 from . import format as gpkg
 from . import plans, security
 
@@ -55,7 +55,7 @@ _INCIDENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
   fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL,
   id TEXT NOT NULL UNIQUE, category TEXT NOT NULL, department TEXT NOT NULL, priority TEXT NOT NULL,
-  lon REAL NOT NULL, lat REAL NOT NULL, grid_code TEXT NOT NULL, building_id INTEGER, reporter TEXT,
+  lon REAL NOT NULL, lat REAL NOT NULL, grid_code TEXT NOT NULL, reported_grid_code TEXT, building_id INTEGER, reporter TEXT,
   reporter_role TEXT, description TEXT, status TEXT NOT NULL, created TEXT NOT NULL, registered TEXT,
   dispatched TEXT, handled TEXT, fed_back TEXT, closed TEXT, assessed TEXT, cancelled TEXT, deadline TEXT,
   satisfaction INTEGER, assessment TEXT, rework_count INTEGER NOT NULL DEFAULT 0,
@@ -276,11 +276,19 @@ class GeoPackageStore(Store):
                 c.execute(stmt)
             gpkg.register(c, "incidents", geometry_column="geom", geometry_type="POINT", epsg=STORAGE_EPSG,
                           description="cases (社情民意事件)")
+        elif not self._has_reported_grid():  # a table from before re-homing: every case is still where logged
+            c.execute("ALTER TABLE incidents ADD COLUMN reported_grid_code TEXT")
+            c.execute("UPDATE incidents SET reported_grid_code = grid_code")
+
+    def _has_reported_grid(self) -> bool:
+        return any(r[1] == "reported_grid_code" for r in self.conn.execute("PRAGMA table_info(incidents)"))
 
     def incidents(self, ids=None, columns=None) -> pd.DataFrame:
         cols = safe_columns(columns) if columns else list(INCIDENT_COLUMNS)
         if not self._has_incidents():
             return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        if "reported_grid_code" in cols and not self._has_reported_grid():  # not migrated yet (read-only so far)
+            cols = ["grid_code AS reported_grid_code" if c == "reported_grid_code" else c for c in cols]
         df = self._filtered(f"SELECT {', '.join(cols)} FROM incidents", ids=ids)
         if "events" in df.columns:
             df["events"] = [json.loads(e) if e else [] for e in df["events"]]
@@ -288,7 +296,7 @@ class GeoPackageStore(Store):
 
     @staticmethod
     def _incident_rows(df: pd.DataFrame):
-        df = df[list(INCIDENT_COLUMNS)].copy()
+        df = with_reported_grid(df)[list(INCIDENT_COLUMNS)].copy()
         df["events"] = [json.dumps(e, ensure_ascii=False) if e is not None and not isinstance(e, str) else e
                         for e in df["events"]]
         pts = shapely.points(df["lon"].to_numpy(dtype=float), df["lat"].to_numpy(dtype=float))

@@ -11,7 +11,7 @@ import json
 import pandas as pd
 
 from ...errors import ConflictError, NotFoundError
-from ..base import INCIDENT_COLUMNS
+from ..base import INCIDENT_COLUMNS, with_reported_grid
 
 _BUMP = ("INSERT INTO meta VALUES ('incidents_version', '1') "
          "ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text")
@@ -27,7 +27,7 @@ def read(store, ids, cols: list[str]) -> pd.DataFrame:
 
 def _values(row: dict) -> dict:
     """One case as adaptable Python values (numpy scalars and NaN out, events as JSON text)."""
-    df = pd.DataFrame([row])[list(INCIDENT_COLUMNS)]
+    df = with_reported_grid(pd.DataFrame([row]))[list(INCIDENT_COLUMNS)]
     values = df.astype(object).where(df.notna(), None).iloc[0].to_dict()
     values = {k: (v.item() if hasattr(v, "item") else v) for k, v in values.items()}
     e = values["events"]
@@ -64,7 +64,7 @@ def update(store, row: dict, expected_version: int) -> None:
 
 def replace(store, df: pd.DataFrame) -> None:
     import shapely
-    df = df[list(INCIDENT_COLUMNS)]
+    df = with_reported_grid(df)[list(INCIDENT_COLUMNS)]
     geom = shapely.points(df["lon"].to_numpy(dtype=float), df["lat"].to_numpy(dtype=float))
     with store.system_transaction("replace_incidents") as cur:
         store.begin_replace(cur, "incidents")

@@ -65,6 +65,29 @@ def grid_changes(store, code: str | None = None) -> list[dict]:
     return [d for d in out if code is None or code in json.dumps(d["summary"])]
 
 
+def _rehome_cases(cur, rehoming) -> int:
+    """Move the cases whose point the redraw puts in another grid (see gis_grid.planning.rehome);
+    the candidates are locked, so a concurrent transition waits and then sees the new version."""
+    import pandas as pd
+    from .incidents import _BUMP
+    cols = ("id", "lon", "lat", "grid_code", "version", "events")
+    rows = cur.execute(f"SELECT {', '.join(cols)} FROM incidents WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4490) "
+                       "FOR UPDATE", rehoming.bbox).fetchall()
+    cases = pd.DataFrame(rows, columns=list(cols))
+    cases["events"] = [(json.loads(e) if isinstance(e, str) else e) or [] for e in cases["events"]]
+    moves = rehoming.moves(cases)
+    if not len(moves):
+        return 0
+    cur.execute("UPDATE incidents i SET reported_grid_code = COALESCE(i.reported_grid_code, i.grid_code), "
+                "grid_code = m.new, version = m.version, events = m.events::json "
+                "FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS m(id, new, version, events) "
+                "WHERE i.id = m.id",
+                ([str(i) for i in moves["id"]], [str(n) for n in moves["new"]], [int(v) for v in moves["version"]],
+                 [json.dumps(e, ensure_ascii=False) for e in moves["events"]]))
+    cur.execute(_BUMP)  # the case tables cached per incidents version must reload
+    return int(len(moves))
+
+
 def apply_changeset(store, cs, expected_version: int, audit: dict | None = None) -> int:
     stamp = cs.valid_from
     plan_id = None if cs.plan_id is None else int(cs.plan_id)
@@ -92,6 +115,11 @@ def apply_changeset(store, cs, expected_version: int, audit: dict | None = None)
         if cs.worker_moves:
             cur.execute("UPDATE workers w SET grid_code = m.new FROM unnest(%s::text[], %s::text[]) AS m(old, new) "
                         "WHERE w.grid_code = m.old", (list(cs.worker_moves), list(cs.worker_moves.values())))
+        if cs.worker_assignment:
+            cur.execute("UPDATE workers w SET grid_code = m.new FROM unnest(%s::text[], %s::text[]) AS m(id, new) "
+                        "WHERE w.id = m.id", (list(cs.worker_assignment), list(cs.worker_assignment.values())))
+        if cs.cases is not None:
+            cs.audit["cases_rehomed"] = _rehome_cases(cur, cs.cases)
         # history (retired codes, the change log) is written by the owner's function:
         # the app role may not write it itself (migration 0004)
         new_version = cur.execute("SELECT gis_grid_record_apply(%s, %s, %s, %s, %s, %s)",

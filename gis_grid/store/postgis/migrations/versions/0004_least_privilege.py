@@ -25,12 +25,12 @@ CONNECT on the database is revoked from PUBLIC, so other roles of the cluster ca
 read the catalogue nor NOTIFY the replicas; the store's database copies (CREATE DATABASE
 ... TEMPLATE does not copy database privileges) get the same in database.create().
 
-This revision should follow 0003_reported_grid (issue #12) once both are merged.
+It follows 0003_reported_grid (issue #12).
 """
 from alembic import op
 
 revision = "0004_least_privilege"
-down_revision = "0002_bulk_replace"
+down_revision = "0003_reported_grid"
 branch_labels = None
 depends_on = None
 
