@@ -18,7 +18,8 @@ from gis_grid.hierarchy import level_of
 from gis_grid.planning import edits
 from gis_grid.planning.impact import DEFAULT_BAND, DEFAULT_TARGET_HOUSEHOLDS
 from gis_grid.planning.plan import check_vertex_limit
-from gis_grid.planning.workflow import apply_plan, create_plan, impact_of, parse_if_match, plan_from_record
+from gis_grid.planning.workflow import (apply_plan, applied_impact, before_apply, create_plan, impact_of,
+                                       parse_if_match, plan_from_record)
 
 from ..deps import holder
 from ..security import audit_record, check_scope, record, require
@@ -104,15 +105,65 @@ def list_plans(scope: str | None = Query(None, description="only plans under thi
     return {"plans": plans, "atlas_version": h.version}
 
 
+def _plan(h: AtlasHolder, plan_id: int):
+    atlas = h.atlas
+    return atlas, plan_from_record(atlas, h.store.plan(plan_id))
+
+
+def _applied(h: AtlasHolder, record: dict, **balance) -> tuple:
+    """An applied plan's atlas as it stood just before the apply, and the impact it kept."""
+    impact = applied_impact(record, **balance)
+    atlas = h.at(before_apply(record))
+    return atlas, plan_from_record(atlas, record), impact
+
+
+@router.get("/plans/compare", summary="Two drafts of the same area side by side: balance, households moved, shape")
+def compare(a: int = Query(..., description="a plan id"), b: int = Query(..., description="another plan id"),
+            target_households: float = Query(DEFAULT_TARGET_HOUSEHOLDS, gt=0, description="households per grid aimed at"),
+            band: float = Query(DEFAULT_BAND, gt=0, le=1, description="balanced within +-band of the target"),
+            h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> dict:
+    from gis_grid.planning.lifecycle import compare_plans
+    atlas = h.atlas
+    pa, pb = (plan_from_record(atlas, h.store.plan(i)) for i in (a, b))
+    return compare_plans(h.store, atlas, pa, pb, target_households=target_households, band=band)
+
+
+class RevertBody(BaseModel):
+    community: str | None = Field(None, description="12-digit community/village code")
+    street: str | None = Field(None, description="or a 9-digit street/town code")
+    at: str = Field(..., description="restore the grids as they stood then: a date (end of that day, CST) or an "
+                                     "ISO 8601 date-time")
+    note: str = ""
+
+
+@router.post("/plans/revert", status_code=201,
+             summary="A draft restoring an area's grids as of an earlier instant (apply it like any plan)")
+def post_revert(body: RevertBody, h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
+    from gis_grid.atlas.asof import parse_at
+    from gis_grid.planning.lifecycle import revert_plan
+    scope = body.community or body.street
+    if not scope:
+        raise InvalidInputError('name the area: {"community": CODE} or {"street": CODE}')
+    plan, report = revert_plan(h.store, h.atlas, scope, parse_at(body.at), note=body.note)
+    out = plan_body(h.store.plan(plan.id))
+    out["validation"] = report.to_dict()
+    return JSONResponse(out, status_code=201, headers={"ETag": _etag(plan.base_version),
+                                                       "Location": f"/plans/{plan.id}"})
+
+
 @router.get("/plans/{plan_id}", summary="One plan; its ETag is the atlas version it was drawn on")
 def get_plan(plan_id: int = Path(...), h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
     r = h.store.plan(plan_id)
     return JSONResponse(plan_body(r), headers={"ETag": _etag(r["base_version"])})
 
 
-def _plan(h: AtlasHolder, plan_id: int):
-    atlas = h.atlas
-    return atlas, plan_from_record(atlas, h.store.plan(plan_id))
+@router.delete("/plans/{plan_id}", status_code=204, summary="Delete a draft (an applied plan stays: 409)")
+async def delete_plan(request: Request, plan_id: int = Path(...), h: AtlasHolder = Depends(holder),
+                      who=Depends(planner_dep)):
+    from fastapi.responses import Response
+    h.store.delete_plan(plan_id)
+    await record(request, who, "delete_plan", f"plan:{plan_id}", result="ok")
+    return Response(status_code=204)
 
 
 @router.get("/plans/{plan_id}/impact", summary="Who and what changes grid; per-grid figures; balance")
@@ -120,6 +171,10 @@ def get_impact(plan_id: int = Path(...),
                target_households: float = Query(DEFAULT_TARGET_HOUSEHOLDS, gt=0, description="households per grid aimed at"),
                band: float = Query(DEFAULT_BAND, gt=0, le=1, description="balanced within +-band of the target"),
                h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
+    r = h.store.plan(plan_id)
+    if r["status"] == "applied":  # as it stood when applied
+        out = applied_impact(r, target_households=target_households, band=band)
+        return JSONResponse(out, headers={"ETag": _etag(r["base_version"])})
     atlas, plan = _plan(h, plan_id)
     out = impact_of(h.store, atlas, plan, target_households=target_households, band=band)
     return JSONResponse(out, headers={"ETag": _etag(plan.base_version)})
@@ -128,8 +183,12 @@ def get_impact(plan_id: int = Path(...),
 @router.get("/plans/{plan_id}/map", response_class=HTMLResponse, summary="Folium diff map: old grids against new")
 def get_map(plan_id: int = Path(...), h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> HTMLResponse:
     from web.plan_diff import diff_map_html
-    atlas, plan = _plan(h, plan_id)
-    impact = impact_of(h.store, atlas, plan)
+    r = h.store.plan(plan_id)
+    if r["status"] == "applied":
+        atlas, plan, impact = _applied(h, r)
+    else:
+        atlas, plan = _plan(h, plan_id)
+        impact = impact_of(h.store, atlas, plan)
     return HTMLResponse(diff_map_html(atlas, plan, impact))
 
 
@@ -218,9 +277,16 @@ def get_export(plan_id: int = Path(...), format: str = Query("geojson", descript
 
     from gis_grid.planning.export import FORMATS, export_plan
     from gis_grid.planning.workflow import _require_base
-    atlas, plan = _plan(h, plan_id)
-    _require_base(atlas, plan)
-    data = export_plan(atlas, h.store, plan, format)
+    if format not in FORMATS:
+        raise InvalidInputError(f"unknown export format {format!r}; use {', '.join(FORMATS)}")
+    r = h.store.plan(plan_id)
+    if r["status"] == "applied":  # its grids, codes and figures as of the apply
+        atlas, plan, impact = _applied(h, r)
+    else:
+        atlas, plan = _plan(h, plan_id)
+        _require_base(atlas, plan)
+        impact = None
+    data = export_plan(atlas, h.store, plan, format, impact)
     ext = {"gpkg": "gpkg", "geojson": "geojson", "csv": "csv"}[format]
     name = f"plan_{plan_id}{'_assignment' if format == 'csv' else ''}.{ext}"
     return Response(data, media_type=FORMATS[format],

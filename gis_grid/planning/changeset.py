@@ -19,6 +19,8 @@ by a new line belongs to exactly one grid: the one holding that point.
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -53,6 +55,17 @@ def _short(name: str) -> str:
     for s in _SUFFIXES:
         name = name.removesuffix(s)
     return name
+
+
+_NUMBERED = re.compile(r"第\d+网格$")
+
+
+def _numbered_name(name: str | None, code: str) -> str | None:
+    """A drawn name for a grid given ``code``: one that names a grid number ("...第3网格", as a copied
+    or as-of feature would) is renamed for the new number; any other name is kept as drawn."""
+    if not name:
+        return None
+    return _NUMBERED.sub(f"第{int(code[12:])}网格", str(name))
 
 
 def number_grids(atlas: Atlas, plan: Plan, parents: list[str], used_codes) -> Numbering:
@@ -106,7 +119,8 @@ def number_grids(atlas: Atlas, plan: Plan, parents: list[str], used_codes) -> Nu
             names.append(str(hist.loc[codes[i], "name"]))
         else:
             props = plan.properties[i] if i < len(plan.properties) else {}
-            names.append(props.get("name") or f"{_short(str(hist.loc[parents[i], 'name']))}第{int(codes[i][12:])}网格")
+            names.append(_numbered_name(props.get("name"), codes[i])
+                         or f"{_short(str(hist.loc[parents[i], 'name']))}第{int(codes[i][12:])}网格")
         k = hist.loc[parents[i], "kind"]
         kinds.append(None if k is None or (isinstance(k, float) and np.isnan(k)) else str(k))
     kept = {s for s in successor_of if s}
@@ -211,6 +225,7 @@ class ChangeSet:
     audit: dict = field(default_factory=dict)
     worker_assignment: dict = field(default_factory=dict)  # worker id -> the grid code it now serves
     cases: CaseRehoming | None = None            # re-homes cases inside the apply transaction
+    impact: dict | None = None                   # kept on the plan: its impact as of the apply
 
 
 def now_stamp() -> str:

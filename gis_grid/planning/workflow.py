@@ -5,12 +5,14 @@ benchmark call these functions.
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import shapely
 
 from ..atlas import Atlas
-from ..errors import ConflictError, InvalidGeometryError, PreconditionError, PreconditionRequiredError
+from ..errors import ConflictError, InvalidGeometryError, InvalidInputError, PreconditionError, PreconditionRequiredError
 from .changeset import build_changeset, now_stamp
-from .impact import DEFAULT_BAND, DEFAULT_TARGET_HOUSEHOLDS, plan_impact
+from .impact import DEFAULT_BAND, DEFAULT_TARGET_HOUSEHOLDS, balance, plan_impact
 from .staffing import named_workers
 from .plan import Plan, plan_from_geojson, plan_to_geojson, resolve_scope
 from .validate import ValidationReport, validate_plan
@@ -81,7 +83,6 @@ def propose_plan(store, atlas: Atlas, scope: str, min_households: int, max_house
     A proposal that would leave a grid holding households without a worker (more such grids than
     the replaced grids have workers) is refused before anything is stored."""
     from .rebalance import propose
-    from ..errors import InvalidInputError
     grids, report = propose(atlas, scope, min_households, max_households, seed=seed, budget_s=budget_s)
     target = (min_households + max_households) / 2
     draft = plan_from_geojson(atlas, scope, grids, source="propose")
@@ -95,6 +96,24 @@ def propose_plan(store, atlas: Atlas, scope: str, min_households: int, max_house
     plan, _ = create_plan(store, atlas, scope, grids, source="propose",
                           note=f"rebalance to {min_households}-{max_households} households per grid")
     return plan, report, {**impact, "plan_id": plan.id}
+
+
+def before_apply(record: dict) -> datetime:
+    """The last instant before a plan's apply: the as-of atlas there is the one it was drawn on."""
+    t = datetime.fromisoformat(str(record["applied_at"]).replace("Z", "+00:00"))
+    return t - timedelta(microseconds=1)
+
+
+def applied_impact(record: dict, *, target_households: float = DEFAULT_TARGET_HOUSEHOLDS,
+                   band: float = DEFAULT_BAND) -> dict:
+    """An applied plan's impact as it stood when it was applied (balance against the target asked for)."""
+    imp = record.get("impact")
+    if record.get("status") != "applied" or imp is None:
+        raise ConflictError(f"plan {record['id']} was applied before impacts were kept with the plan; its "
+                            "boundaries are in GET /grids/{code}/history", detail={"status": record.get("status")})
+    return {**imp, "as_of": record["applied_at"], "applied_version": record.get("applied_version"),
+            "balance": {"before": balance([g["households"] for g in imp["old_grids"]], target_households, band),
+                        "after": balance([g["households"] for g in imp["grids"]], target_households, band)}}
 
 
 def parse_if_match(value: str | None) -> int | None:
@@ -129,12 +148,15 @@ def apply_plan(store, atlas: Atlas, plan: Plan, if_match: int | None, *, audit: 
         raise PreconditionError(f"the atlas snapshot is at version {atlas.version}, the plan at {plan.base_version}",
                                 detail={"current_version": current, "base_version": plan.base_version})
     report = check_plan(atlas, plan)
-    cs = build_changeset(atlas, plan, report.parents, store.grid_codes_ever(plan.scope.code),
+    used = store.grid_codes_ever(plan.scope.code)
+    cs = build_changeset(atlas, plan, report.parents, used,
                          workers=store.workers(grid_codes=list(plan.scope.replaces)))
+    # kept on the plan: afterwards grids, workers and cases have moved and it cannot be recomputed
+    cs.impact = plan_impact(atlas, store, plan, report.parents, used_codes=used)
     new_version = store.apply_changeset(cs, expected_version=plan.base_version, audit=audit)
     return {"plan_id": plan.id, "from_version": plan.base_version, "atlas_version": new_version,
             "applied_at": cs.valid_from, **{k: v for k, v in cs.audit.items() if k not in ("plan_id",)}}
 
 
-__all__ = ["PlanInvalidError", "check_plan", "create_plan", "propose_plan", "plan_from_record", "impact_of", "apply_plan",
+__all__ = ["applied_impact", "before_apply", "PlanInvalidError", "check_plan", "create_plan", "propose_plan", "plan_from_record", "impact_of", "apply_plan",
            "parse_if_match", "resolve_scope", "plan_to_geojson"]

@@ -113,7 +113,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def plan(self, plan_id: int) -> dict:
-        """One stored plan (NotFoundError if none)."""
+        """One stored plan (NotFoundError if none); ``impact``: the impact as of its apply, or None."""
+
+    @abc.abstractmethod
+    def delete_plan(self, plan_id: int) -> None:
+        """Remove a draft (NotFoundError if none, ConflictError if it was applied)."""
 
     @abc.abstractmethod
     def grid_codes_ever(self, prefix: str) -> list[str]:

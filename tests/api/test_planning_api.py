@@ -92,8 +92,8 @@ def test_draft_impact_apply_history_asof(client, no_pii, tmp_path):
     assert r.json()["atlas_version"] == 2 and r.json()["serving_version"] == 2
     r = client.post(f"/plans/{plan['id']}/apply", headers={"If-Match": '"1"'})
     assert r.status_code == 412 and r.json()["errors"]["current_version"] == 2
-    stale = client.get(f"/plans/{plan['id']}/impact")  # drawn on version 1, the atlas is at 2
-    assert stale.status_code == 409 and stale.json()["errors"]["current_version"] == 2
+    kept = client.get(f"/plans/{plan['id']}/impact")  # drawn on version 1, read as it was when applied
+    assert kept.status_code == 200 and kept.json()["applied_version"] == 2 and kept.json()["created"] == [G3]
     assert client.get(f"/plans/{plan['id']}").json()["status"] == "applied"
     store = client.app.state.holder.store
     applies = [a for a in store.audit_records() if a["action"] == "apply_plan"]

@@ -3,7 +3,7 @@
 Tables, created on the first planning write (older stores lack them):
 
 * ``plans``: drafts with their scope, the atlas version they were drawn on and the
-  new grids as a GeoJSON FeatureCollection;
+  new grids as a GeoJSON FeatureCollection; once applied, the impact as it stood then;
 * ``grid_code_registry``: every retired base-grid code, so it is never issued again;
 * ``grid_changes``: the audit log, one row per applied plan (who moved, versions).
 """
@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 
 from ...crs import STORAGE_EPSG
-from ...errors import NotFoundError, PreconditionError
+from ...errors import ConflictError, NotFoundError, PreconditionError
 from . import format as gpkg
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
   id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, base_version INTEGER NOT NULL,
   created_at TEXT NOT NULL, source TEXT NOT NULL, note TEXT, status TEXT NOT NULL DEFAULT 'draft',
-  replaces TEXT NOT NULL, grids TEXT NOT NULL, applied_at TEXT, applied_version INTEGER);
+  replaces TEXT NOT NULL, grids TEXT NOT NULL, applied_at TEXT, applied_version INTEGER, impact TEXT);
 CREATE TABLE IF NOT EXISTS grid_code_registry (
   code TEXT PRIMARY KEY, status TEXT NOT NULL, changed_at TEXT NOT NULL, plan_id INTEGER);
 CREATE TABLE IF NOT EXISTS grid_changes (
@@ -36,6 +36,8 @@ def _has(c, table: str) -> bool:
 def ensure(c) -> None:
     """Create the planning tables (call inside a write transaction)."""
     if all(_has(c, t) for t in _TABLES):
+        if not any(r[1] == "impact" for r in c.execute("PRAGMA table_info(plans)")):
+            c.execute("ALTER TABLE plans ADD COLUMN impact TEXT")  # a plans table from before impacts were kept
         return
     for stmt in filter(str.strip, _SCHEMA.split(";")):
         c.execute(stmt)
@@ -58,10 +60,11 @@ def _write(store, fn):
 
 def _plan_row(row) -> dict:
     keys = ("id", "scope", "base_version", "created_at", "source", "note", "status", "replaces", "grids",
-            "applied_at", "applied_version")
+            "applied_at", "applied_version", "impact")
     d = dict(zip(keys, row))
     d["replaces"] = json.loads(d["replaces"])
     d["grids"] = json.loads(d["grids"])
+    d["impact"] = json.loads(d["impact"]) if d.get("impact") else None
     return d
 
 
@@ -94,6 +97,18 @@ def get_plan(store, plan_id: int) -> dict:
     if row is None:
         raise NotFoundError(f"no plan with id {plan_id}")
     return _plan_row(row)
+
+
+def delete_plan(store, plan_id: int) -> None:
+    def go(c):
+        row = c.execute("SELECT status FROM plans WHERE id = ?", (int(plan_id),)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no plan with id {plan_id}")
+        if row[0] != "draft":
+            raise ConflictError(f"plan {plan_id} is {row[0]}: only a draft can be deleted (an applied plan is "
+                                "part of the grids' history)", detail={"status": row[0]})
+        c.execute("DELETE FROM plans WHERE id = ? AND status = 'draft'", (int(plan_id),))
+    _write(store, go)
 
 
 def grid_codes_ever(store, prefix: str) -> list[str]:
@@ -184,8 +199,9 @@ def apply_changeset(store, cs, expected_version: int, audit: dict | None = None)
                   " VALUES (?,?,?,?,?,?)", (cs.plan_id, stamp, current, new_version, cs.audit.get("scope"),
                                             json.dumps(cs.audit, ensure_ascii=False)))
         if cs.plan_id is not None:
-            c.execute("UPDATE plans SET status='applied', applied_at=?, applied_version=? WHERE id=?",
-                      (stamp, new_version, cs.plan_id))
+            c.execute("UPDATE plans SET status='applied', applied_at=?, applied_version=?, impact=? WHERE id=?",
+                      (stamp, new_version, None if cs.impact is None else json.dumps(cs.impact, ensure_ascii=False),
+                       cs.plan_id))
         gpkg.update_extent(c, "divisions")
         c.execute("INSERT OR REPLACE INTO meta VALUES ('atlas_version', ?)", (str(new_version),))
         c.execute("INSERT OR REPLACE INTO meta VALUES ('updated_at', ?)", (stamp,))

@@ -224,6 +224,9 @@ class GeoPackageStore(Store):
     def plan(self, plan_id: int) -> dict:
         return plans.get_plan(self, plan_id)
 
+    def delete_plan(self, plan_id: int) -> None:
+        plans.delete_plan(self, plan_id)
+
     def grid_codes_ever(self, prefix: str) -> list[str]:
         return plans.grid_codes_ever(self, prefix)
 

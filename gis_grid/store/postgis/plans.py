@@ -13,14 +13,14 @@ import json
 
 from psycopg.types.json import Json as _Json
 
-from ...errors import NotFoundError, PreconditionError
+from ...errors import ConflictError, NotFoundError, PreconditionError
 
 def Json(obj) -> _Json:
     return _Json(obj, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 _PLAN_COLS = ("id", "scope", "base_version", "created_at", "source", "note", "status", "replaces", "grids",
-              "applied_at", "applied_version")
+              "applied_at", "applied_version", "impact")
 
 
 def save_plan(store, record: dict) -> int:
@@ -47,6 +47,17 @@ def get_plan(store, plan_id: int) -> dict:
     if row is None:
         raise NotFoundError(f"no plan with id {plan_id}")
     return dict(zip(_PLAN_COLS, row))
+
+
+def delete_plan(store, plan_id: int) -> None:
+    with store.transaction() as cur:
+        row = cur.execute("SELECT status FROM plans WHERE id = %s FOR UPDATE", (int(plan_id),)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no plan with id {plan_id}")
+        if row[0] != "draft":
+            raise ConflictError(f"plan {plan_id} is {row[0]}: only a draft can be deleted (an applied plan is "
+                                "part of the grids' history)", detail={"status": row[0]})
+        cur.execute("DELETE FROM plans WHERE id = %s", (int(plan_id),))
 
 
 def grid_codes_ever(store, prefix: str) -> list[str]:
@@ -125,6 +136,8 @@ def apply_changeset(store, cs, expected_version: int, audit: dict | None = None)
         new_version = cur.execute("SELECT gis_grid_record_apply(%s, %s, %s, %s, %s, %s)",
                                   (stamp, plan_id, current, cs.audit.get("scope"),
                                    Json(cs.audit), [str(c) for c in cs.retired])).fetchone()[0]
+        if plan_id is not None and cs.impact is not None:  # the applied plan's impact, read back as of its apply
+            cur.execute("UPDATE plans SET impact = %s WHERE id = %s", (Json(cs.impact), plan_id))
         store.set_meta(cur, {"updated_at": stamp})
         store.publish_atlas_version(cur, new_version)
         if audit is not None:  # committed with the change, or not at all
