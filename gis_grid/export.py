@@ -14,6 +14,8 @@ import pandas as pd
 import shapely
 
 from . import crs as crs_mod
+from . import stats
+from .atlas import Atlas
 from .errors import InvalidInputError
 from .hierarchy import Level
 from .paths import output_path
@@ -27,13 +29,23 @@ _DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile", "fgb"
 GPKG_VERSION = "1.3"
 
 
-def layer_frame(store, layer: str) -> gpd.GeoDataFrame | pd.DataFrame:
-    """A layer in EPSG:4490 (grid layers carry code, name, level, parent_code); households without geometry."""
+def layer_frame(store, layer: str, atlas=None) -> gpd.GeoDataFrame | pd.DataFrame:
+    """A layer in EPSG:4490; households without geometry.
+
+    Division layers carry code, name, level, parent_code and the counts of
+    :data:`gis_grid.stats.FEATURE_COUNTS` (households ... open_cases; totals only), so a
+    planner can style load in QGIS. ``atlas``: the store's current snapshot, read when not given.
+    """
     if layer in _LEVEL_OF_LAYER:
         d = store.divisions()
         d = d[d["level"] == _LEVEL_OF_LAYER[layer].value]
         cols = ["code", "name", "level", "parent_code", "kind", "version", "valid_from", "area_m2", "geometry"]
-        return gpd.GeoDataFrame(d[cols].reset_index(drop=True), geometry="geometry", crs=4490)
+        frame = d[cols].reset_index(drop=True)
+        atlas = atlas if atlas is not None else Atlas.from_store(store)
+        counts = stats.level_counts(atlas, store, _LEVEL_OF_LAYER[layer])
+        frame = frame.join(counts, on="code")
+        frame[list(counts.columns)] = frame[list(counts.columns)].fillna(0).astype("int64")
+        return gpd.GeoDataFrame(frame, geometry="geometry", crs=4490)
     if layer == "buildings":
         return gpd.GeoDataFrame(store.buildings(), geometry="geometry", crs=4490)
     if layer == "households":

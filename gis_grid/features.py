@@ -54,6 +54,8 @@ DIVISION_PROPS = ("code", "name", "level", "parent_code", "kind")
 BUILDING_PROPS = ("id", "kind", "name", "floors", "units", "grid_code")
 #: every property a division feature carries: the same attributes as the exports (gis_grid.export)
 DIVISION_COLUMNS = ("code", "name", "level", "parent_code", "kind", "version", "valid_from", "area_m2")
+#: counts a division feature carries beside its columns (gis_grid.stats.level_counts): totals, never people
+FEATURE_COUNTS = ("households", "residents", "buildings", "workers", "open_cases")
 #: JSON Schema of each property (queryables, schema, TileJSON fields)
 PROPERTY_SCHEMA = {
     "code": {"type": "string", "title": "division code"},
@@ -68,6 +70,7 @@ PROPERTY_SCHEMA = {
     "floors": {"type": "integer", "title": "floors"},
     "units": {"type": "integer", "title": "units"},
     "grid_code": {"type": "string", "title": "base grid code"},
+    **{c: {"type": "integer", "minimum": 0, "title": c.replace("_", " ")} for c in FEATURE_COUNTS},
 }
 
 # CRSs a response can be written in (offset systems gcj02/bd09 have no URI)
@@ -292,10 +295,14 @@ class Page:
         return self.offset + len(self.rows) < self.number_matched
 
 
-def _feature_json(coll: Collection, rows: np.ndarray, c: InputCRS) -> list[str]:
+def _feature_json(coll: Collection, rows: np.ndarray, c: InputCRS, extra: pd.DataFrame | None = None) -> list[str]:
     geoms = geometries_in(coll.geometry[rows], c)
     gj = shapely.to_geojson(geoms) if len(rows) else []
-    columns = coll.columns
+    columns = dict(coll.columns)
+    if extra is not None:
+        # per-request columns (counts that move with case writes), aligned to the collection by id
+        aligned = extra.reindex([str(i) for i in coll.ids])
+        columns.update({k: [_py(v) for v in aligned[k].to_numpy()] for k in aligned.columns})
     out = []
     for i, r in enumerate(rows):
         r = int(r)
@@ -310,7 +317,7 @@ def properties_of(cid: str) -> tuple[str, ...]:
     """Every property a feature of the collection carries, in output order."""
     queryables(cid)
     return ("id", "kind", "name", "floors", "units", "grid_code") if COLLECTIONS[cid][2] is None \
-        else DIVISION_COLUMNS
+        else DIVISION_COLUMNS + FEATURE_COUNTS
 
 
 def queryables(cid: str) -> tuple[str, ...]:
@@ -352,11 +359,13 @@ def in_scope(atlas, cid: str, scope: str | None) -> np.ndarray | None:
 
 
 def items(atlas, cid: str, *, bbox=None, bbox_crs=None, crs=None, limit: int = 10,
-          offset: int = 0, filters: dict | None = None, scope: str | None = None) -> tuple[Page, list[str]]:
+          offset: int = 0, filters: dict | None = None, scope: str | None = None,
+          extra: pd.DataFrame | None = None) -> tuple[Page, list[str]]:
     """A page of features: the Page metadata and each feature as a GeoJSON string.
 
     ``filters`` maps a property of :func:`queryables` to one value or a list (equality);
-    ``scope``: only features a key confined to it sees (:func:`in_scope`), also in numberMatched.
+    ``scope``: only features a key confined to it sees (:func:`in_scope`), also in numberMatched;
+    ``extra`` adds properties, one column each, indexed by feature id (the division counts).
     """
     coll = collection(atlas, cid)
     c = output_crs(crs)
@@ -372,10 +381,11 @@ def items(atlas, cid: str, *, bbox=None, bbox_crs=None, crs=None, limit: int = 1
         matched = matched[visible[matched]]
     rows = matched[offset: offset + limit]
     page = Page(cid, len(matched), offset, limit, rows, c)
-    return page, _feature_json(coll, rows, c)
+    return page, _feature_json(coll, rows, c, extra)
 
 
-def feature(atlas, cid: str, fid: str, *, crs=None, scope: str | None = None) -> str:
+def feature(atlas, cid: str, fid: str, *, crs=None, scope: str | None = None,
+            extra: pd.DataFrame | None = None) -> str:
     coll = collection(atlas, cid)
     c = output_crs(crs)
     row = coll.row_of(fid)
@@ -383,4 +393,4 @@ def feature(atlas, cid: str, fid: str, *, crs=None, scope: str | None = None) ->
     if visible is not None and not visible[row]:
         # the words of a missing feature: naming where it is would tell an outsider
         raise NotFoundError(f"no feature {fid!r} in collection {coll.id!r}")
-    return _feature_json(coll, np.array([row]), c)[0]
+    return _feature_json(coll, np.array([row]), c, extra)[0]

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from . import crs as crs_mod
 from . import features as feat
-from . import tiles
+from . import stats, tiles
 from .atlas import Atlas
 from .errors import InvalidInputError, PermissionDeniedError
 from .incidents import aggregate
@@ -250,6 +250,13 @@ def api_definition(openapi: dict, base: str, params: Params) -> Answer:
 
 
 # ---------------------------------------------------------------- HTML
+def division_counts(atlas: Atlas, store: Store, cid: str):
+    """Households, residents, buildings, workers and open cases of a division collection (None for others),
+    so a planner can style load in a GIS client; totals only."""
+    level = feat.COLLECTIONS.get(cid, (None, None, None))[2]
+    return None if level is None else stats.level_counts(atlas, store, level)
+
+
 def html_page(title: str, body: str) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
@@ -338,7 +345,7 @@ def items(base: str, cid: str, params: Params, *, atlas: Atlas, store: Store, wh
                                      limit=limit, offset=offset)
     else:
         page, feats = feat.items(atlas, cid, bbox=bbox, bbox_crs=bbox_crs, crs=crs, limit=limit, offset=offset,
-                                 filters=filters, scope=who.confined_to)
+                                 filters=filters, scope=who.confined_to, extra=division_counts(atlas, store, cid))
     path = f"/collections/{cid}/items"
     # next/prev links carry every filter (and the format asked for) so a client can just follow them
     common = {"bbox": bbox, "bbox-crs": bbox_crs, "crs": crs, "datetime": datetime_,
@@ -387,7 +394,7 @@ def item(base: str, cid: str, fid: str, params: Params, *, atlas: Atlas, store: 
         scope = case_scope(who)
         text = inc_feat.feature(aggregate.case_table(store, atlas), atlas, fid, scope=scope, crs=crs)
     else:
-        text = feat.feature(atlas, cid, fid, crs=crs, scope=who.confined_to)
+        text = feat.feature(atlas, cid, fid, crs=crs, scope=who.confined_to, extra=division_counts(atlas, store, cid))
     c = feat.output_crs(crs)
     d = json.loads(text)
     if want_html:

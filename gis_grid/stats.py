@@ -21,6 +21,9 @@ import pandas as pd
 
 from . import crs as crs_mod
 from .atlas import Atlas
+from .features import FEATURE_COUNTS
+from .hierarchy import Level
+from .incidents import aggregate
 from .store import Store
 
 #: Resident flag columns counted as special groups, in publication order.
@@ -60,6 +63,42 @@ def _compute(atlas: Atlas, store: Store) -> pd.DataFrame:
     wg = _grid_positions(atlas, workers["grid_code"].astype(str).to_numpy() if len(workers) else [])
     out["workers"] = _bincount(wg, n)
     return pd.DataFrame({c: out[c] for c in COUNT_COLUMNS}, index=pd.Index(atlas.grid_codes, name="grid_code"))
+
+
+#: The counts a division feature carries (OGC API, exports): totals only, never personal data.
+
+
+def level_counts(atlas: Atlas, store: Store, level) -> pd.DataFrame:
+    """:data:`FEATURE_COUNTS` per division of one level (index: every code of the level, sorted).
+
+    People and buildings come from :func:`grid_table` (memoised per atlas); open cases from the
+    case table, which changes with every case write, so that column is recounted whenever the
+    case table's version moves (one bincount)."""
+    level = level if isinstance(level, Level) else Level.parse(level)
+    d = atlas.divisions
+    table = grid_table(atlas, store)
+    per_grid = atlas.level_codes[level][:-1].astype(str)
+    # every division of the level, also one without grids (zeros)
+    codes = np.union1d(d.loc[d["level"] == level.value, "code"].astype(str).to_numpy(dtype=object),
+                       np.unique(per_grid)).astype(object)
+
+    def static() -> pd.DataFrame:
+        people = table[["households", "residents", "buildings", "workers"]]
+        return people.groupby(per_grid).sum().reindex(codes, fill_value=0).astype(np.int64)
+
+    base = atlas.memo.get(("stats.level_counts", level), static)
+    t = aggregate.case_table(store, atlas)
+
+    def cases() -> tuple:
+        g = t.grid[t.open & (t.grid >= 0)]
+        per = pd.Series(np.bincount(g, minlength=len(per_grid))[:len(per_grid)]).groupby(per_grid).sum()
+        return t.version, per.reindex(codes, fill_value=0).to_numpy(dtype=np.int64)
+
+    _, open_cases = atlas.memo.get(("stats.level_open_cases", level), cases, fresh=lambda v: v[0] == t.version)
+    out = base.copy()
+    out["open_cases"] = open_cases
+    out.index.name = "code"
+    return out[list(FEATURE_COUNTS)]
 
 
 def _grid_positions(atlas: Atlas, codes) -> np.ndarray:

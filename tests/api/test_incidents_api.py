@@ -306,7 +306,7 @@ def test_division_and_department_stats(demo):
     grids = demo.get("/stats/divisions", params={"level": "grid", "within": r["items"][0]["code"]}).json()["items"]
     assert grids and all(g["code"].startswith(r["items"][0]["code"]) for g in grids)
     csv_text = demo.get("/stats/divisions", params={"level": "community", "format": "csv"}).text
-    assert csv_text.splitlines()[0].startswith("code,name,cases") and len(csv_text.splitlines()) == 1 + 170
+    assert csv_text.splitlines()[0].startswith("code,name,households,residents,buildings,workers,cases") and len(csv_text.splitlines()) == 1 + 170
     d = demo.get("/stats/departments").json()["items"]
     assert sum(x["cases"] for x in d) == 139_345
     a = demo.get("/stats/assessment", params={"from": "2014-01-01", "to": "2016-12-31"}).json()

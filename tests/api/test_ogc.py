@@ -94,7 +94,9 @@ def test_number_matched_equals_store(client, counts, cid):
     if cid == "buildings":
         assert props == {"id", "kind", "name", "floors", "units", "grid_code"}
     else:
-        assert props == {"code", "name", "level", "parent_code", "kind", "version", "valid_from", "area_m2"}
+        # divisions carry counts for styling load (issue 12), never personal data
+        assert props == {"code", "name", "level", "parent_code", "kind", "version", "valid_from", "area_m2",
+                         "households", "residents", "buildings", "workers", "open_cases"}
 
 
 def test_default_limit_and_clamp(client):
