@@ -10,6 +10,7 @@ from .. import geojson_input
 from ..atlas import Atlas
 from ..errors import InvalidInputError, LimitExceededError, NotFoundError
 from ..hierarchy import Level, level_of
+from .snap import snap_plan
 
 MAX_PLAN_FEATURES = 200
 
@@ -87,6 +88,9 @@ def plan_from_geojson(atlas: Atlas, scope_code: str, collection: dict, *, crs=No
         p = f.get("properties") or {}
         # workers: ids this grid's team is named to be (planning/staffing.py); checked at impact and apply
         props.append({k: p[k] for k in ("name", "community", "workers") if k in p and p[k] is not None})
+    rows = [atlas.by_code[c] for c in scope.replaces]
+    replaced = shapely.union_all(atlas.divisions["geometry"].to_numpy()[rows]) if rows else None
+    geoms = snap_plan(geoms, replaced)  # tools' centimetre slivers are not planning errors (snap.py)
     return Plan(scope=scope, base_version=atlas.version, geometries=tuple(geoms), properties=tuple(props),
                 note=note, source=source)
 
