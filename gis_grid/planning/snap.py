@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import shapely
 
+from .. import crs as crs_mod
+
 #: vertices this close (metres, EPSG:4548) to the replaced area's boundary or a shared edge are snapped onto it
 SNAP_TOLERANCE_M = 0.05
 #: the tolerance in degrees: 0.05 m over the metres per degree of latitude, the smaller of the two
@@ -30,6 +32,14 @@ def _polygonal(g):
     if not parts:
         return shapely.Polygon()
     return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+
+
+def _sound(g) -> bool:
+    """Valid in lon/lat and once projected to EPSG:4548 (what validation demands): a step whose result
+    is not sound is not taken, and validation then judges the drawing as it was."""
+    if g is None or g.is_empty or not g.is_valid:
+        return False
+    return bool(crs_mod.transform_geoms(g, crs_mod.InputCRS.CGCS2000, crs_mod.InputCRS.GK117).is_valid)
 
 
 def _slivers_only(g) -> bool:
@@ -61,23 +71,27 @@ def snap_plan(geoms: list, replaced) -> list:
         return list(geoms)  # validation reports invalid drawings as drawn
     ring = replaced.boundary
     out = []
-    for g in geoms:
+    for drawn in geoms:
         ref = shapely.union_all([ring, *[d.boundary for d in out]])
-        g = _onto_edges(shapely.snap(g, ref, tol), ref, tol)
+        g = _onto_edges(shapely.snap(drawn, ref, tol), ref, tol)
         # snapping can leave two vertices centimetres apart: a segment that projection to
         # EPSG:4548 turns into a self-intersection, so such pairs are merged
         g = shapely.remove_repeated_points(g, tol)
-        g = shapely.make_valid(g) if not g.is_valid else g
+        g = _polygonal(shapely.make_valid(g) if not g.is_valid else g)
+        if not _sound(g):
+            g = drawn
         outside = shapely.difference(g, replaced)
         if _slivers_only(outside):
-            g = shapely.intersection(g, replaced)
+            clipped = _polygonal(shapely.intersection(g, replaced))
+            g = clipped if _sound(clipped) else g
         out.append(_polygonal(g))
     # overlap slivers: the earlier grid keeps the strip
     for i in range(1, len(out)):
         before = shapely.union_all(out[:i])
         lap = shapely.intersection(out[i], before)
         if not lap.is_empty and lap.area > 0 and _slivers_only(lap):
-            out[i] = _polygonal(shapely.difference(out[i], before))
+            trimmed = _polygonal(shapely.difference(out[i], before))
+            out[i] = trimmed if _sound(trimmed) else out[i]
     # gap slivers: to the grid with the longest shared edge
     gaps = shapely.difference(replaced, shapely.union_all(out))
     for gap in shapely.get_parts(gaps):
@@ -87,5 +101,6 @@ def snap_plan(geoms: list, replaced) -> list:
         shared = [shapely.intersection(near, g.boundary).length for g in out]
         k = max(range(len(out)), key=shared.__getitem__)
         if shared[k] > 0:
-            out[k] = _polygonal(shapely.union(out[k], gap))
+            grown = _polygonal(shapely.union(out[k], gap))
+            out[k] = grown if _sound(grown) else out[k]
     return out
