@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NotFoundError
 from ..paths import DATABASE_URL_ENV, DEFAULT_STORE_NAME, default_store_path  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 1
@@ -50,6 +50,17 @@ def safe_columns(columns) -> list[str]:
     if bad:
         raise InvalidInputError(f"not column names: {bad}")
     return list(columns)
+
+
+def plan_key(plan_id) -> int:
+    """A plan id as the tables store it (a 64-bit integer); anything else names no plan."""
+    try:
+        key = int(plan_id)
+    except (TypeError, ValueError):
+        key = 0
+    if not 0 < key < 2 ** 63:
+        raise NotFoundError(f"no plan with id {plan_id}")
+    return key
 
 
 def utc_stamp(at: datetime | None = None) -> str:

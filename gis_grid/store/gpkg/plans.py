@@ -13,6 +13,7 @@ import json
 
 from ...crs import STORAGE_EPSG
 from ...errors import ConflictError, NotFoundError, PreconditionError
+from ..base import plan_key
 from . import format as gpkg
 
 _SCHEMA = """
@@ -93,7 +94,7 @@ def list_plans(store, scope: str | None = None) -> list[dict]:
 
 def get_plan(store, plan_id: int) -> dict:
     c = store.conn
-    row = c.execute("SELECT * FROM plans WHERE id = ?", (int(plan_id),)).fetchone() if _has(c, "plans") else None
+    row = c.execute("SELECT * FROM plans WHERE id = ?", (plan_key(plan_id),)).fetchone() if _has(c, "plans") else None
     if row is None:
         raise NotFoundError(f"no plan with id {plan_id}")
     return _plan_row(row)
@@ -101,13 +102,13 @@ def get_plan(store, plan_id: int) -> dict:
 
 def delete_plan(store, plan_id: int) -> None:
     def go(c):
-        row = c.execute("SELECT status FROM plans WHERE id = ?", (int(plan_id),)).fetchone()
+        row = c.execute("SELECT status FROM plans WHERE id = ?", (plan_key(plan_id),)).fetchone()
         if row is None:
             raise NotFoundError(f"no plan with id {plan_id}")
         if row[0] != "draft":
             raise ConflictError(f"plan {plan_id} is {row[0]}: only a draft can be deleted (an applied plan is "
                                 "part of the grids' history)", detail={"status": row[0]})
-        c.execute("DELETE FROM plans WHERE id = ? AND status = 'draft'", (int(plan_id),))
+        c.execute("DELETE FROM plans WHERE id = ? AND status = 'draft'", (plan_key(plan_id),))
     _write(store, go)
 
 

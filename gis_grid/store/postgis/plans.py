@@ -14,6 +14,7 @@ import json
 from psycopg.types.json import Json as _Json
 
 from ...errors import ConflictError, NotFoundError, PreconditionError
+from ..base import plan_key
 
 def Json(obj) -> _Json:
     return _Json(obj, dumps=lambda o: json.dumps(o, ensure_ascii=False))
@@ -43,7 +44,7 @@ def list_plans(store, scope: str | None = None) -> list[dict]:
 
 def get_plan(store, plan_id: int) -> dict:
     with store.transaction() as cur:
-        row = cur.execute(f"SELECT {', '.join(_PLAN_COLS)} FROM plans WHERE id = %s", (int(plan_id),)).fetchone()
+        row = cur.execute(f"SELECT {', '.join(_PLAN_COLS)} FROM plans WHERE id = %s", (plan_key(plan_id),)).fetchone()
     if row is None:
         raise NotFoundError(f"no plan with id {plan_id}")
     return dict(zip(_PLAN_COLS, row))
@@ -51,13 +52,13 @@ def get_plan(store, plan_id: int) -> dict:
 
 def delete_plan(store, plan_id: int) -> None:
     with store.transaction() as cur:
-        row = cur.execute("SELECT status FROM plans WHERE id = %s FOR UPDATE", (int(plan_id),)).fetchone()
+        row = cur.execute("SELECT status FROM plans WHERE id = %s FOR UPDATE", (plan_key(plan_id),)).fetchone()
         if row is None:
             raise NotFoundError(f"no plan with id {plan_id}")
         if row[0] != "draft":
             raise ConflictError(f"plan {plan_id} is {row[0]}: only a draft can be deleted (an applied plan is "
                                 "part of the grids' history)", detail={"status": row[0]})
-        cur.execute("DELETE FROM plans WHERE id = %s", (int(plan_id),))
+        cur.execute("DELETE FROM plans WHERE id = %s", (plan_key(plan_id),))
 
 
 def grid_codes_ever(store, prefix: str) -> list[str]:
