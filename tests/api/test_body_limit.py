@@ -70,8 +70,11 @@ def test_a_lying_content_length_is_counted_too(tmp_path):
     mw = BodyLimit(app, max_bytes=200)
     scope = {"type": "http", "headers": [(b"content-length", b"10")]}
     from api.app import BodyTooLarge
+    # a loop of its own on a thread of its own: an earlier test may have left this thread's loop running
+    from concurrent.futures import ThreadPoolExecutor
     try:
-        asyncio.run(mw(scope, receive, None))
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, mw(scope, receive, None)).result()
         raised = False
     except BodyTooLarge:
         raised = True

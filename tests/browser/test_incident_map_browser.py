@@ -42,7 +42,7 @@ def test_incident_layers_render(browser, page_file, artifacts_dir):
 
     pg.route("**/*", guard)
     pg.goto(page_file.as_uri(), wait_until="load")
-    pg.wait_for_function("document.body.dataset.ready === '1'", timeout=30_000)
+    pg.wait_for_function("() => document.body.dataset.ready === '1'", timeout=30_000)
     assert pg.evaluate("document.body.dataset.incidentLayer") == "heatmap"
     # the heat layer drew a canvas with coloured pixels
     painted = pg.evaluate("""() => { const c = document.querySelector('canvas.leaflet-heatmap-layer');
@@ -67,7 +67,7 @@ def test_incident_layers_render(browser, page_file, artifacts_dir):
     assert len(labels) == 11 and all(n.endswith(("街道", "镇")) for n in labels), labels
     # play steps through the months, pause stops
     pg.click("#play")
-    pg.wait_for_function("document.getElementById('month-label').textContent > IncidentMap.data.heat.months[0]", timeout=10_000)
+    pg.wait_for_function("() => document.getElementById('month-label').textContent > IncidentMap.data.heat.months[0]", timeout=10_000)
     pg.click("#play")
     assert "播放" in pg.inner_text("#play")
     pg.fill("#month", "30")
@@ -115,7 +115,7 @@ def test_served_incident_page(browser, live_server, demo_store_path):
     pg.click("button[type=submit]")
     pg.wait_for_url("**/map")
     pg.goto(live_server + "/map/incidents?layer=choropleth&from=2016-01-01&to=2016-12-31", wait_until="load")
-    pg.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    pg.wait_for_function("() => document.body.dataset.ready === '1'", timeout=60_000)
     assert pg.evaluate("typeof L.heatLayer") == "function"  # the vendored plugin came from the host
     pg.select_option("#layer", "community")
     n = pg.evaluate("IncidentMap.layer().getLayers().length")
