@@ -19,14 +19,12 @@ from .atlas import Atlas
 from .errors import InvalidInputError
 from .hierarchy import Level
 from .paths import output_path
+from .store.gpkg.format import VERSION as GPKG_VERSION  # 1.3, as the store: see there
 
 _LEVEL_OF_LAYER = {"streets": Level.STREET, "communities": Level.COMMUNITY, "grids": Level.GRID}
 LAYERS = ("streets", "communities", "grids", "buildings", "households")
 FORMATS = ("geojson", "gpkg", "parquet", "shp", "fgb")
 _DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile", "fgb": "FlatGeobuf"}
-#: GeoPackage 1.3, not the 1.4 that newer GDAL writes by default: GDAL before 3.7 (Debian 12's 3.6)
-#: warns "may only be partially supported" on every open of a 1.4 file, and nothing here needs 1.4
-GPKG_VERSION = "1.3"
 
 
 def layer_frame(store, layer: str, atlas=None) -> gpd.GeoDataFrame | pd.DataFrame:

@@ -36,6 +36,11 @@ INCIDENT_COLUMNS = (
     "closed", "assessed", "cancelled", "deadline", "satisfaction", "assessment", "rework_count", "version",
     "events")
 
+#: the residents table's columns, as both backends return them by default
+RESIDENT_COLUMNS = ("id", "household_id", "name", "gender", "birth_date", "id_number", "phone", "relation",
+                    "disabled", "low_income", "elderly_alone", "extreme_poverty", "left_behind_child", "veteran",
+                    "community_correction")
+
 
 def with_reported_grid(df: pd.DataFrame) -> pd.DataFrame:
     """Cases to write, ``reported_grid_code`` filled from ``grid_code`` where a caller left it out."""

@@ -193,14 +193,16 @@ def test_gpkg_exports_pass_gdal_validation_and_open_without_warnings(toy_path, t
 
 def test_geometry_columns_declare_their_type(toy_path):
     """GeoPackage Req 25: the column's declared type is the gpkg_geometry_columns type (not BLOB)."""
+    _log_cases(toy_path)
     with sqlite3.connect(toy_path) as c:
         declared = dict(c.execute("SELECT table_name, geometry_type_name FROM gpkg_geometry_columns"))
-        assert {"divisions", "buildings"} <= set(declared)
-        for table in ("divisions", "buildings"):
+        assert {"divisions", "buildings", "incidents", "streets", "communities", "grids"} <= set(declared)
+        for table in declared:
             cols = {r[1]: r[2] for r in c.execute(f"PRAGMA table_info({table})")}
             assert cols["geom"].upper() == declared[table].upper()
+        assert declared["incidents"] == "POINT"
         assert c.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
-        assert c.execute("PRAGMA user_version").fetchone()[0] == 10200  # 1.2: GDAL 3.6 reads it silently
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 10300  # 1.3, as the exports: GDAL 3.6 is silent
 
 
 def test_debian_gdal_opens_the_store_without_warnings(toy_path):
@@ -215,3 +217,174 @@ def test_debian_gdal_opens_the_store_without_warnings(toy_path):
     assert res.returncode == 0, res.stderr
     assert "Warning" not in res.stderr + res.stdout and "ERROR" not in res.stderr, res.stderr
     assert "Geometry: Multi Polygon" in res.stdout
+
+
+# -- the store file as a conformant GeoPackage -----------------------------------------------------
+_GEOM_TABLES = ("divisions", "buildings", "incidents")
+
+
+def _log_cases(path, n: int = 3):
+    """Write ``n`` cases into the toy store at ``path`` (creates its incidents table)."""
+    import pandas as pd
+
+    from gis_grid.store import INCIDENT_COLUMNS
+    rows = []
+    for i in range(n):
+        row = {c: None for c in INCIDENT_COLUMNS}
+        row.update(id=f"C{i}", category="city", department="d", priority="normal", lon=117.505 + i * 1e-3,
+                   lat=34.805, grid_code="370402001001002", status="registered",
+                   created="2025-01-01T00:00:00+08:00", rework_count=0, version=1, events=[])
+        rows.append(row)
+    with open_store(path) as store:
+        store.replace_incidents(pd.DataFrame(rows))
+
+
+def _rtree_matches(c, table):
+    """The table's R-tree holds exactly its rows, each box around its geometry (float32, rounded outward)."""
+    from gis_grid.store.gpkg import format as gpkg
+    rows = c.execute(f"SELECT fid, geom FROM {table}").fetchall()
+    boxes = {r[0]: r[1:] for r in c.execute(f"SELECT id, minx, maxx, miny, maxy FROM rtree_{table}_geom")}
+    assert sorted(boxes) == sorted(fid for fid, _ in rows), table
+    for (fid, blob), geom in zip(rows, gpkg.decode([r[1] for r in rows])):
+        minx, miny, maxx, maxy = geom.bounds
+        assert np.allclose(boxes[fid], (minx, maxx, miny, maxy), atol=1e-5), (table, fid)
+
+
+def _ogr_sql(path, sql):
+    import shutil as sh
+    import subprocess
+
+    from gis_grid.testing import skip_or_fail_on_ci
+    ogrinfo = sh.which("ogrinfo")
+    if ogrinfo is None:
+        skip_or_fail_on_ci("GDAL's ogrinfo is not installed (run `bash scripts/system-deps.sh`)")
+    res = subprocess.run([ogrinfo, "-ro", "-q", "-sql", sql, str(path)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "Warning" not in res.stderr and "ERROR" not in res.stderr, res.stderr
+    return res.stdout
+
+
+def _assert_conformant(path):
+    """validate_gpkg.py passes; Debian's GDAL finds an R-tree on every feature table and a layer per level."""
+    import subprocess
+    res = subprocess.run([*_validate_gpkg(), str(path)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and not res.stderr.strip(), res.stderr + res.stdout
+    out = _ogr_sql(path, "SELECT " + ", ".join(f"HasSpatialIndex('{t}', 'geom') AS {t}" for t in _GEOM_TABLES))
+    for t in _GEOM_TABLES:
+        assert f"{t} (Integer) = 1" in out, out
+    layers = dict(pyogrio.list_layers(path))
+    assert {"streets", "communities", "grids", "households", "residents", "workers"} <= set(layers)
+    assert layers["grids"] == "MultiPolygon" and layers["incidents"] == "Point"
+
+
+def test_the_store_is_a_conformant_geopackage(toy_path):
+    _log_cases(toy_path)
+    _assert_conformant(toy_path)
+    with open_store(toy_path) as store:
+        current = store.divisions()
+    for view, level in (("streets", "street"), ("communities", "community"), ("grids", "grid")):
+        layer = pyogrio.read_dataframe(toy_path, layer=view)
+        assert sorted(layer["code"]) == sorted(current.loc[current["level"] == level, "code"]), view
+        assert layer.crs.to_epsg() == 4490
+
+
+def test_the_rtree_indexes_follow_every_write(toy_path):
+    from gis_grid.store.gpkg import format as gpkg
+    _log_cases(toy_path)
+    with open_store(toy_path) as store:
+        c = store.conn
+        for t in _GEOM_TABLES:
+            _rtree_matches(c, t)
+        case = store.incidents(ids=["C1"]).iloc[0].to_dict()
+        store.update_incident({**case, "lon": 117.52, "lat": 34.81, "version": 2}, expected_version=1)
+        hh, res = toy_people()
+        store.replace_all({"buildings": toy_buildings().iloc[:3], "households": hh, "residents": res}, {})
+        moved = shapely.affinity.translate(store.divisions().iloc[-1]["geometry"], 0.01, 0.0)
+        with store.write_transaction() as w:  # any writer, also plain SQL, goes through the triggers
+            w.execute("UPDATE divisions SET geom = ? WHERE fid = (SELECT max(fid) FROM divisions)",
+                      (gpkg.encode([moved], 4490)[0],))
+            w.execute("DELETE FROM divisions WHERE fid = (SELECT min(fid) FROM divisions)")
+        for t in _GEOM_TABLES:
+            _rtree_matches(c, t)
+        assert c.execute("SELECT count(*) FROM rtree_buildings_geom").fetchone()[0] == 3
+        box = c.execute("SELECT minx, miny FROM rtree_incidents_geom r JOIN incidents i ON i.fid = r.id "
+                        "WHERE i.id = 'C1'").fetchone()
+        assert np.allclose(box, (117.52, 34.81), atol=1e-5)
+    # GDAL's spatial filter goes through the index and finds the moved case alone
+    near = pyogrio.read_dataframe(toy_path, layer="incidents", bbox=(117.519, 34.809, 117.521, 34.811))
+    assert list(near["id"]) == ["C1"]
+
+
+# what gis_grid wrote before the store became a conformant GeoPackage (BLOB geometries, TEXT keys)
+_OLD_TABLES = {
+    "divisions": "fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL, code TEXT NOT NULL, name TEXT NOT NULL, "
+                 "level TEXT NOT NULL, parent_code TEXT, kind TEXT, version INTEGER NOT NULL DEFAULT 1, "
+                 "valid_from TEXT NOT NULL, valid_to TEXT, area_m2 REAL",
+    "buildings": "fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL, id INTEGER NOT NULL UNIQUE, "
+                 "kind TEXT NOT NULL, name TEXT, floors INTEGER, units INTEGER, grid_code TEXT NOT NULL",
+    "households": "id TEXT PRIMARY KEY, building_id INTEGER NOT NULL, grid_code TEXT NOT NULL, unit INTEGER, "
+                  "floor INTEGER, room TEXT, size INTEGER NOT NULL, head_name TEXT, flags TEXT NOT NULL DEFAULT ''",
+    "residents": "id TEXT PRIMARY KEY, household_id TEXT NOT NULL, name TEXT NOT NULL, gender TEXT, birth_date TEXT, "
+                 "id_number TEXT, phone TEXT, relation TEXT, disabled INTEGER, low_income INTEGER, "
+                 "elderly_alone INTEGER, extreme_poverty INTEGER, left_behind_child INTEGER, veteran INTEGER, "
+                 "community_correction INTEGER",
+    "workers": "id TEXT PRIMARY KEY, grid_code TEXT NOT NULL, name TEXT NOT NULL, role TEXT, phone TEXT",
+}
+
+
+def _make_old_store(path):
+    """The toy store as an older gis_grid wrote it, without reported_grid_code on its cases."""
+    _log_cases(path)
+    c = sqlite3.connect(path, isolation_level=None)
+    c.execute("BEGIN")
+    for kind, name in c.execute("SELECT type, name FROM sqlite_master WHERE type IN ('view', 'trigger')").fetchall():
+        c.execute(f"DROP {kind.upper()} {name}")
+    for t in _GEOM_TABLES:
+        c.execute(f"DROP TABLE rtree_{t}_geom")
+    incidents = [f"{col} {'BLOB' if col == 'geom' else typ}" for _, col, typ, *_ in
+                 c.execute("PRAGMA table_info(incidents)").fetchall() if col != "reported_grid_code"]
+    incidents[0] += " PRIMARY KEY AUTOINCREMENT"
+    for table, cols in {**_OLD_TABLES, "incidents": ", ".join(incidents)}.items():
+        names = [p.split()[0] for p in cols.split(", ")]
+        c.execute(f"CREATE TABLE old_{table} ({cols})")
+        c.execute(f"INSERT INTO old_{table} ({', '.join(names)}) SELECT {', '.join(names)} FROM {table}")
+        c.execute(f"DROP TABLE {table}")
+        c.execute(f"ALTER TABLE old_{table} RENAME TO {table}")
+    c.execute("DELETE FROM gpkg_contents WHERE table_name IN ('streets', 'communities', 'grids')")
+    c.execute("DELETE FROM gpkg_geometry_columns WHERE table_name IN ('streets', 'communities', 'grids')")
+    c.execute("DROP TABLE gpkg_extensions")
+    c.execute("PRAGMA user_version = 10200")
+    c.execute("COMMIT")
+    c.close()
+
+
+def test_an_older_store_is_upgraded_on_open(toy_path):
+    _make_old_store(toy_path)
+    with sqlite3.connect(toy_path) as c:  # really the old layout
+        assert {r[1]: r[2] for r in c.execute("PRAGMA table_info(divisions)")}["geom"] == "BLOB"
+        assert "fid" not in {r[1] for r in c.execute("PRAGMA table_info(residents)")}
+        fids = dict(c.execute("SELECT id, fid FROM buildings"))
+        before = {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in (*_GEOM_TABLES, *_OLD_TABLES)}
+    with open_store(toy_path) as store:
+        ref = toy_people()[1]
+        assert store.residents()["id_number"].tolist() == ref["id_number"].tolist()
+        assert list(store.residents().columns) == list(ref.columns)
+        assert store.incidents()["reported_grid_code"].tolist() == ["370402001001002"] * 3
+        assert store.households(ids=["Ha1"])["building_id"].tolist() == [1]
+    with sqlite3.connect(toy_path) as c:
+        assert dict(c.execute("SELECT id, fid FROM buildings")) == fids  # feature ids survive
+        assert {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in before} == before
+    _assert_conformant(toy_path)
+    mtime = toy_path.stat().st_mtime_ns
+    open_store(toy_path).close()  # idempotent: a second open changes nothing
+    assert toy_path.stat().st_mtime_ns == mtime
+
+
+def test_the_demo_store_is_a_conformant_geopackage(demo_store_path, tmp_path):
+    """validate_gpkg.py on the full demo district (a copy, upgraded on open if an older gis_grid made it)."""
+    copy = tmp_path / "demo.gpkg"
+    src = sqlite3.connect(f"file:{demo_store_path}?mode=ro", uri=True)  # the source stays as it is
+    with sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    src.close()
+    open_store(copy).close()
+    _assert_conformant(copy)

@@ -1,4 +1,4 @@
-"""Just enough of the OGC GeoPackage 1.2 format to write and read feature tables.
+"""Just enough of the OGC GeoPackage 1.3 format to write and read feature tables.
 
 We write GeoPackage through sqlite3 ourselves (rather than through GDAL) so
 that edits are ordinary SQL transactions: a boundary commit is one
@@ -16,7 +16,11 @@ import shapely
 from ...errors import StoreError
 
 APPLICATION_ID = 0x47504B47  # "GPKG"
-USER_VERSION = 10200
+#: GeoPackage 1.3, not the 1.4 that newer GDAL writes by default: GDAL before 3.7 (Debian 12's 3.6)
+#: warns "may only be partially supported" on every open of a 1.4 file, and nothing here needs 1.4.
+#: The store and the exports both write it.
+VERSION = "1.3"
+USER_VERSION = 10300
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 
 
@@ -42,6 +46,9 @@ def init(conn: sqlite3.Connection, epsg: int) -> None:
       table_name TEXT NOT NULL, column_name TEXT NOT NULL, geometry_type_name TEXT NOT NULL,
       srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL,
       CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name));
+    CREATE TABLE IF NOT EXISTS gpkg_extensions (
+      table_name TEXT, column_name TEXT, extension_name TEXT NOT NULL, definition TEXT NOT NULL,
+      scope TEXT NOT NULL, CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name));
     """.split(";"):
         if stmt.strip():
             conn.execute(stmt)
@@ -88,15 +95,27 @@ def encode(geoms, epsg: int) -> list[bytes]:
     return out
 
 
+def _wkb_start(b: bytes) -> int:
+    if b[:2] != b"GP":
+        raise StoreError("not a GeoPackage geometry blob (missing 'GP' magic)")
+    return 8 + _ENVELOPE_BYTES[(b[3] >> 1) & 7]
+
+
 def decode(blobs) -> np.ndarray:
     """GeoPackage binary -> array of shapely geometries (None stays None)."""
-    wkbs = []
-    for b in blobs:
-        if b is None:
-            wkbs.append(None)
-            continue
-        b = bytes(b)
-        if b[:2] != b"GP":
-            raise StoreError("not a GeoPackage geometry blob (missing 'GP' magic)")
-        wkbs.append(b[8 + _ENVELOPE_BYTES[(b[3] >> 1) & 7]:])
+    wkbs = [None if b is None else bytes(b)[_wkb_start(bytes(b)):] for b in blobs]
     return shapely.from_wkb(np.array(wkbs, dtype=object))
+
+
+def envelope(blob) -> tuple[float, float, float, float] | None:
+    """(minx, maxx, miny, maxy) of one GeoPackage geometry blob; None for a null or empty geometry."""
+    if blob is None:
+        return None
+    b = bytes(blob)
+    start = _wkb_start(b)
+    if b[3] & 0x10:  # the empty-geometry flag
+        return None
+    if start > 8:
+        return struct.unpack("<4d" if b[3] & 1 else ">4d", b[8:40])
+    minx, miny, maxx, maxy = shapely.bounds(shapely.from_wkb(b[8:]))  # GDAL writes points without one
+    return minx, maxx, miny, maxy

@@ -13,57 +13,9 @@ import shapely
 
 from ...crs import STORAGE_EPSG
 from ...errors import ConflictError, NotFoundError, StoreError
-from ..base import INCIDENT_COLUMNS, SCHEMA_VERSION, Store, safe_columns, utc_stamp, with_reported_grid
+from ..base import INCIDENT_COLUMNS, RESIDENT_COLUMNS, SCHEMA_VERSION, Store, safe_columns, utc_stamp, with_reported_grid
 from . import format as gpkg
-from . import plans, security
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE divisions (
-  fid INTEGER PRIMARY KEY AUTOINCREMENT, geom MULTIPOLYGON NOT NULL,
-  code TEXT NOT NULL, name TEXT NOT NULL, level TEXT NOT NULL, parent_code TEXT,
-  kind TEXT, version INTEGER NOT NULL DEFAULT 1, valid_from TEXT NOT NULL, valid_to TEXT,
-  area_m2 REAL);
-CREATE INDEX divisions_current ON divisions (level, code) WHERE valid_to IS NULL;
-CREATE INDEX divisions_code ON divisions (code, valid_from);
-CREATE TABLE buildings (
-  fid INTEGER PRIMARY KEY AUTOINCREMENT, geom POLYGON NOT NULL,
-  id INTEGER NOT NULL UNIQUE, kind TEXT NOT NULL, name TEXT, floors INTEGER, units INTEGER,
-  grid_code TEXT NOT NULL);
-CREATE INDEX buildings_grid ON buildings (grid_code);
-CREATE TABLE households (
-  id TEXT PRIMARY KEY, building_id INTEGER NOT NULL, grid_code TEXT NOT NULL,
-  unit INTEGER, floor INTEGER, room TEXT, size INTEGER NOT NULL, head_name TEXT,
-  flags TEXT NOT NULL DEFAULT '');
-CREATE INDEX households_building ON households (building_id);
-CREATE INDEX households_grid ON households (grid_code);
-CREATE TABLE residents (
-  id TEXT PRIMARY KEY, household_id TEXT NOT NULL, name TEXT NOT NULL, gender TEXT,
-  birth_date TEXT, id_number TEXT, phone TEXT, relation TEXT,
-  disabled INTEGER, low_income INTEGER, elderly_alone INTEGER, extreme_poverty INTEGER,
-  left_behind_child INTEGER, veteran INTEGER, community_correction INTEGER);
-CREATE INDEX residents_household ON residents (household_id);
-CREATE TABLE workers (
-  id TEXT PRIMARY KEY, grid_code TEXT NOT NULL, name TEXT NOT NULL, role TEXT, phone TEXT);
-CREATE INDEX workers_grid ON workers (grid_code);
-"""
-_GEOM_TABLES = {"divisions": "MULTIPOLYGON", "buildings": "POLYGON"}
-_ATTR_TABLES = ("households", "residents", "workers")
-
-#: the incidents table, created on the first incident write (older stores lack it)
-_INCIDENTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS incidents (
-  fid INTEGER PRIMARY KEY AUTOINCREMENT, geom BLOB NOT NULL,
-  id TEXT NOT NULL UNIQUE, category TEXT NOT NULL, department TEXT NOT NULL, priority TEXT NOT NULL,
-  lon REAL NOT NULL, lat REAL NOT NULL, grid_code TEXT NOT NULL, reported_grid_code TEXT, building_id INTEGER, reporter TEXT,
-  reporter_role TEXT, description TEXT, status TEXT NOT NULL, created TEXT NOT NULL, registered TEXT,
-  dispatched TEXT, handled TEXT, fed_back TEXT, closed TEXT, assessed TEXT, cancelled TEXT, deadline TEXT,
-  satisfaction INTEGER, assessment TEXT, rework_count INTEGER NOT NULL DEFAULT 0,
-  version INTEGER NOT NULL DEFAULT 1, events TEXT);
-CREATE INDEX IF NOT EXISTS incidents_grid ON incidents (grid_code);
-CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created)
-"""
-
+from . import conformance, plans, rtree, schema, security
 
 class GeoPackageStore(Store):
     def __init__(self, path: str | Path, *, create: bool = False):
@@ -77,6 +29,7 @@ class GeoPackageStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._create()
         self._check()
+        self._upgrade()
 
     # one connection per thread: sqlite3 connections must not cross threads
     @property
@@ -87,6 +40,7 @@ class GeoPackageStore(Store):
                 c = sqlite3.connect(self.path, isolation_level=None, timeout=30)
                 c.execute("PRAGMA journal_mode=WAL")
                 c.execute("PRAGMA foreign_keys=ON")
+                rtree.register_functions(c)  # the R-tree triggers call them on every write
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path} is not a readable GeoPackage/SQLite file: {exc}") from exc
             self._local.conn = c
@@ -122,14 +76,28 @@ class GeoPackageStore(Store):
     def _create(self) -> None:
         with self.write_transaction() as c:
             gpkg.init(c, STORAGE_EPSG)
-            for stmt in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit early
+            for table, stmt in schema.TABLES.items():
                 c.execute(stmt)
-            for t, gtype in _GEOM_TABLES.items():
-                gpkg.register(c, t, geometry_column="geom", geometry_type=gtype, epsg=STORAGE_EPSG)
-            for t in _ATTR_TABLES:
+                for index in schema.INDEXES.get(table, ()):
+                    c.execute(index)
+            for t in ("divisions", "buildings"):
+                gpkg.register(c, t, geometry_column="geom", geometry_type=schema.GEOMETRY[t], epsg=STORAGE_EPSG)
+            for t in schema.ATTRIBUTES:
                 gpkg.register(c, t, geometry_column=None)
+            conformance.upgrade(c, STORAGE_EPSG)  # R-trees and the per-level views
             c.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('atlas_version', '0')")
+
+    def _upgrade(self) -> None:
+        """A store an older gis_grid wrote becomes a conformant GeoPackage on open (once)."""
+        if not conformance.outdated(self.conn):
+            return
+        try:
+            with self.write_transaction() as c:
+                if conformance.outdated(c):  # another process may have done it meanwhile
+                    conformance.upgrade(c, STORAGE_EPSG)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"upgrading {self.path} to GeoPackage {gpkg.VERSION} failed: {exc}") from exc
 
     def _check(self) -> None:
         # a read-only connection: a foreign or corrupt file must not be switched
@@ -244,11 +212,11 @@ class GeoPackageStore(Store):
         return self._filtered(sql, ids=ids, building_id=building_ids)
 
     def residents(self, household_ids=None, columns=None, ids=None) -> pd.DataFrame:
-        cols = ", ".join(safe_columns(columns)) if columns else "*"
+        cols = ", ".join(safe_columns(columns) if columns else RESIDENT_COLUMNS)
         return self._filtered(f"SELECT {cols} FROM residents", ids=ids, household_id=household_ids)
 
     def workers(self, grid_codes=None) -> pd.DataFrame:
-        return self._filtered("SELECT * FROM workers", grid_code=grid_codes)
+        return self._filtered("SELECT id, grid_code, name, role, phone FROM workers", grid_code=grid_codes)
 
     def _filtered(self, sql: str, ids=None, **columns) -> pd.DataFrame:
         filters = {"id": ids, **columns}
@@ -275,10 +243,12 @@ class GeoPackageStore(Store):
 
     def _ensure_incidents(self, c) -> None:
         if not self._has_incidents():
-            for stmt in filter(str.strip, _INCIDENTS_SCHEMA.split(";")):
+            c.execute(schema.INCIDENTS)
+            for stmt in schema.INDEXES["incidents"]:
                 c.execute(stmt)
-            gpkg.register(c, "incidents", geometry_column="geom", geometry_type="POINT", epsg=STORAGE_EPSG,
-                          description="cases (社情民意事件)")
+            gpkg.register(c, "incidents", geometry_column="geom", geometry_type=schema.GEOMETRY["incidents"],
+                          epsg=STORAGE_EPSG, description=schema.DESCRIPTIONS["incidents"])
+            rtree.add_rtree(c, "incidents")
         elif not self._has_reported_grid():  # a table from before re-homing: every case is still where logged
             c.execute("ALTER TABLE incidents ADD COLUMN reported_grid_code TEXT")
             c.execute("UPDATE incidents SET reported_grid_code = grid_code")
@@ -362,9 +332,12 @@ class GeoPackageStore(Store):
                 rows = df.astype(object).where(df.notna(), None).itertuples(index=False, name=None)
                 c.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                               rows)
-            for table in _GEOM_TABLES:
+            for table in ("divisions", "buildings"):
                 if table in tables:
                     gpkg.update_extent(c, table)
+            if "divisions" in tables:
+                for view in schema.LEVEL_VIEWS:
+                    gpkg.update_extent(c, view)
             version = int(self.meta().get("atlas_version", "0")) + 1
             for k, v in {**meta, "atlas_version": str(version), "updated_at": utc_stamp()}.items():
                 c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, str(v)))

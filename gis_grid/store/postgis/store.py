@@ -20,7 +20,7 @@ from psycopg import errors as pgerr
 from ...errors import (ConflictError, GisGridError, InvalidInputError, NotFoundError, PermissionDeniedError,
                       StoreError)
 from ...hierarchy import level_of
-from ..base import INCIDENT_COLUMNS, SCHEMA_VERSION, SYSTEM_SCOPE, Store, safe_columns, utc_stamp
+from ..base import INCIDENT_COLUMNS, RESIDENT_COLUMNS, SCHEMA_VERSION, SYSTEM_SCOPE, Store, safe_columns, utc_stamp
 from . import database, incidents, migrate, plans, security
 from .frames import column_types, copy_frame, read_frame
 from .notify import watch
@@ -30,9 +30,6 @@ from .pool import Pool
 ATLAS_CHANNEL = "gis_grid_atlas"
 
 _DIVISION_COLS = "ST_AsBinary(geom) AS geom, code, name, level, parent_code, kind, version, valid_from, valid_to, area_m2"
-_RESIDENT_COLS = ("id", "household_id", "name", "gender", "birth_date", "id_number", "phone", "relation",
-                  "disabled", "low_income", "elderly_alone", "extreme_poverty", "left_behind_child", "veteran",
-                  "community_correction")
 _PEOPLE_TABLES = ("divisions", "buildings", "households", "residents", "workers")
 
 
@@ -178,7 +175,7 @@ class PostGISStore(Store):
                               "FROM households", id=(ids, str), building_id=(building_ids, int))
 
     def residents(self, household_ids=None, columns=None, ids=None) -> pd.DataFrame:
-        cols = ", ".join(safe_columns(columns) if columns else _RESIDENT_COLS)
+        cols = ", ".join(safe_columns(columns) if columns else RESIDENT_COLUMNS)
         return self._filtered(f"SELECT {cols} FROM residents", id=(ids, str), household_id=(household_ids, str))
 
     def workers(self, grid_codes=None) -> pd.DataFrame:
