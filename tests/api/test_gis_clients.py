@@ -327,8 +327,54 @@ def test_gdal_opens_the_collection_tiles_with_api_tiles(server, auth, demo_atlas
     # the features of the z12 tile matrix, read through the MVT tiles
     res = _gdal(auth, exe, "-ro", "-al", "-oo", "API=TILES", base, layer.group(1))
     assert res.returncode == 0, res.stderr[-3000:]
-    codes = set(re.findall(r"^\s*code \(String\) = (\d{15})$", res.stdout, flags=re.M))
+    # the features' ids are the grid codes; z12's first tile is empty, so GDAL lists no properties there
+    # (see test_pyogrio_gdal_opens_the_collection_tiles_with_api_tiles, which runs GDAL 3.12)
+    codes = set(re.findall(r"^\s*mvt_id \(Integer64\) = (\d{15})$", res.stdout, flags=re.M))
     assert codes == set(demo_atlas.grid_codes)
+
+
+_PYOGRIO_TILES = """
+import json, sys
+import pyogrio
+base, token = sys.argv[1], sys.argv[2]
+pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": token, "GDAL_HTTP_TIMEOUT": "60"})
+info = pyogrio.read_info(base, layer="Zoom level 0", API="TILES")
+z0 = pyogrio.read_dataframe(base, layer="Zoom level 0", API="TILES")
+z12 = pyogrio.read_dataframe(base, layer="Zoom level 12", API="TILES")
+print(json.dumps({"driver": info["driver"], "crs": info["crs"], "fields": list(info["fields"]),
+                  "z0": z0.drop(columns="geometry").astype(str).to_dict("records"),
+                  "z12_ids": z12["mvt_id"].astype(str).tolist(), "z12_wkb": z12.geometry.to_wkb(hex=True).tolist(),
+                  "gdal": pyogrio.__gdal_version_string__}))
+"""
+
+
+def test_pyogrio_gdal_opens_the_collection_tiles_with_api_tiles(server, demo_headers, demo_atlas):
+    """OGC API - Tiles through GDAL 3.12 (the one pyogrio bundles): API=TILES, the MVT tiles of a zoom level.
+
+    In its own process, as a GIS client is (GDAL blocks while it fetches from this server).
+    GDAL takes a zoom level's fields from the first tile it reads, from the top-left of the
+    tileset's limits: at z12 that tile is off the district, so there the features come with
+    their ids (the grid codes, see gis_grid.tiles) and no properties.
+    """
+    import sys
+    token = demo_headers["Authorization"].split(" ", 1)[1]
+    res = subprocess.run([sys.executable, "-c", _PYOGRIO_TILES, f"OGCAPI:{server}/ogc/collections/grids", token],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    assert out["driver"] == "OGCAPI" and tuple(int(v) for v in out["gdal"].split(".")[:2]) >= (3, 7)
+    assert "CRS84" in out["crs"]  # GDAL's choice among our tile matrix sets: WorldCRS84Quad
+    assert {"code", "name", "level", "parent_code", "kind"} <= set(out["fields"])
+    codes = set(demo_atlas.grid_codes)
+    assert out["z0"] and all(f["code"] in codes and f["code"] == f["mvt_id"] and f["level"] == "grid"
+                             for f in out["z0"])
+    # z12: every grid of the district, each piece inside its own grid
+    assert set(out["z12_ids"]) == codes
+    grids = demo_atlas.divisions.set_index("code")["geometry"]
+    pieces = shapely.from_wkb(out["z12_wkb"])
+    assert all(shapely.is_valid(pieces))
+    inside = [grids[c].buffer(2e-4).contains(p) for c, p in zip(out["z12_ids"], pieces)]
+    assert np.mean(inside) > 0.99, f"{len(inside) - sum(inside)} tile pieces outside their grid"
 
 
 def test_polygons_stay_valid_after_quantisation(http, demo_atlas):
