@@ -25,6 +25,7 @@ from .features import FEATURE_COUNTS
 from .hierarchy import Level
 from .incidents import aggregate
 from .store import Store
+from .suppression import suppressed
 
 #: Resident flag columns counted as special groups, in publication order.
 SPECIAL_GROUPS = ("disabled", "low_income", "elderly_alone", "extreme_poverty",
@@ -124,6 +125,16 @@ def division_stats(atlas: Atlas, store: Store, code: str) -> dict:
     return {"grids": hi - lo, "households": v["households"], "residents": v["residents"],
             "buildings": v["buildings"], "workers": v["workers"],
             "special_groups": {g: v[g] for g in SPECIAL_GROUPS}}
+
+
+def hidden_special_groups(atlas: Atlas, store: Store, k: int) -> dict[str, frozenset[str]]:
+    """Per special group, the division codes (any level) whose count a reader with threshold ``k``
+    does not see: complementary suppression over the whole hierarchy (:mod:`gis_grid.suppression`),
+    computed once per atlas snapshot and threshold."""
+    def build():
+        table = grid_table(atlas, store)
+        return {g: suppressed(dict(zip(table.index, table[g].tolist())), k) for g in SPECIAL_GROUPS}
+    return atlas.memo.get(("stats.hidden_special_groups", k), build)
 
 
 def division_area_m2(row: pd.Series) -> float:

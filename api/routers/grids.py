@@ -27,7 +27,7 @@ router = APIRouter(tags=["grids"])
 _maps = require("maps")
 
 
-def _visible_stats(figures: dict, who: Principal) -> dict:
+def _visible_stats(figures: dict, who: Principal, code: str, atlas: Atlas, h: AtlasHolder) -> dict:
     """Special-group counts as the role may see them: small cells suppressed, or none at all."""
     p = who.permission
     groups = figures.get("special_groups")
@@ -36,9 +36,11 @@ def _visible_stats(figures: dict, who: Principal) -> dict:
     if p.vulnerability is PersonalData.NONE:
         return {k: v for k, v in figures.items() if k != "special_groups"}
     if p.min_cell:
-        # a count of 1-4 people in a small area can identify them: publish it as null
+        # a count of 1-4 people in a small area can identify them: publish it as null, and hide
+        # complementary cells too so that no parent minus its children gives it back
         # (the threshold is told beside the statistics, in the card's "suppressed_below": it is no figure)
-        figures = {**figures, "special_groups": {k: (None if 0 < v < p.min_cell else v) for k, v in groups.items()}}
+        hidden = stats.hidden_special_groups(atlas, h.store, p.min_cell)
+        figures = {**figures, "special_groups": {k: (None if code in hidden[k] else v) for k, v in groups.items()}}
     return figures
 
 
@@ -107,7 +109,7 @@ def _card(code: str, level: Level, geometry: bool, atlas: Atlas, h: AtlasHolder,
         "children": [{"code": c, "name": n, "level": lv}
                      for c, n, lv in zip(kids["code"], kids["name"], kids["level"])],
         "area_m2": stats.division_area_m2(row),
-        "statistics": _visible_stats(stats.division_stats(atlas, h.store, code), who),
+        "statistics": _visible_stats(stats.division_stats(atlas, h.store, code), who, code, atlas, h),
         "atlas_version": atlas.version,
     }
     if level is Level.GRID:  # a base grid counting itself ("grids: 1") answers nothing

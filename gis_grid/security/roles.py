@@ -63,8 +63,9 @@ ROLES: dict[str, Permission] = {
     "department": Permission(maps=True, locate=True, cases_read=True, cases_write=True, case_role="department"),
     # 监督考核: assesses closed cases; reads statistics and maps, no personal data
     "supervisor": Permission(maps=True, cases_read=True, cases_write=True, case_role="supervisor"),
+    # 规划: district-wide counts, under the same small-count rule as the command centre
     "planner": Permission(maps=True, locate=True, personal=PersonalData.COUNTS,
-                          vulnerability=PersonalData.COUNTS, plans=True, subtree_only=False),
+                          vulnerability=PersonalData.COUNTS, min_cell=5, plans=True, subtree_only=False),
     "external_system": Permission(locate=True, subtree_only=False),
     "auditor": Permission(audit=True, subtree_only=False),
     "admin": Permission(keys=True, subtree_only=False),

@@ -10,6 +10,7 @@ import pytest
 import shapely
 
 from common import bearer
+from gis_grid.suppression import suppressed
 from stores import raw_sql
 
 FLAGS = ("disabled", "low_income", "elderly_alone", "extreme_poverty",
@@ -31,6 +32,12 @@ def sql_stats(path, code: str) -> dict:
         "grids": one("SELECT count(*) FROM divisions WHERE level='grid' AND valid_to IS NULL AND code LIKE ?"),
         "special_groups": dict(zip(FLAGS, flags)),
     }
+
+
+def hidden_by_sql(path) -> dict:
+    rows = raw_sql(path, "SELECT h.grid_code, " + ", ".join(f"SUM(CASE WHEN {f} <> 0 THEN 1 ELSE 0 END)" for f in FLAGS) +
+                   " FROM residents r JOIN households h ON r.household_id = h.id GROUP BY h.grid_code")
+    return {f: suppressed({r[0]: int(r[1 + i]) for r in rows}, 5) for i, f in enumerate(FLAGS)}
 
 
 def sql_children(path, code: str) -> list[tuple[str, str]]:
@@ -56,8 +63,12 @@ def test_card_at_each_level_matches_the_store(client, chain, demo_store_path, de
     assert "geometry" not in card
     expected = sql_stats(demo_store_path, code)
     assert expected["households"] > 0 and expected["residents"] > expected["households"]
-    # the command centre sees special-group counts with cells under 5 suppressed (null)
-    groups = {k: (None if 0 < v < 5 else v) for k, v in expected["special_groups"].items()}
+    # the command centre sees special-group counts with cells under 5 suppressed (null), and the
+    # cells that would give them back by subtraction (the rule of gis_grid.suppression, applied
+    # here to the SQL counts per base grid)
+    hidden = hidden_by_sql(demo_store_path)
+    groups = {k: (None if code in hidden[k] else v) for k, v in expected["special_groups"].items()}
+    assert all(v is None for k, v in groups.items() if 0 < expected["special_groups"][k] < 5)
     if level == "grid":  # a base grid does not count itself
         assert expected.pop("grids") == 1
     assert card["statistics"] == {**expected, "special_groups": groups}
@@ -160,29 +171,33 @@ def test_unknown_code_is_404_with_a_hint(client, chain):
 
 # ------------------------------------------------------------- toy district
 def test_toy_cards_exact(toy_client, toy_store_path):
-    # a planner sees exact special-group counts; the command centre sees small cells suppressed
+    # a planner falls under the command centre's small-count rule; a street admin sees its street exactly
     planner = bearer(toy_store_path, "planner", "370402")
     d = toy_client.get("/grids/370402", params={"geometry": "false"}, headers=planner).json()
     cc = toy_client.get("/grids/370402", params={"geometry": "false"}).json()
     assert cc["suppressed_below"] == 5 and "suppressed_below" not in cc["statistics"]
-    assert "suppressed_below" not in d   # the planner sees exact counts
+    assert d["suppressed_below"] == 5 and d["statistics"] == cc["statistics"]
     assert cc["statistics"]["special_groups"]["disabled"] is None  # 2 people: under 5
     assert cc["statistics"]["special_groups"]["extreme_poverty"] == 0  # zero reveals nobody
     assert d["statistics"] == {"grids": 4, "households": 5, "residents": 6, "buildings": 4, "workers": 1,
-                               "special_groups": {"disabled": 2, "low_income": 1, "elderly_alone": 1,
-                                                  "extreme_poverty": 0, "left_behind_child": 0, "veteran": 1,
-                                                  "community_correction": 1}}
+                               "special_groups": {"disabled": None, "low_income": None, "elderly_alone": None,
+                                                  "extreme_poverty": 0, "left_behind_child": 0, "veteran": None,
+                                                  "community_correction": None}}
     assert [k["code"] for k in d["children"]] == ["370402001", "370402002"]
     g = toy_client.get("/grids/370402001001001", headers=planner).json()
     assert g["statistics"]["households"] == 2 and g["statistics"]["residents"] == 3
-    assert g["statistics"]["special_groups"]["disabled"] == 1
-    assert g["statistics"]["special_groups"]["low_income"] == 1
+    assert g["statistics"]["special_groups"]["disabled"] is None
+    west = bearer(toy_store_path, "street_admin", "370402001")
+    gw = toy_client.get("/grids/370402001001001", headers=west).json()
+    assert "suppressed_below" not in gw
+    assert gw["statistics"]["special_groups"]["disabled"] == 1
+    assert gw["statistics"]["special_groups"]["low_income"] == 1
     assert g["parent"] == {"code": "370402001001", "name": "西社区居委会", "level": "community"}
     assert g["workers"] == [{"id": "W1", "role": "网格长", "name": "周*", "phone": "139****1111"}]  # planner: masked
     assert g["geometry"]["type"] == "MultiPolygon"
     # toy areas are not stored (0): computed in EPSG:4548, ~0.01 deg x 0.01 deg at 34.8N
     assert 0.9e6 < g["area_m2"] < 1.1e6
-    e = toy_client.get("/grids/370402002001002", headers=planner).json()
+    e = toy_client.get("/grids/370402002001002", headers=bearer(toy_store_path, "street_admin", "370402002")).json()
     assert e["workers"] == [] and e["statistics"]["workers"] == 0
     assert e["statistics"]["special_groups"]["community_correction"] == 1
 
