@@ -81,6 +81,12 @@ def _token(request: Request) -> tuple[str | None, bool]:
     return (cookie, True) if cookie else (None, False)
 
 
+def session_token(request: Request) -> str | None:
+    """The session cookie's token when it is what authenticates this request (no Bearer header)."""
+    token, from_cookie = _token(request)
+    return token if from_cookie else None
+
+
 AUTH_CACHE_S = 5.0  # a revoked key stops working within this many seconds
 AUTH_GRACE_S = 300.0  # while the store is unreachable, keys verified this recently still work
 STORE_RETRY_S = 2.0  # after the store failed a key check, stale keys skip it this long
@@ -117,6 +123,11 @@ class AuthCache:
     def mark_store_down(self) -> None:
         # without this, every request of an outage would wait out a connect timeout
         self._store_down_until = time.monotonic() + STORE_RETRY_S
+
+    def drop(self, token: str) -> None:
+        """Forget a token at once (a session signed out here must not live out the cache's ttl)."""
+        with self._lock:
+            self._entries.pop(hashlib.sha256(token.encode()).hexdigest(), None)
 
     def put(self, digest: str, principal: Principal) -> None:
         with self._lock:

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # browser origins (scheme://host[:port]) whose pages may call the API, e.g. a MapLibre or OpenLayers
     # page elsewhere reading tiles and items: GIS_GRID_CORS_ORIGINS='["https://map.example.cn"]'; "*" = any
     cors_origins: list[str] = []
+    # a browser session (the viewer's cookie) lasts this long at most; sign-out revokes it at once
+    session_hours: float = 12.0
     # while the store is unreachable, keys verified this recently keep working on atlas routes
     auth_grace_s: float = 300.0
     # bounded work: a proposal past this many seconds is stopped (its worker killed) and answers 503

@@ -15,8 +15,9 @@ server for every role, so unmasked values anywhere else are a leak whoever asked
 
 Roles are known by recording the keys tests make: :func:`gis_grid.security.keys.create_key`
 is wrapped (tests/common.py ``bearer``, ``gis-grid keys create`` run in-process and direct
-calls all go through it), so a token maps to its role without touching any store. A request
-without a key, or with a token this session never made, counts as a role with no unmask right.
+calls all go through it), and so is ``create_session`` (the viewer's sign-in), so a token maps
+to its role without touching any store. A request without a key, or with a token this session
+never made, counts as a role with no unmask right.
 
 Registered from tests/conftest.py (``pytest_plugins``); tests/api/test_pii_guard.py shows it
 catching a leak.
@@ -148,7 +149,15 @@ def _install() -> None:
             return response
         return send
 
+    def wrap_create_session(original):
+        def create_session(store, signed_in_with, *args, **kwargs):
+            record, token = original(store, signed_in_with, *args, **kwargs)
+            _roles[token] = signed_in_with.role   # the browser session acts in its key's role
+            return record, token
+        return create_session
+
     _patch(keys, "create_key", wrap_create_key)
+    _patch(keys, "create_session", wrap_create_session)
     _patch(httpx.Client, "send", wrap_httpx)
     _patch(httpx.AsyncClient, "send", wrap_httpx_async)
     _patch(requests.Session, "send", wrap_requests)

@@ -12,7 +12,7 @@ from gis_grid.errors import AuthenticationError, InvalidInputError, NotFoundErro
 from gis_grid.security import keys
 from gis_grid.security.roles import PersonalData, Principal
 
-from ..security import CSRF_COOKIE, SESSION_COOKIE, principal_dep, record
+from ..security import CSRF_COOKIE, SESSION_COOKIE, principal_dep, record, session_token
 
 router = APIRouter(tags=["access"])
 
@@ -22,6 +22,7 @@ input{{width:100%;padding:.5em;font:inherit;margin:.4em 0}}button{{padding:.5em 
 .err{{color:#a00}}</style></head><body><h1>市中区网格化社会管理</h1><p>Sign in with your API key.</p>
 {error}<form method="post" action="/login"><input name="key" type="password" autocomplete="off"
 placeholder="gg_…" autofocus required><input type="hidden" name="next" value="{next}">
+<input type="hidden" name="csrf" value="{csrf}">
 <button type="submit">Sign in</button></form></body></html>"""
 
 
@@ -30,29 +31,55 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/map"
 
 
+def _secure(request: Request) -> bool:
+    # cookies travel only over TLS when the service is published on https (behind its proxy)
+    return (request.app.state.settings.public_url or "").lower().startswith("https://")
+
+
+def _set(resp, request: Request, name: str, value: str, *, httponly: bool) -> None:
+    resp.set_cookie(name, value, httponly=httponly, samesite="lax", secure=_secure(request), path="/")
+
+
+def _form(request: Request, next_: str, error: str = "", status: int = 200) -> HTMLResponse:
+    """The sign-in page with a CSRF token that the form sends back and a cookie holds (double submit):
+    a page on another site can post a form here but can neither read nor set the cookie."""
+    csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+    resp = HTMLResponse(_LOGIN.format(error=error, next=html.escape(_safe_next(next_)), csrf=html.escape(csrf)),
+                        status_code=status)
+    _set(resp, request, CSRF_COOKIE, csrf, httponly=False)
+    return resp
+
+
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-async def login_page(next: str = "/map") -> HTMLResponse:
-    return HTMLResponse(_LOGIN.format(error="", next=html.escape(_safe_next(next))))
+async def login_page(request: Request, next: str = "/map") -> HTMLResponse:
+    return _form(request, next)
 
 
 @router.post("/login", include_in_schema=False)
-async def login(request: Request, key: str = Form(...), next: str = Form("/map")):
+async def login(request: Request, key: str = Form(...), next: str = Form("/map"), csrf: str = Form("")):
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(csrf, expected):
+        await record(request, None, "login", "session", result="denied: CSRF token missing or wrong")
+        return _form(request, next, '<p class="err">This sign-in form has expired or did not come from this '
+                                    'site; sign in again.</p>', status=403)
     store = request.app.state.holder.store
     try:
         who = await run_in_threadpool(keys.authenticate, store, key.strip())
     except AuthenticationError as exc:
         await record(request, None, "login", "session", result=f"denied: {exc.message}")
-        page = _LOGIN.format(error=f'<p class="err">{html.escape(exc.message)}</p>',
-                             next=html.escape(_safe_next(next)))
-        return HTMLResponse(page, status_code=401)
+        return _form(request, next, f'<p class="err">{html.escape(exc.message)}</p>', status=401)
     await record(request, who, "login", "session")
-    return _signed_in(who, key.strip(), next)
+    return await _signed_in(request, who, next)
 
 
-def _signed_in(who: Principal, token: str, target: str) -> RedirectResponse:
+async def _signed_in(request: Request, who: Principal, target: str) -> RedirectResponse:
+    """A new server-side session (the cookie holds its id, never the API key) and a fresh CSRF token."""
+    settings = request.app.state.settings
+    _, session = await run_in_threadpool(keys.create_session, request.app.state.holder.store, who,
+                                         hours=settings.session_hours)
     resp = RedirectResponse(_safe_next(target), status_code=303)
-    resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", path="/")
-    resp.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(24), httponly=False, samesite="strict", path="/")
+    _set(resp, request, SESSION_COOKIE, session, httponly=True)
+    _set(resp, request, CSRF_COOKIE, secrets.token_urlsafe(24), httponly=False)
     return resp
 
 
@@ -61,11 +88,16 @@ async def login_once(request: Request, nonce: str):
     token = request.app.state.one_time_logins.redeem(nonce)
     who = await run_in_threadpool(keys.authenticate, request.app.state.holder.store, token)
     await record(request, who, "login", "session", purpose="one-time demo link")
-    return _signed_in(who, token, "/map")
+    return await _signed_in(request, who, "/map")
 
 
 @router.post("/logout", include_in_schema=False)
 async def logout(request: Request, who: Principal = Depends(principal_dep)):
+    """Ends the browser session server-side: the session is revoked, so a copy of the cookie is dead too."""
+    token = session_token(request)
+    if token:
+        await run_in_threadpool(keys.end_session, request.app.state.holder.store, who)
+        request.app.state.auth_cache.drop(token)
     await record(request, who, "logout", "session")
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")

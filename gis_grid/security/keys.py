@@ -15,7 +15,7 @@ from ..errors import AuthenticationError, InvalidInputError, NotFoundError
 from . import audit
 from .roles import Principal, check_scope
 
-__all__ = ["AuthenticationError", "authenticate", "create_key"]
+__all__ = ["AuthenticationError", "authenticate", "create_key", "create_session", "end_session"]
 PREFIX = "gg"
 
 
@@ -45,17 +45,42 @@ def create_key(store, role: str, scope: str, *, days: int = 90, note: str = "",
     check_scope(role, scope)
     if days <= 0:
         raise InvalidInputError(f"a key needs a positive lifetime in days, not {days}: pass --days 1 or more")
+    return _create(store, role, scope, timedelta(days=days), note, actor, f"{days} days")
+
+
+def _create(store, role: str, scope: str, lifetime: timedelta, note: str, actor: str,
+            told: str) -> tuple[dict, str]:
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     now = _now()
     record = {"id": key_id, "role": role, "scope": scope, "digest": _digest(secret),
-              "created": now.isoformat(), "expires": (now + timedelta(days=days)).isoformat(),
+              "created": now.isoformat(), "expires": (now + lifetime).isoformat(),
               "revoked": None, "note": note}
     store.insert_key(record, audit.new_record(key_id=None, role=actor, scope=None, action="key.create",
                                               resource=f"key/{key_id}", fields=("role", "scope"),
-                                              result=f"ok: {role} {scope}, {days} days"))
+                                              result=f"ok: {role} {scope}, {told}"))
     public = {k: v for k, v in record.items() if k != "digest"}
     return public, f"{PREFIX}_{key_id}_{secret}"
+
+
+#: the note that marks a browser session: a key of its own (so the cookie never holds the API key),
+#: tied to the key it was signed in with, which must stay valid for the session to work
+SESSION_NOTE = "session of key "
+
+
+def create_session(store, signed_in_with: Principal, *, hours: float = 12) -> tuple[dict, str]:
+    """A server-side browser session for a signed-in key: a short-lived key with the same role and
+    scope, revoked on sign-out (:func:`end_session`), dead as soon as the parent key is revoked."""
+    return _create(store, signed_in_with.role, signed_in_with.scope, timedelta(hours=hours),
+                   SESSION_NOTE + signed_in_with.key_id, "login", f"session, {hours:g} h")
+
+
+def end_session(store, session: Principal) -> None:
+    """Revoke a session server-side (a copied cookie stops working too). Only session keys."""
+    if not store.key(session.key_id)["note"].startswith(SESSION_NOTE):
+        raise InvalidInputError("signing out ends browser sessions only; an API key is revoked with "
+                                "`gis-grid keys revoke`")
+    store.revoke_key(session.key_id, _now().isoformat())
 
 
 def authenticate(store, token: str | None, *, now: datetime | None = None) -> Principal:
@@ -70,8 +95,18 @@ def authenticate(store, token: str | None, *, now: datetime | None = None) -> Pr
         raise AuthenticationError("unknown API key") from None
     if not hmac.compare_digest(record["digest"], _digest(parts[2])):
         raise AuthenticationError("unknown API key")  # same answer: no oracle for valid ids
-    if record["revoked"]:
-        raise AuthenticationError("this API key was revoked")
-    if datetime.fromisoformat(record["expires"]) <= (now or _now()):
-        raise AuthenticationError("this API key has expired; ask an admin for a new one")
+    _check_live(record, now)
+    if (record.get("note") or "").startswith(SESSION_NOTE):
+        try:
+            parent = store.key(record["note"][len(SESSION_NOTE):])
+        except NotFoundError:
+            raise AuthenticationError("this session's key no longer exists; sign in again") from None
+        _check_live(parent, now, "the key this session was signed in with")
     return Principal(record["id"], record["role"], record["scope"])
+
+
+def _check_live(record: dict, now: datetime | None, what: str = "this API key") -> None:
+    if record["revoked"]:
+        raise AuthenticationError(f"{what} was revoked")
+    if datetime.fromisoformat(record["expires"]) <= (now or _now()):
+        raise AuthenticationError(f"{what} has expired; ask an admin for a new one")

@@ -38,15 +38,17 @@ def test_deny_by_default_and_identity(env):
     assert (me["role"], me["scope"], me["permissions"]["personal"]) == ("grid_worker", G1, "full")
 
 
-def test_login_sets_strict_httponly_cookie_and_csrf_guards_writes(env):
+def test_login_sets_httponly_cookie_and_csrf_guards_writes(env):
     client, _, tokens = env
-    bad = client.post("/login", data={"key": "gg_x_y"}, follow_redirects=False)
+    client.get("/login")  # the form's CSRF token (tests/api/test_sessions.py)
+    csrf = client.cookies.get("gg_csrf")
+    bad = client.post("/login", data={"key": "gg_x_y", "csrf": csrf}, follow_redirects=False)
     assert bad.status_code == 401 and "unknown API key" in bad.text
-    r = client.post("/login", data={"key": tokens["command_center"], "next": "https://evil.example/"},
+    r = client.post("/login", data={"key": tokens["command_center"], "next": "https://evil.example/", "csrf": csrf},
                     follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/map"
     cookie = [h for h in r.headers.get_list("set-cookie") if h.startswith("gg_session=")][0].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert "httponly" in cookie and "samesite=lax" in cookie
     assert client.get("/me").json()["role"] == "command_center"  # the cookie authenticates reads
     assert client.post("/logout", follow_redirects=False).status_code == 403  # no CSRF header
     csrf = client.cookies.get("gg_csrf")
