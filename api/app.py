@@ -38,8 +38,13 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
     app.state.rate_limiter = RateLimiter()
     app.state.auth_cache = AuthCache(grace_s=settings.auth_grace_s)
     app.state.one_time_logins = OneTimeLogins()
+    from gis_grid.security.throttle import FailedSignIns
+    app.state.failed_auth = FailedSignIns(
+        per_client=settings.failed_auth_per_client, per_key=settings.failed_auth_per_key,
+        window_s=settings.failed_auth_window_s, lockout_s=settings.failed_auth_lockout_s)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AnonymousLimit, limiter=app.state.rate_limiter, per_minute=settings.anonymous_per_minute)
     # JSON, GeoJSON and HTML compress 5-10x; vector tiles are cached bytes sent as they are
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6,
                        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/vnd.mapbox-vector-tile"))
@@ -149,6 +154,42 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class AnonymousLimit:
+    """Requests with neither a key nor a session cookie: a token bucket per client address, 429 past it.
+
+    Keyed requests have their own per-key limit; these are the ones nobody answers for (sign-in
+    page, static files, docs, and every 401), so a flood of them is cut off before any work.
+    """
+
+    def __init__(self, app, limiter, per_minute: int):
+        self.app, self.limiter, self.per_minute = app, limiter, per_minute
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or _has_credentials(scope):
+            await self.app(scope, receive, send)
+            return
+        from gis_grid.errors import RateLimitedError
+
+        from .security import client_address
+        try:
+            self.limiter.take(f"client:{client_address(scope)}", "anonymous", self.per_minute,
+                              who="requests without a key from this address")
+        except RateLimitedError as exc:
+            response = errors.problem(429, "RateLimitedError", exc.message)
+            response.headers["Retry-After"] = str(exc.detail["retry_after_s"])
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _has_credentials(scope) -> bool:
+    from .security import SESSION_COOKIE
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization" or (name == b"cookie" and SESSION_COOKIE.encode() + b"=" in value):
+            return True
+    return False
 
 
 #: on every HTML page: scripts, styles and data only from this origin (the pages inline their

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from gis_grid.errors import AuthenticationError, PermissionDeniedError, RateLimitedError, StoreError
 from gis_grid.security import audit, keys
 from gis_grid.security.roles import Principal
+from gis_grid.security.throttle import key_id_of
 from gis_grid.security.roles import check_visible as check_scope  # noqa: F401 - the routers import it from here
 
 SESSION_COOKIE = "gg_session"
@@ -32,7 +33,7 @@ class RateLimiter:
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def take(self, key_id: str, name: str, per_minute: int) -> None:
+    def take(self, key_id: str, name: str, per_minute: int, *, who: str = "this key") -> None:
         now = time.monotonic()
         rate = per_minute / 60.0
         with self._lock:
@@ -41,7 +42,7 @@ class RateLimiter:
             if tokens < 1.0:
                 self._buckets[(key_id, name)] = (tokens, now)
                 wait = max(1, int((1.0 - tokens) / rate + 0.999))
-                raise RateLimitedError(f"rate limit of {per_minute} requests per minute reached for this key "
+                raise RateLimitedError(f"rate limit of {per_minute} requests per minute reached for {who} "
                                        f"({name}); retry in {wait} s", detail={"retry_after_s": wait})
             self._buckets[(key_id, name)] = (tokens - 1.0, now)
 
@@ -67,6 +68,12 @@ class OneTimeLogins:
             raise AuthenticationError("this sign-in link was already used or has expired; "
                                       "sign in with an API key at /login")
         return token
+
+
+def client_address(scope) -> str:
+    """The connection's peer address (behind a proxy: the proxy's; limit there per real client)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
 
 
 def _token(request: Request) -> tuple[str | None, bool]:
@@ -149,7 +156,7 @@ async def principal_dep(request: Request) -> Principal:
         principal = cache.stale(digest)
     if principal is None:
         try:
-            principal = await run_in_threadpool(keys.authenticate, request.app.state.holder.store, token)
+            principal = await authenticate(request, token)
         except StoreError:
             principal = cache.stale(digest) if token else None
             cache.mark_store_down()
@@ -167,6 +174,27 @@ async def principal_dep(request: Request) -> Principal:
     request.app.state.rate_limiter.take(principal.key_id, "all", settings.rate_limit_per_minute)
     request.state.principal = principal
     return principal
+
+
+async def authenticate(request: Request, token: str | None) -> Principal:
+    """Check a token against the store, refusing (429) a client or key id locked out for failed
+    sign-ins; a failure is counted, and audited only in aggregate (gis_grid.security.throttle)."""
+    ledger, client = request.app.state.failed_auth, client_address(request.scope)
+    key_id = key_id_of(token)
+    if token:
+        ledger.check(client, key_id)
+    try:
+        return await run_in_threadpool(keys.authenticate, request.app.state.holder.store, token)
+    except AuthenticationError:
+        if token:
+            await failed_sign_in(request, key_id)
+        raise
+
+
+async def failed_sign_in(request: Request, key_id: str | None) -> None:
+    """Count one failed sign-in; write the aggregated audit records it calls for."""
+    for rec in request.app.state.failed_auth.fail(client_address(request.scope), key_id):
+        await record(request, None, rec["action"], rec["resource"], result=rec["result"])
 
 
 def require(*flags: str):

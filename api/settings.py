@@ -26,6 +26,15 @@ class Settings(BaseSettings):
     max_page_size: int = 1_000
     rate_limit_per_minute: int = 300_000      # per API key (5,000/s): room for a busy system, a cap on abuse
     unmask_per_minute: int = 10               # per API key, the unmasked personal-data endpoint
+    # requests without a key or session, per client address (the sign-in page, static files, docs, 401s)
+    anonymous_per_minute: int = 600
+    # failed sign-ins (a bad key at /login or in a Bearer header) within failed_auth_window_s: past
+    # failed_auth_per_client from one address, or failed_auth_per_key for one key id from anywhere,
+    # sign-ins from it are refused (429) for failed_auth_lockout_s, and the audit log gets one record
+    failed_auth_per_client: int = 10
+    failed_auth_per_key: int = 50
+    failed_auth_window_s: float = 60.0
+    failed_auth_lockout_s: float = 300.0
     # browser origins (scheme://host[:port]) whose pages may call the API, e.g. a MapLibre or OpenLayers
     # page elsewhere reading tiles and items: GIS_GRID_CORS_ORIGINS='["https://map.example.cn"]'; "*" = any
     cors_origins: list[str] = []

@@ -11,8 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from gis_grid.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
 from gis_grid.security import keys
 from gis_grid.security.roles import PersonalData, Principal
+from gis_grid.security.throttle import key_id_of
 
-from ..security import CSRF_COOKIE, SESSION_COOKIE, principal_dep, record, session_token
+from ..security import (CSRF_COOKIE, SESSION_COOKIE, authenticate, client_address, failed_sign_in, principal_dep,
+                        record, session_token)
 
 router = APIRouter(tags=["access"])
 
@@ -57,16 +59,16 @@ async def login_page(request: Request, next: str = "/map") -> HTMLResponse:
 
 @router.post("/login", include_in_schema=False)
 async def login(request: Request, key: str = Form(...), next: str = Form("/map"), csrf: str = Form("")):
+    # refused attempts are counted, locked out past the limit (429) and audited in aggregate only
+    request.app.state.failed_auth.check(client_address(request.scope), key_id_of(key.strip()))
     expected = request.cookies.get(CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(csrf, expected):
-        await record(request, None, "login", "session", result="denied: CSRF token missing or wrong")
+        await failed_sign_in(request, None)
         return _form(request, next, '<p class="err">This sign-in form has expired or did not come from this '
                                     'site; sign in again.</p>', status=403)
-    store = request.app.state.holder.store
     try:
-        who = await run_in_threadpool(keys.authenticate, store, key.strip())
+        who = await authenticate(request, key.strip())
     except AuthenticationError as exc:
-        await record(request, None, "login", "session", result=f"denied: {exc.message}")
         return _form(request, next, f'<p class="err">{html.escape(exc.message)}</p>', status=401)
     await record(request, who, "login", "session")
     return await _signed_in(request, who, next)
