@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     _db(k)
     k.add_argument("--role", required=True, help="command_center, street_admin, community_admin, grid_worker, "
                                                  "planner, external_system, auditor or admin")
-    k.add_argument("--scope", required=True, help="a division code: the part of the hierarchy the key may see")
+    k.add_argument("--scope", required=True, help="a division code: the part of the hierarchy the key may see; a department key "
+                   "also names its department, e.g. 370402:justice")
     k.add_argument("--days", type=int, default=90, help="lifetime in days (default 90)")
     k.add_argument("--note", default="")
     k = keys_sub.add_parser("list", help="list keys (never their secrets)")

@@ -181,7 +181,7 @@ def collections_doc(base: str, atlas: Atlas, store: Store, who: Principal) -> di
     }
     if who.permission.cases_read:  # listed only to callers who may read it
         scope = case_scope(who)
-        body["collections"].append(incidents_doc(base, aggregate.case_table(store, atlas), atlas, scope))
+        body["collections"].append(incidents_doc(base, aggregate.for_key(store, atlas, who), atlas, scope))
     return body
 
 
@@ -308,7 +308,7 @@ def collection(base: str, cid: str, params: Params, *, atlas: Atlas, store: Stor
     check_params(params, {"f"})
     if cid == inc_feat.COLLECTION_ID:
         scope = case_scope(who)
-        body = incidents_doc(base, aggregate.case_table(store, atlas), atlas, scope)
+        body = incidents_doc(base, aggregate.for_key(store, atlas, who), atlas, scope)
         title, description, count = body["title"], body["description"], body["itemCount"]
     else:
         c = feat.collection(atlas, cid)
@@ -340,7 +340,7 @@ def items(base: str, cid: str, params: Params, *, atlas: Atlas, store: Store, wh
     want_html = html_wanted(f, accept)
     limit = min(limit, MAX_LIMIT)
     if cid == inc_feat.COLLECTION_ID:
-        page, feats = inc_feat.items(aggregate.case_table(store, atlas), atlas, scope=scope, bbox=bbox,
+        page, feats = inc_feat.items(aggregate.for_key(store, atlas, who), atlas, scope=scope, bbox=bbox,
                                      bbox_crs=bbox_crs, crs=crs, datetime_=datetime_, filters=filters,
                                      limit=limit, offset=offset)
     else:
@@ -392,7 +392,7 @@ def item(base: str, cid: str, fid: str, params: Params, *, atlas: Atlas, store: 
     want_html = html_wanted(f, accept)
     if cid == inc_feat.COLLECTION_ID:
         scope = case_scope(who)
-        text = inc_feat.feature(aggregate.case_table(store, atlas), atlas, fid, scope=scope, crs=crs)
+        text = inc_feat.feature(aggregate.for_key(store, atlas, who), atlas, fid, scope=scope, crs=crs)
     else:
         text = feat.feature(atlas, cid, fid, crs=crs, scope=who.confined_to, extra=division_counts(atlas, store, cid))
     c = feat.output_crs(crs)

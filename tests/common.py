@@ -14,6 +14,14 @@ def make_toy_store(path, **replace):
     return testing.make_toy_store(location(path), **replace)
 
 
+def scope_of(role: str, grid: str, department: str = "justice") -> str:
+    """The narrowest scope a key of ``role`` takes around ``grid``; a department key's names its
+    department as well (justice: the department of the "dispute" cases the tests log)."""
+    from gis_grid.security.roles import DEPARTMENT_ROLES, SCOPE_LEVEL, join_scope
+    need = SCOPE_LEVEL.get(role)
+    return join_scope(grid[:need] if need else grid[:6], department if role in DEPARTMENT_ROLES else None)
+
+
 def bearer(store_or_path, role: str = "command_center", scope: str = "370402") -> dict:
     """Authorization header of a fresh key with ``role`` and ``scope`` in that store."""
     from gis_grid.security.keys import create_key

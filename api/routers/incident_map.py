@@ -67,7 +67,7 @@ def incident_map(request: Request, layer: str = Query("all", description="heatma
                  h: AtlasHolder = Depends(holder), who: Principal = Depends(_who)) -> HTMLResponse:
     aggregate.time_range(start, end)
     atlas = h.atlas
-    full = aggregate.case_table(h.store, atlas)
+    full = aggregate.for_key(h.store, atlas, who)
     t = aggregate.scoped(full, atlas, who.confined_to)
     warn = None
     if layer in ("warnings", "all") and len(t):
@@ -89,7 +89,7 @@ def heat(request: Request,
     basemap = display_basemap(request)
     atlas = h.atlas
     scope = who.confined_to
-    t = aggregate.scoped(aggregate.case_table(h.store, atlas), atlas, scope)
+    t = aggregate.scoped(aggregate.for_key(h.store, atlas, who), atlas, scope)
 
     def build() -> bytes:
         m = aggregate._mask(t, start, end, cats)
@@ -118,7 +118,7 @@ def choropleth(level: str, category: list[str] | None = Query(None),
     cats = _categories(category)
     atlas = h.atlas
     scope = who.confined_to
-    t = aggregate.scoped(aggregate.case_table(h.store, atlas), atlas, scope)
+    t = aggregate.scoped(aggregate.for_key(h.store, atlas, who), atlas, scope)
     # without a time, open cases are coloured "now": that answer ages, so it is cached for a minute only
     now_bucket = None if (at or end) else int(datetime.now(timezone.utc).timestamp() // 60)
     return _json(_cached((t.version, scope, "choro", level, tuple(cats or ()), start, end, at, now_bucket),
@@ -131,7 +131,7 @@ def choropleth(level: str, category: list[str] | None = Query(None),
 def warnings(at: str | None = Query(None, description="date of the warning (default: the newest case's day)"),
              h: AtlasHolder = Depends(holder), who: Principal = Depends(_who)) -> Response:
     atlas = h.atlas
-    t = aggregate.case_table(h.store, atlas)
+    t = aggregate.for_key(h.store, atlas, who)
     scope = who.confined_to
     if at:
         aggregate.parse_time(at)  # a malformed or out-of-range date is a 400 even with no cases

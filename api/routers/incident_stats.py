@@ -26,7 +26,7 @@ _who = require("maps")
 def cases_of(who: Principal, h: AtlasHolder) -> aggregate.CaseTable:
     """The cases a key's aggregates are computed from: only those in its scope (the role table's
     subtree_only), so no figure, total or rate says anything about a case outside it."""
-    return aggregate.scoped(aggregate.case_table(h.store, h.atlas), h.atlas, who.confined_to)
+    return aggregate.scoped(aggregate.for_key(h.store, h.atlas, who), h.atlas, who.confined_to)
 
 
 def range_query(start: str | None = Query(None, alias="from", description="date or date-time (UTC+8 if naive)"),
@@ -156,7 +156,7 @@ def warnings(at: str = Query(..., description="evaluation date (YYYY-MM-DD, end 
              alpha: float = Query(0.05, gt=0, lt=1), category: str | None = None,
              h: AtlasHolder = Depends(holder), who: Principal = Depends(_who)) -> dict:
     from gis_grid.incidents import early_warning
-    t = aggregate.case_table(h.store, h.atlas)
+    t = aggregate.for_key(h.store, h.atlas, who)
     # the anomaly test compares a grid with the whole district (its method); only the answer is confined
     return early_warning.report(t, h.atlas, at, window_days=window_days, baseline_days=baseline_days,
                                 alpha=alpha, category=category, scope=who.confined_to)

@@ -133,8 +133,9 @@ _LIST_COLS = ["id", "category", "department", "priority", "status", "grid_code",
               "dispatched", "closed", "deadline", "satisfaction", "rework_count"]
 
 
-def _rows(h: AtlasHolder, atlas: Atlas, f: dict, ladder: model.SupervisionLadder = model.DEFAULT_LADDER):
-    t = aggregate.case_table(h.store, atlas)
+def _rows(h: AtlasHolder, atlas: Atlas, f: dict, who: Principal,
+          ladder: model.SupervisionLadder = model.DEFAULT_LADDER):
+    t = aggregate.for_key(h.store, atlas, who)
     rows, col = aggregate.select(t, atlas, ladder=ladder, **f)
     return t, rows, col
 
@@ -149,7 +150,7 @@ def list_incidents(request: Request, f: dict = Depends(filters_query),
     atlas = h.atlas
     f = acting.scoped_filters(who, f)
     lim = min(limit or settings.default_page_size, settings.max_page_size)
-    t, rows, col = _rows(h, atlas, f, ladder)
+    t, rows, col = _rows(h, atlas, f, who, ladder)
     page = rows[offset:offset + lim]
     df = h.store.incidents(ids=t.ids[page].tolist(), columns=_LIST_COLS).set_index("id")
     items = []
@@ -176,7 +177,7 @@ def export_csv(f: dict = Depends(filters_query), ladder: model.SupervisionLadder
                h: AtlasHolder = Depends(holder), who: Principal = Depends(_read)):
     atlas = h.atlas
     f = acting.scoped_filters(who, f)
-    t, rows, col = _rows(h, atlas, f, ladder)
+    t, rows, col = _rows(h, atlas, f, who, ladder)
     ids = t.ids[rows]
     colour = {i: (aggregate.COLOUR_NAMES[c] if c >= 0 else "") for i, c in zip(ids, col[rows])}
 

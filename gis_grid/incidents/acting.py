@@ -61,12 +61,13 @@ def scoped_filters(who: Principal, filters: dict) -> dict:
 
 
 def visible_case(store: Store, who: Principal, incident_id: str) -> model.Incident:
-    """The case if the key may see it; out of scope answers exactly like a missing case.
+    """The case if the key may see it; out of scope (or, for a department key, another
+    department's case) answers exactly like a missing case.
 
     (Same text too: naming the case's grid would tell an outsider where it is.)
     """
     case = service.get(store, incident_id)
-    if not who.sees(case.grid_code):
+    if not who.sees(case.grid_code) or (who.department and case.department != who.department):
         raise NotFoundError(f"no incident with id {str(incident_id)!r}")
     return case
 

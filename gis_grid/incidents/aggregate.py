@@ -175,7 +175,28 @@ def scoped(t: CaseTable, atlas: Atlas, scope: str | None) -> CaseTable:
     def build() -> CaseTable:
         rows = np.flatnonzero((t.grid >= lo) & (t.grid < hi))
         return CaseTable(**{a: getattr(t, a)[rows] for a in _ARRAYS}, version=t.version)
-    return atlas.memo.get(("incidents.case_table.scoped", scope), build, fresh=lambda s: s.version == t.version)
+    return atlas.memo.get(("incidents.case_table.scoped", scope, t.version[2:]), build,
+                          fresh=lambda s: s.version == t.version)
+
+
+def for_key(store: Store, atlas: Atlas, who) -> CaseTable:
+    """The case table as a key may aggregate it: a department key's only its department's cases
+    (division scope is applied by the caller, through :func:`scoped` or a ``scope`` argument)."""
+    t = case_table(store, atlas)
+    department = getattr(who, "department", None)
+    if not department:
+        return t
+    index = t.DEPARTMENT_CODES.index(department)
+
+    # the department in the version too: every answer cached by (version, scope, ...) then tells
+    # a department's figures from the district's
+    version = (*t.version, f"department:{department}")
+
+    def build() -> CaseTable:
+        rows = np.flatnonzero(t.department == index)
+        return CaseTable(**{a: getattr(t, a)[rows] for a in _ARRAYS}, version=version)
+    return atlas.memo.get(("incidents.case_table.department", department), build,
+                          fresh=lambda s: s.version == version)
 
 
 _ARRAYS = ("ids", "grid", "category", "department", "status", "lon", "lat", "created", "dispatched", "closed",

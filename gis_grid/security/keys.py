@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from ..errors import AuthenticationError, InvalidInputError, NotFoundError
 from . import audit
-from .roles import Principal, check_scope
+from .roles import DEPARTMENT_ROLES, Principal, check_scope, join_scope, split_scope
 
 __all__ = ["AuthenticationError", "authenticate", "create_key", "create_session", "end_session"]
 PREFIX = "gg"
@@ -31,8 +31,9 @@ def check_scope_exists(store, role: str, scope: str) -> str:
     """The scope must be a division the store holds now: a key for a code that does not exist
     (a typo, another district) would authenticate and silently see nothing, or the wrong thing."""
     check_scope(role, scope)
+    code, _ = split_scope(scope)
     codes = store.divisions()["code"].astype(str)
-    if not (codes == scope).any():
+    if not (codes == code).any():
         raise InvalidInputError(f"no division {scope!r} in this store; a key's scope must be an existing "
                                 "district, street, community or grid code")
     return scope
@@ -71,7 +72,8 @@ SESSION_NOTE = "session of key "
 def create_session(store, signed_in_with: Principal, *, hours: float = 12) -> tuple[dict, str]:
     """A server-side browser session for a signed-in key: a short-lived key with the same role and
     scope, revoked on sign-out (:func:`end_session`), dead as soon as the parent key is revoked."""
-    return _create(store, signed_in_with.role, signed_in_with.scope, timedelta(hours=hours),
+    return _create(store, signed_in_with.role, join_scope(signed_in_with.scope, signed_in_with.department),
+                   timedelta(hours=hours),
                    SESSION_NOTE + signed_in_with.key_id, "login", f"session, {hours:g} h")
 
 
@@ -102,7 +104,12 @@ def authenticate(store, token: str | None, *, now: datetime | None = None) -> Pr
         except NotFoundError:
             raise AuthenticationError("this session's key no longer exists; sign in again") from None
         _check_live(parent, now, "the key this session was signed in with")
-    return Principal(record["id"], record["role"], record["scope"])
+    code, department = split_scope(record["scope"])
+    if record["role"] in DEPARTMENT_ROLES and department is None:
+        # made before keys were tied to a department: it would reach every department's cases
+        raise AuthenticationError(f"this {record['role']} key names no department; ask an admin for a new one "
+                                  "(scope <district>:<department>)")
+    return Principal(record["id"], record["role"], code, department)
 
 
 def _check_live(record: dict, now: datetime | None, what: str = "this API key") -> None:

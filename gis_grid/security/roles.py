@@ -84,13 +84,38 @@ def permission(role: str) -> Permission:
         raise InvalidInputError(f"unknown role {role!r}; roles: {', '.join(ROLES)}") from None
 
 
+#: roles whose key is tied to one department as well: it reaches only the cases dispatched to it.
+#: Its scope reads ``<district code>:<department code>`` (the department from gis_grid.incidents.model).
+DEPARTMENT_ROLES = frozenset({"department"})
+_SEP = ":"
+
+
+def split_scope(scope: str) -> tuple[str, str | None]:
+    """(division code, department or None) of a key's stored scope."""
+    code, _, department = str(scope).partition(_SEP)
+    return code, (department or None)
+
+
+def join_scope(code: str, department: str | None) -> str:
+    return f"{code}{_SEP}{department}" if department else code
+
+
 def check_scope(role: str, scope: str) -> str:
-    """A key's scope: a division code whose level fits the role."""
+    """A key's scope: a division code whose level fits the role, and a department role's department."""
     permission(role)
-    level_of(scope)  # raises for malformed codes
+    code, department = split_scope(scope)
+    level_of(code)  # raises for malformed codes
     need = SCOPE_LEVEL.get(role)
-    if need is not None and len(scope) != need:
+    if need is not None and len(code) != need:
         raise InvalidInputError(f"a {role} key needs a scope code of {need} digits, got {scope!r}")
+    if role in DEPARTMENT_ROLES:
+        from ..incidents.model import DEPARTMENTS
+        if department not in DEPARTMENTS:
+            raise InvalidInputError(f"a {role} key is tied to its department: use a scope such as "
+                                    f"{code}{_SEP}justice, with one of {', '.join(DEPARTMENTS)} (got {scope!r})")
+    elif department is not None:
+        raise InvalidInputError(f"only {', '.join(sorted(DEPARTMENT_ROLES))} keys name a department in their "
+                                f"scope, not {role} keys (got {scope!r})")
     return scope
 
 
@@ -101,6 +126,8 @@ class Principal:
     key_id: str
     role: str
     scope: str
+    #: a department key's department: it reaches only cases whose responsible department this is
+    department: str | None = None
 
     @property
     def permission(self) -> Permission:

@@ -27,7 +27,7 @@ def env(store_backend, tmp_path_factory):
         ("street", "street_admin", "370402002"), ("centre", "command_center", "370402"),
         ("planner", "planner", "370402"), ("external", "external_system", "370402"),
         ("auditor", "auditor", "370402"), ("admin", "admin", "370402"), ("hotline", "hotline", "370402"),
-        ("department", "department", "370402"), ("supervisor", "supervisor", "370402")]}
+        ("department", "department", "370402:justice"), ("supervisor", "supervisor", "370402")]}
     with TestClient(create_app(Settings(db=str(path)))) as client:
         yield client, store, heads
 

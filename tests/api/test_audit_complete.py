@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from common import X0, XM, Y0, Y1, bearer, make_toy_store
+from common import X0, XM, Y0, Y1, bearer, make_toy_store, scope_of
 from gis_grid.security import audit
-from gis_grid.security.roles import ROLES, SCOPE_LEVEL, PersonalData
+from gis_grid.security.roles import ROLES, PersonalData, split_scope
 
 G1 = "370402001001001"
 WEST = {"type": "Polygon", "coordinates": [[[X0, Y0], [XM, Y0], [XM, Y1], [X0, Y1], [X0, Y0]]]}
@@ -33,8 +33,7 @@ PERSONAL_ROUTES = [
 
 
 def scope_for(role: str) -> str:
-    need = SCOPE_LEVEL.get(role)
-    return G1[:need] if need else "370402"
+    return scope_of(role, G1)
 
 
 def readers(who: str) -> list[str]:
@@ -68,7 +67,7 @@ def test_every_personal_read_is_audited_once_with_its_request_id(env):
             r = client.request(method, url, json=body,
                                headers={**bearer(store, role, scope_for(role)), "X-Request-ID": rid})
             assert r.status_code == 200, (role, url, r.text[:300])
-            sent[rid] = (role, scope_for(role), resource, who != "full")
+            sent[rid] = (role, split_scope(scope_for(role))[0], resource, who != "full")
     reads = [r for r in store.audit_records() if r["action"].startswith(("residents.", "resident."))]
     got = {r["request_id"]: r for r in reads}
     assert len(reads) == len(got), "a request was audited more than once"

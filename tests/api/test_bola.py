@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from common import X0, X1, XM, Y0, Y1, bearer, make_toy_store
-from gis_grid.security.roles import ROLES, SCOPE_LEVEL, PersonalData, Principal
+from common import X0, X1, XM, Y0, Y1, bearer, make_toy_store, scope_of
+from gis_grid.security.roles import ROLES, PersonalData, Principal, split_scope
 
 G_IN, G_OUT = "370402001001001", "370402002001001"
 WEST = {"type": "Polygon", "coordinates": [[[X0, Y0], [XM, Y0], [XM, Y1], [X0, Y1], [X0, Y0]]]}
@@ -42,8 +42,7 @@ MISSING = dict(grid="370402002001009", building=999, resident="Rzz9", incident="
 
 
 def scope_for(role: str) -> str:
-    need = SCOPE_LEVEL.get(role)
-    return G_IN[:need] if need else "370402"
+    return scope_of(role, G_IN)
 
 
 def personal(p):
@@ -186,7 +185,7 @@ def fill(template, side: str, ids: dict):
 
 
 def principal(role: str) -> Principal:
-    return Principal("k", role, scope_for(role))
+    return Principal("k", role, *split_scope(scope_for(role)))
 
 
 def test_every_route_is_classified(env):

@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from common import bearer, make_toy_store
+from common import bearer, make_toy_store, scope_of
 from gis_grid.masking import mask_case, mask_reporter, mask_text
-from gis_grid.security.roles import ROLES, SCOPE_LEVEL
+from gis_grid.security.roles import ROLES
 from gis_grid.testing import find_pii
 
 G1 = "370402001001001"
@@ -34,8 +34,7 @@ ORIGINALS = (ID, MOBILE, "3312345", NAME[1:], "12345678")
 
 
 def scope_for(role: str) -> str:
-    need = SCOPE_LEVEL.get(role)
-    return G1[:need] if need else "370402"
+    return scope_of(role, G1)
 
 
 def leaks(text: str) -> list[str]:

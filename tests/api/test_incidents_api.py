@@ -20,7 +20,7 @@ PAST = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
 
 #: one key per workflow role on the toy district (grid 370402001001001 is where new() logs cases)
 KEYS = {"centre": ("command_center", "370402"), "worker": ("grid_worker", "370402001001001"),
-        "department": ("department", "370402"), "supervisor": ("supervisor", "370402"),
+        "department": ("department", "370402:justice"), "supervisor": ("supervisor", "370402"),
         "hotline": ("hotline", "370402"), "street": ("street_admin", "370402001"),
         "community": ("community_admin", "370402001001"),
         "other_worker": ("grid_worker", "370402002001001"), "other_street": ("street_admin", "370402002"),

@@ -29,9 +29,9 @@ from fastapi.testclient import TestClient
 import pii_guard
 from api.app import create_app
 from api.settings import Settings
-from common import bearer, make_toy_store, toy_people
+from common import bearer, make_toy_store, scope_of, toy_people
 from gis_grid.export import FORMATS, LAYERS, export_layer
-from gis_grid.security.roles import ROLES, SCOPE_LEVEL, PersonalData
+from gis_grid.security.roles import ROLES, PersonalData
 from gis_grid.stats import SPECIAL_GROUPS
 from gis_grid.testing import find_pii, toy_workers
 from test_bola import app_routes
@@ -74,8 +74,7 @@ def allowed(kind: str, path: str, role: str | None) -> bool:
 
 
 def scope_for(role: str) -> str:
-    need = SCOPE_LEVEL.get(role)
-    return G_IN[:need] if need else "370402"
+    return scope_of(role, G_IN, "sanitation")
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 
 from api.app import create_app
 from api.settings import Settings
-from common import bearer, make_toy_store
-from gis_grid.security.roles import ROLES, SCOPE_LEVEL
+from common import bearer, make_toy_store, scope_of
+from gis_grid.security.roles import ROLES
 
 # the HTTP contract is the same on both stores: the full 100 per operation and role run on the
 # GeoPackage store; the PostGIS pass draws fewer, to catch store-specific 5xx at a fifth of the cost
@@ -43,8 +43,7 @@ STATS: dict[str, Counter] = {}
 
 
 def scope_for(role: str) -> str:
-    need = SCOPE_LEVEL.get(role)
-    return G1[:need] if need else "370402"
+    return scope_of(role, G1)
 
 
 @pytest.fixture(scope="module")
