@@ -31,7 +31,9 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
                   description="Grid-based social management GIS for Shizhong District, Zaozhuang (370402)")
     app.state.settings = settings
     # the card statistics are warmed off the request path for each new snapshot (~2 s on the demo)
-    app.state.holder = holder or AtlasHolder(open_store(settings.db), warmers=[grid_table])
+    app.state.holder = holder or AtlasHolder(
+        open_store(settings.db), warmers=[grid_table], asof_max_bytes=settings.asof_budget_mb * 2**20,
+        asof_max_entries=settings.asof_max_entries, asof_max_builds=settings.asof_max_builds)
     app.state.basemap = resolve_basemap(settings, app.state.holder.store)
     errors.install(app)
     from .security import AuthCache, OneTimeLogins, RateLimiter

@@ -28,6 +28,7 @@ STATUS = [
     (e.PreconditionError, 412),
     (e.StoreError, 503),
     (e.BudgetExceededError, 503),
+    (e.BusyError, 503),
     (e.AuthenticationError, 401),
     (e.PermissionDeniedError, 403),
     (e.RateLimitedError, 429),
@@ -121,7 +122,7 @@ def install(app: FastAPI) -> None:
         resp = problem(status_of(exc), type(exc).__name__, exc.message, **extra)
         if isinstance(exc, e.AuthenticationError):
             resp.headers["WWW-Authenticate"] = 'Bearer realm="gis_grid"'
-        if isinstance(exc, e.RateLimitedError):
+        if isinstance(exc, (e.RateLimitedError, e.BusyError)):
             resp.headers["Retry-After"] = str(int((exc.detail or {}).get("retry_after_s", 1)))
         if isinstance(exc, e.BudgetExceededError):
             resp.headers["Retry-After"] = "60"  # the work was stopped; an immediate retry would only repeat it

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     auth_grace_s: float = 300.0
     # bounded work: a proposal past this many seconds is stopped (its worker killed) and answers 503
     propose_budget_s: float = 120.0
+    # ?at= atlases (each about as large as the current one): kept and being built within this many MB,
+    # at most this many kept and this many built at once; past it a 503 with Retry-After
+    asof_budget_mb: int = 1024
+    asof_max_entries: int = 4
+    asof_max_builds: int = 1
     # on SIGTERM, in-flight requests get this many seconds before the server exits anyway
     shutdown_grace_s: float = 5.0
     # map viewer

@@ -74,6 +74,11 @@ class RateLimitedError(GisGridError):
     """Too many requests for this key; ``detail`` holds ``{"retry_after_s": N}``."""
 
 
+class BusyError(GisGridError):
+    """The service is at its budget for this kind of work (memory, concurrent builds); nothing was
+    started. ``detail`` holds ``{"retry_after_s": N}``: retry then."""
+
+
 class BudgetExceededError(GisGridError):
     """A long computation ran past its time budget and was stopped (its work really ended).
 

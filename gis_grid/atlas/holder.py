@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from ..store import Store
 from .asof import atlas_at
+from .asof_cache import AsOfCache, nbytes
 from .snapshot import Atlas
 
-#: as-of atlases kept per holder (each costs about as much memory as the current one)
-ASOF_CACHE = 4
+#: as-of atlases (?at=): at most this many bytes kept and being built, this many kept, this many
+#: built at once (each costs about as much memory as the current atlas: ~200 MB on the demo)
+ASOF_MAX_BYTES = 1024 * 2**20
+ASOF_MAX_ENTRIES = 4
+ASOF_MAX_BUILDS = 1
 
 
 class AtlasHolder:
@@ -24,7 +27,8 @@ class AtlasHolder:
     """
 
     def __init__(self, store: Store, atlas: Atlas | None = None, *, follow: bool = True,
-                 warmers: Iterable[Callable[[Atlas, Store], object]] = ()):
+                 warmers: Iterable[Callable[[Atlas, Store], object]] = (), asof_max_bytes: int = ASOF_MAX_BYTES,
+                 asof_max_entries: int = ASOF_MAX_ENTRIES, asof_max_builds: int = ASOF_MAX_BUILDS):
         self.store = store
         self._atlas = atlas if atlas is not None else Atlas.from_store(store)
         self._lock = threading.Lock()
@@ -32,8 +36,10 @@ class AtlasHolder:
         self._warm_lock = threading.Lock()
         self._warm_next: Atlas | None = None
         self._warm_running = False
-        self._asof: OrderedDict[tuple, Atlas] = OrderedDict()
-        self._asof_lock = threading.Lock()
+        # a build is counted at the current atlas's size until one has been measured
+        self.asof = AsOfCache(lambda key: atlas_at(self.store, key[1]), max_bytes=asof_max_bytes,
+                              max_entries=asof_max_entries, max_builds=asof_max_builds,
+                              estimate=lambda: nbytes(self._atlas))
         self._warm(self._atlas)
         if follow:
             self._follow_other_writers()
@@ -105,20 +111,11 @@ class AtlasHolder:
     def at(self, when) -> Atlas:
         """The atlas as it stood at ``when`` (an aware datetime), from the store's history.
 
-        Cached per (current version, instant): an apply bumps the version, so entries
-        drawn before it are never served after it. Its ``version`` is the atlas version
+        Cached per (current version, instant) within a memory budget (:mod:`.asof_cache`; past
+        it a BusyError): an apply bumps the version, so entries drawn before it are never served after it. Its ``version`` is the atlas version
         in force at ``when`` (from the audit log of applied plans).
         """
-        key = (self.version, when.isoformat())
-        with self._asof_lock:
-            hit = self._asof.get(key)
-        if hit is None:
-            hit = atlas_at(self.store, when)
-            with self._asof_lock:
-                while len(self._asof) >= ASOF_CACHE:
-                    self._asof.popitem(last=False)
-                self._asof[key] = hit
-        return hit
+        return self.asof.get((self.version, when))
 
     def reload(self) -> Atlas:
         """Build a new snapshot from the store and swap it in."""
