@@ -82,8 +82,8 @@ def main() -> int:
 
         def one(i: int):
             t = time.perf_counter()
-            r = httpx.get(f"{base}/grids/{grid}", params={"geometry": "false", "at": f"2016-{1 + i // 28 % 12:02d}-{1 + i % 28:02d}"},
-                          headers=head, timeout=300)
+            day = f"2016-{1 + i // 28 % 12:02d}-{1 + i % 28:02d}"   # another date for every request
+            r = httpx.get(f"{base}/grids/{grid}", params={"geometry": "false", "at": day}, headers=head, timeout=300)
             return r.status_code, time.perf_counter() - t, r.headers.get("retry-after")
 
         with ThreadPoolExecutor(args.concurrency) as pool:

@@ -85,9 +85,9 @@ class AsOfCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _busy(self, why: str) -> BusyError:
-        return BusyError(f"as-of atlases (?at=) are at their budget: {why}; retry in {self.retry_after_s} s, "
-                         "or ask for an instant already asked for", detail={"retry_after_s": self.retry_after_s})
+    def _busy(self, why: str) -> str:
+        return (f"as-of atlases (?at=) are at their budget: {why}; retry in {self.retry_after_s} s, "
+                "or ask for an instant already asked for")
 
     def get(self, key: Hashable):
         if not self._estimate and self._estimate_fn is not None:
@@ -120,11 +120,14 @@ class AsOfCache:
     def _admit(self) -> None:
         """Make room for one more build, or refuse it (called under the lock)."""
         if len(self._building) >= self.max_builds:
-            raise self._busy(f"{len(self._building)} being built already (at most {self.max_builds} at once)")
+            raise BusyError(self._busy(f"{len(self._building)} being built already "
+                                       f"(at most {self.max_builds} at once)"),
+                            detail={"retry_after_s": self.retry_after_s})
         need = (len(self._building) + 1) * self._estimate
         if need > self.max_bytes:
-            raise self._busy(f"one needs about {self._estimate // 2**20} MB, the budget is "
-                             f"{self.max_bytes // 2**20} MB with {len(self._building)} being built")
+            raise BusyError(self._busy(f"one needs about {self._estimate // 2**20} MB, the budget is "
+                                       f"{self.max_bytes // 2**20} MB with {len(self._building)} being built"),
+                            detail={"retry_after_s": self.retry_after_s})
         self._evict(need)
 
     def _evict(self, reserve: int) -> None:
