@@ -79,7 +79,7 @@ def create_session(store, signed_in_with: Principal, *, hours: float = 12) -> tu
 
 def end_session(store, session: Principal) -> None:
     """Revoke a session server-side (a copied cookie stops working too). Only session keys."""
-    if not store.key(session.key_id)["note"].startswith(SESSION_NOTE):
+    if not (store.key(session.key_id).get("note") or "").startswith(SESSION_NOTE):
         raise InvalidInputError("signing out ends browser sessions only; an API key is revoked with "
                                 "`gis-grid keys revoke`")
     store.revoke_key(session.key_id, _now().isoformat())
