@@ -111,6 +111,7 @@ async def logout(request: Request, who: Principal = Depends(principal_dep)):
 async def me(who: Principal = Depends(principal_dep)) -> dict:
     p = who.permission
     return {"key_id": who.key_id, "role": who.role, "scope": who.scope,
+            **({"department": who.department} if who.department else {}),
             "permissions": {k: (v.value if isinstance(v, PersonalData) else v) for k, v in vars(p).items()}}
 
 

@@ -60,6 +60,8 @@ def listed(client, head) -> set[str]:
 
 def test_lists_and_single_cases_are_the_departments_own(env):
     client, h, ids = env
+    assert client.get("/me", headers=h["justice"]).json()["department"] == "justice"
+    assert "department" not in client.get("/me", headers=h["centre"]).json()
     assert listed(client, h["centre"]) == set(ids["justice"]) | set(ids["sanitation"])
     for dept, other in (("justice", "sanitation"), ("sanitation", "justice")):
         assert listed(client, h[dept]) == set(ids[dept])
