@@ -6,6 +6,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gis_grid.atlas import Atlas
 from gis_grid.atlas.asof import parse_at
+from gis_grid.budget import Budget
 
 AT_DESCRIPTION = ("reproduce a past state: a date (2026-11-27 = the end of that day, China Standard Time) "
                   "or an ISO 8601 date-time; default: now")
@@ -15,4 +16,9 @@ async def atlas_at_dep(request: Request, at: str | None = Query(None, descriptio
     holder = request.app.state.holder
     if at is None:
         return holder.atlas  # the hot path: one attribute read, no thread hop
-    return await run_in_threadpool(holder.at, parse_at(at))
+    return await run_in_threadpool(holder.at, parse_at(at), asof_budget(request))
+
+
+def asof_budget(request: Request) -> Budget:
+    return Budget("building the atlas as of that date", request.app.state.settings.asof_budget_s,
+                  hint="retry in a minute: a date already built answers from a cache")

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     asof_budget_mb: int = 1024
     asof_max_entries: int = 4
     asof_max_builds: int = 1
+    # an impact report (GET /plans/{id}/impact, its map, a comparison) and an as-of atlas (?at=) past
+    # these many seconds stop at their next step and answer 503 naming the steps done
+    impact_budget_s: float = 60.0
+    asof_budget_s: float = 60.0
     # on SIGTERM, in-flight requests get this many seconds before the server exits anyway
     shutdown_grace_s: float = 5.0
     # map viewer

@@ -81,9 +81,15 @@ def cmd_province(args) -> int:
     return 0
 
 
+def _require_populated(store) -> None:
+    from .store.base import require_populated
+    require_populated(store)
+
+
 def cmd_check(args) -> int:
     from .coverage import check_store
     with open_store(args.db) as store:
+        _require_populated(store)
         report = check_store(store)
     print(report.to_text())
     return 0 if report.ok else 1
@@ -151,17 +157,33 @@ def _locate_point(args) -> int:
 def cmd_export(args) -> int:
     from .export import export_layer
     with open_store(args.db) as store:
+        _require_populated(store)
         n = export_layer(store, args.layer, args.format, args.output, args.crs)
     print(json.dumps({"layer": args.layer, "features": n, "output": args.output}))
     return 0
 
 
+#: seconds an import may take before it stops, writing nothing (``--budget-s`` wins)
+IMPORT_BUDGET_ENV, IMPORT_BUDGET_S = "GIS_GRID_IMPORT_BUDGET_S", 1800.0
+
+
 def cmd_import(args) -> int:
+    from .budget import Budget
+    from .errors import BudgetExceededError
     from .importing import CoverageRefusedError, ImportRejectedError, import_layer
+    from .security import audit
+    seconds = args.budget_s if args.budget_s is not None else float(os.environ.get(IMPORT_BUDGET_ENV, IMPORT_BUDGET_S))
+    budget = Budget("the import", seconds, hint=f"raise --budget-s (or {IMPORT_BUDGET_ENV}) or import a smaller file")
+    # an import replaces data the API serves: its record commits with the data, or not at all
+    record = audit.new_record(key_id=None, role="cli", scope=None, action="import", resource=f"layer/{args.layer}")
     with open_store(args.db) as store:
         try:
             summary = import_layer(store, args.layer, args.file, crs=args.crs, src_layer=args.src_layer,
-                                   dry_run=args.dry_run)
+                                   dry_run=args.dry_run, audit=record, budget=budget)
+        except BudgetExceededError as exc:
+            print(f"error: {exc.message}; nothing was written", file=sys.stderr)
+            print(f"  steps done: {', '.join(exc.detail['steps_done']) or 'none'}", file=sys.stderr)
+            return 3
         except ImportRejectedError as exc:  # every offending feature, not the first 20
             print(f"error: {exc.message}", file=sys.stderr)
             for p in exc.detail:
@@ -171,11 +193,6 @@ def cmd_import(args) -> int:
             print(f"error: {exc.message}", file=sys.stderr)
             print(exc.report.to_text(max_violations=len(exc.report.violations)), file=sys.stderr)
             return 1
-        if not args.dry_run:  # an import replaces data the API serves: who did it, and when, is audited
-            from .security import audit
-            store.append_audit(audit.new_record(
-                key_id=None, role="cli", scope=None, action="import", resource=f"layer/{args.layer}",
-                result="ok: " + json.dumps(summary, ensure_ascii=False, sort_keys=True, default=str)[:500]))
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
@@ -204,6 +221,7 @@ def cmd_keys(args) -> int:
 def cmd_audit(args) -> int:
     from .security.audit import verify_store
     with open_store(args.db) as store:
+        _require_populated(store)  # "OK: 0 records" of the wrong store would hide a broken chain
         ok, seq, message = verify_store(store, unkeyed_until=args.unkeyed_until)
     print(("OK: " if ok else f"BROKEN at record {seq}: ") + message)
     return 0 if ok else 1
@@ -290,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "offset data labelled WGS84: EPSG:4326, EPSG:4490, EPSG:4548, gcj02, bd09")
     p.add_argument("--src-layer", default=None, help="the layer to read from a multi-layer GeoPackage")
     p.add_argument("--dry-run", action="store_true", help="validate and check, write nothing")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help=f"stop (writing nothing) after this many seconds (default ${IMPORT_BUDGET_ENV}, else "
+                        f"{IMPORT_BUDGET_S:g})")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("keys", help="create, list and revoke API keys")

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from gis_grid.atlas.holder import AtlasHolder
+from gis_grid.budget import Budget
 from gis_grid.errors import InvalidInputError
 from gis_grid.hierarchy import level_of
 from gis_grid.planning import edits
@@ -21,6 +22,7 @@ from gis_grid.planning.plan import check_vertex_limit
 from gis_grid.planning.workflow import (apply_plan, applied_impact, before_apply, create_plan, impact_of,
                                        parse_if_match, plan_from_record)
 
+from ..asof import asof_budget
 from ..deps import holder
 from ..security import audit_record, check_scope, record, require
 
@@ -110,22 +112,28 @@ def _plan(h: AtlasHolder, plan_id: int):
     return atlas, plan_from_record(atlas, h.store.plan(plan_id))
 
 
-def _applied(h: AtlasHolder, record: dict, **balance) -> tuple:
+def impact_budget(request: Request) -> Budget:
+    return Budget("the impact report", request.app.state.settings.impact_budget_s,
+                  hint="retry later, or redraw a smaller area")
+
+
+def _applied(request: Request, h: AtlasHolder, record: dict, **balance) -> tuple:
     """An applied plan's atlas as it stood just before the apply, and the impact it kept."""
     impact = applied_impact(record, **balance)
-    atlas = h.at(before_apply(record))
+    atlas = h.at(before_apply(record), asof_budget(request))
     return atlas, plan_from_record(atlas, record), impact
 
 
 @router.get("/plans/compare", summary="Two drafts of the same area side by side: balance, households moved, shape")
-def compare(a: int = Query(..., description="a plan id"), b: int = Query(..., description="another plan id"),
+def compare(request: Request, a: int = Query(..., description="a plan id"), b: int = Query(..., description="another plan id"),
             target_households: float = Query(DEFAULT_TARGET_HOUSEHOLDS, gt=0, description="households per grid aimed at"),
             band: float = Query(DEFAULT_BAND, gt=0, le=1, description="balanced within +-band of the target"),
             h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> dict:
     from gis_grid.planning.lifecycle import compare_plans
     atlas = h.atlas
     pa, pb = (plan_from_record(atlas, h.store.plan(i)) for i in (a, b))
-    return compare_plans(h.store, atlas, pa, pb, target_households=target_households, band=band)
+    return compare_plans(h.store, atlas, pa, pb, target_households=target_households, band=band,
+                         budget=impact_budget(request))
 
 
 class RevertBody(BaseModel):
@@ -167,7 +175,7 @@ async def delete_plan(request: Request, plan_id: int = Path(...), h: AtlasHolder
 
 
 @router.get("/plans/{plan_id}/impact", summary="Who and what changes grid; per-grid figures; balance")
-def get_impact(plan_id: int = Path(...),
+def get_impact(request: Request, plan_id: int = Path(...),
                target_households: float = Query(DEFAULT_TARGET_HOUSEHOLDS, gt=0, description="households per grid aimed at"),
                band: float = Query(DEFAULT_BAND, gt=0, le=1, description="balanced within +-band of the target"),
                h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> JSONResponse:
@@ -176,19 +184,20 @@ def get_impact(plan_id: int = Path(...),
         out = applied_impact(r, target_households=target_households, band=band)
         return JSONResponse(out, headers={"ETag": _etag(r["base_version"])})
     atlas, plan = _plan(h, plan_id)
-    out = impact_of(h.store, atlas, plan, target_households=target_households, band=band)
+    out = impact_of(h.store, atlas, plan, target_households=target_households, band=band,
+                    budget=impact_budget(request))
     return JSONResponse(out, headers={"ETag": _etag(plan.base_version)})
 
 
 @router.get("/plans/{plan_id}/map", response_class=HTMLResponse, summary="Folium diff map: old grids against new")
-def get_map(plan_id: int = Path(...), h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> HTMLResponse:
+def get_map(request: Request, plan_id: int = Path(...), h: AtlasHolder = Depends(holder), who=Depends(planner_dep)) -> HTMLResponse:
     from web.plan_diff import diff_map_html
     r = h.store.plan(plan_id)
     if r["status"] == "applied":
-        atlas, plan, impact = _applied(h, r)
+        atlas, plan, impact = _applied(request, h, r)
     else:
         atlas, plan = _plan(h, plan_id)
-        impact = impact_of(h.store, atlas, plan)
+        impact = impact_of(h.store, atlas, plan, budget=impact_budget(request))
     return HTMLResponse(diff_map_html(atlas, plan, impact))
 
 
@@ -270,7 +279,7 @@ def post_propose(request: Request, body: ProposeBody, h: AtlasHolder = Depends(h
 @router.get("/plans/{plan_id}/export", summary="The plan as GeoPackage/GeoJSON, or the building -> grid assignment CSV",
             responses={200: {"content": {"application/geopackage+sqlite3": {}, "application/geo+json": {},
                                          "text/csv": {}}}})
-def get_export(plan_id: int = Path(...), format: str = Query("geojson", description="gpkg, geojson or csv",
+def get_export(request: Request, plan_id: int = Path(...), format: str = Query("geojson", description="gpkg, geojson or csv",
                                                              json_schema_extra={"enum": ["gpkg", "geojson", "csv"]}),
                h: AtlasHolder = Depends(holder), who=Depends(planner_dep)):
     from fastapi.responses import Response
@@ -281,7 +290,7 @@ def get_export(plan_id: int = Path(...), format: str = Query("geojson", descript
         raise InvalidInputError(f"unknown export format {format!r}; use {', '.join(FORMATS)}")
     r = h.store.plan(plan_id)
     if r["status"] == "applied":  # its grids, codes and figures as of the apply
-        atlas, plan, impact = _applied(h, r)
+        atlas, plan, impact = _applied(request, h, r)
     else:
         atlas, plan = _plan(h, plan_id)
         _require_base(atlas, plan)

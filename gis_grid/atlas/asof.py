@@ -12,6 +12,7 @@ import re
 from datetime import date, datetime, time, timedelta, timezone
 
 from .. import timebounds
+from ..budget import Budget, unlimited
 from ..errors import InvalidInputError
 from .snapshot import Atlas
 
@@ -46,5 +47,8 @@ def version_at(store, when: datetime) -> int:
     return int(done[-1]["to_version"]) if done else int(changes[0]["from_version"])
 
 
-def atlas_at(store, when: datetime) -> Atlas:
-    return Atlas.from_store(store, at=when, version=version_at(store, when))
+def atlas_at(store, when: datetime, budget: Budget | None = None) -> Atlas:
+    """The atlas at ``when``; ``budget`` bounds reading the history and building it."""
+    budget = unlimited(budget, "the as-of atlas")
+    budget.step("reading the change history")
+    return Atlas.from_store(store, at=when, version=version_at(store, when), budget=budget)

@@ -89,7 +89,8 @@ class AsOfCache:
         return (f"as-of atlases (?at=) are at their budget: {why}; retry in {self.retry_after_s} s, "
                 "or ask for an instant already asked for")
 
-    def get(self, key: Hashable):
+    def get(self, key: Hashable, build: Callable[[Hashable], object] | None = None):
+        """The atlas for ``key``; ``build`` (default: the cache's own) makes it on a miss."""
         if not self._estimate and self._estimate_fn is not None:
             self._estimate = int(self._estimate_fn())   # outside the lock: may take a while
         while True:
@@ -104,7 +105,7 @@ class AsOfCache:
                     break
             pending.wait()   # the same instant is being built: take its result
         try:
-            value = self._build(key)
+            value = (build or self._build)(key)
             size = int(self._size_of(value))
         finally:
             with self._lock:

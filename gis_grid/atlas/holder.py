@@ -5,6 +5,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 
+from ..budget import Budget
 from ..store import Store
 from .asof import atlas_at
 from .asof_cache import AsOfCache, nbytes
@@ -108,14 +109,16 @@ class AtlasHolder:
     def version(self) -> int:
         return self._atlas.version
 
-    def at(self, when) -> Atlas:
+    def at(self, when, budget: Budget | None = None) -> Atlas:
         """The atlas as it stood at ``when`` (an aware datetime), from the store's history.
 
         Cached per (current version, instant) within a memory budget (:mod:`.asof_cache`; past
-        it a BusyError): an apply bumps the version, so entries drawn before it are never served after it. Its ``version`` is the atlas version
-        in force at ``when`` (from the audit log of applied plans).
+        it a BusyError): an apply bumps the version, so entries drawn before it are never served
+        after it. Its ``version`` is the atlas version in force at ``when`` (from the audit log of
+        applied plans). ``budget`` bounds a build (a cached atlas costs nothing).
         """
-        return self.asof.get((self.version, when))
+        return self.asof.get((self.version, when),
+                             build=lambda key: atlas_at(self.store, key[1], budget))
 
     def reload(self) -> Atlas:
         """Build a new snapshot from the store and swap it in."""

@@ -16,10 +16,12 @@ import pandas as pd
 import shapely
 
 from .. import crs as crs_mod
+from ..budget import Budget, unlimited
 from ..cellindex import OUTSIDE, CellIndex, take
 from ..errors import InvalidGeometryError, LimitExceededError, NotFoundError
 from ..hierarchy import Level, level_of
 from ..store import Store
+from ..store.base import EmptyStoreError
 from .memo import Memo
 
 LEVELS = (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID)
@@ -61,24 +63,32 @@ class Atlas:
     memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_store(cls, store: Store, at: datetime | None = None, *, version: int | None = None) -> "Atlas":
-        """Read a snapshot; ``version`` overrides the store's (an as-of atlas names the version then in force)."""
+    def from_store(cls, store: Store, at: datetime | None = None, *, version: int | None = None,
+                   budget: Budget | None = None) -> "Atlas":
+        """Read a snapshot; ``version`` overrides the store's (an as-of atlas names the version then in force).
+        ``budget`` is checked between the reads and before the build."""
+        budget = unlimited(budget, "the atlas")
+        budget.step("reading the grids")
         divisions = store.divisions(at=at)
         if divisions.empty:
             if at is not None:  # an answer to a caller: say what to fix, not where the store lives
                 raise NotFoundError(f"no grids were in force at {at.isoformat()}: that is before the "
                                     "store's history starts; ask for a later date")
-            raise NotFoundError(f"the store {store.url} holds no grids; import or generate some first")
+            raise EmptyStoreError(store)  # names the store (no password) and how to pick another
+        budget.step("reading the buildings")
+        buildings = store.buildings()
+        budget.step("reading the households")
+        households = store.households()
+        budget.step("building the indexes")
         return cls(version=store.atlas_version() if version is None else version, at=at, divisions=divisions,
-                   buildings=store.buildings(), households=store.households(),
-                   cache_dir=store.cache_dir())
+                   buildings=buildings, households=households, cache_dir=store.cache_dir())
 
     @classmethod
     def for_location(cls, store: Store) -> "Atlas":
         """A snapshot that only locates: grids and buildings, no households (a third of the load)."""
         divisions = store.divisions()
         if divisions.empty:
-            raise NotFoundError(f"the store {store.url} holds no grids")
+            raise EmptyStoreError(store)
         return cls(version=store.atlas_version(), at=None, divisions=divisions, buildings=store.buildings(),
                    households=pd.DataFrame({"id": pd.Series(dtype=object), "building_id": pd.Series(dtype="int64")}),
                    cache_dir=store.cache_dir())

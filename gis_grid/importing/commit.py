@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from .. import crs as crs_mod
+from ..budget import Budget, unlimited
 from ..cellindex import OUTSIDE, CellIndex
 from ..coverage import AREA_TOLERANCE_M2, Report, check_buildings, check_divisions, check_people
 from ..errors import ConflictError, GisGridError, InvalidInputError, NotFoundError
@@ -38,15 +39,19 @@ class CoverageRefusedError(GisGridError):
 
 
 def import_layer(store, layer: str, path, *, crs=None, src_layer: str | None = None,
-                 dry_run: bool = False) -> dict:
+                 dry_run: bool = False, audit: dict | None = None, budget: Budget | None = None) -> dict:
     """Replace ``layer`` of ``store`` with the file at ``path``; returns a summary.
 
     Raises ImportFileError (unreadable file, CRS), MissingColumnsError, ImportRejectedError
-    (per-feature problems), CoverageRefusedError (the result would fail the check) or
-    ConflictError (the store changed meanwhile); in every case nothing is written.
+    (per-feature problems), CoverageRefusedError (the result would fail the check),
+    ConflictError (the store changed meanwhile) or BudgetExceededError (past ``budget``);
+    in every case nothing is written. ``audit``: the import's audit record, committed in the
+    same transaction as the data (its result gets the summary).
     """
     if layer not in LAYERS:
         raise InvalidInputError(f"unknown layer {layer!r}; import one of {', '.join(LAYERS)}")
+    budget = unlimited(budget, "the import")
+    budget.step("reading the file")
     base_version = store.atlas_version()
     source = read_source(path, layer, src_layer=src_layer, crs=crs)
     if source.frame.empty:
@@ -54,13 +59,36 @@ def import_layer(store, layer: str, path, *, crs=None, src_layer: str | None = N
     df, ignored = map_columns(source.frame, layer, source.path.name)
     if GEOMETRY[layer] and ("geometry" not in df.columns or df["geometry"].isna().all()):
         raise ImportFileError(f"{source.path.name} has no geometries: the {layer} layer needs polygons")
+    budget.step("reading the store")
     state = {"divisions": store.divisions(), "buildings": store.buildings(), "households": store.households(),
              "residents": store.residents(columns=["id", "household_id"])}
     summary = {"layer": layer, **describe(source), "features": len(df), "ignored_columns": ignored,
                "dry_run": dry_run, "committed": False, "atlas_version": base_version}
     step = {"grids": _grids, "buildings": _buildings, "households": _households}[layer]
-    summary.update(step(store, source, df, state, base_version, dry_run))
+    commit = _Commit(store, base_version, budget, audit, summary)
+    budget.step(f"parsing the {layer}")
+    summary.update(step(store, source, df, state, base_version, dry_run, commit))
     return summary
+
+
+class _Commit:
+    """The last budget check and the audit record (with the summary), handed to the write."""
+
+    def __init__(self, store, base_version: int, budget: Budget, audit: dict | None, summary: dict):
+        self.store, self.base_version, self.budget, self.audit, self.summary = store, base_version, budget, audit, summary
+
+    def record(self, out: dict) -> dict | None:
+        self.budget.step("writing")  # past this point the write is one transaction: all or nothing
+        if self.audit is None:
+            return None
+        said = {k: v for k, v in {**self.summary, **out}.items() if k not in ("dry_run", "committed", "atlas_version")}
+        return {**self.audit, "result": json.dumps(said, ensure_ascii=False, sort_keys=True, default=str)[:500]}
+
+    def unchanged(self, out: dict) -> None:
+        """An import that changes nothing still leaves its record (there is no change to join)."""
+        record = self.record(out)
+        if record is not None:
+            self.store.append_audit({**record, "result": f"ok: nothing changed; {record['result']}"[:500]})
 
 
 def _refuse_problems(parsed: Parsed, source: SourceFrame, layer: str) -> None:
@@ -108,18 +136,20 @@ def _meta(layer: str, source: SourceFrame) -> dict[str, str]:
     return {f"imported_{layer}": json.dumps({**describe(source), "at": now_stamp()}, ensure_ascii=False)}
 
 
-def _commit_replace(store, tables: dict, meta: dict, base_version: int) -> int:
+def _commit_replace(commit: _Commit, tables: dict, meta: dict, out: dict) -> int:
+    store, base_version = commit.store, commit.base_version
+    audit = commit.record(out)
     # replace_all has no version precondition: re-check just before the write so a plan
     # applied while the file was being checked is not silently overwritten
     if store.atlas_version() != base_version:
         raise ConflictError(f"the store moved from atlas version {base_version} to {store.atlas_version()} during "
                             "the import; nothing was written: run the import again")
-    store.replace_all(tables, meta)
+    store.replace_all(tables, meta, audit=audit)
     return store.atlas_version()
 
 
 # ------------------------------------------------------------------ grids
-def _grids(store, source, df, state, base_version, dry_run) -> dict:
+def _grids(store, source, df, state, base_version, dry_run, commit: _Commit) -> dict:
     from ..planning.changeset import ChangeSet, now_stamp
     divisions = state["divisions"]
     comms = divisions[divisions["level"] == "community"]
@@ -155,6 +185,7 @@ def _grids(store, source, df, state, base_version, dry_run) -> dict:
     located = _grid_of(cand_grids, buildings["geometry"].to_numpy())
     new_codes = np.where(pd.isna(located), buildings["grid_code"].to_numpy(dtype=object), located)
     cand_b = buildings.assign(grid_code=new_codes)
+    commit.budget.step("checking coverage")
     _check(source, "grids", cand_div, cand_b, state["households"], state["residents"])
 
     imported = set(new["code"])
@@ -168,14 +199,17 @@ def _grids(store, source, df, state, base_version, dry_run) -> dict:
     counts = {s: [c for c, t in zip(new["code"], status) if t == s] for s in ("created", "redrawn", "unchanged")}
     out = {"created": counts["created"], "redrawn": counts["redrawn"], "unchanged": len(counts["unchanged"]),
            "retired": retired, "buildings_moved": int(moved.sum()), "workers_moved_from": worker_moves}
-    if dry_run or (not written and not retired):
+    if dry_run:
+        return out
+    if not written and not retired:
+        commit.unchanged(out)
         return out
     audit = {"source": "import", **describe(source), "scope": store.meta().get("district"),
              "base_version": base_version, **out}
     cs = ChangeSet(plan_id=None, base_version=base_version, valid_from=stamp,
                    close_codes=sorted(set(counts["redrawn"]) | set(retired)), insert=insert,
                    building_moves=moves, retired=retired, worker_moves=worker_moves, audit=audit)
-    version = store.apply_changeset(cs, expected_version=base_version)
+    version = store.apply_changeset(cs, expected_version=base_version, audit=commit.record(out))
     return {**out, "committed": True, "atlas_version": version}
 
 
@@ -202,7 +236,7 @@ def _worker_moves(current: pd.DataFrame, retired: list[str], cand_grids: pd.Data
 
 
 # ------------------------------------------------------------------ buildings
-def _buildings(store, source, df, state, base_version, dry_run) -> dict:
+def _buildings(store, source, df, state, base_version, dry_run, commit: _Commit) -> dict:
     parsed = parse_buildings(df, source.coordinate_problems)
     _refuse_problems(parsed, source, "buildings")
     t = parsed.table.sort_values("id").reset_index(drop=True)
@@ -216,17 +250,17 @@ def _buildings(store, source, df, state, base_version, dry_run) -> dict:
     hh = state["households"]
     grid_of_building = dict(zip(cand_b["id"], cand_b["grid_code"]))
     cand_hh = hh.assign(grid_code=[grid_of_building.get(b, g) for b, g in zip(hh["building_id"], hh["grid_code"])])
+    commit.budget.step("checking coverage")
     _check(source, "buildings", divisions, cand_b, cand_hh, state["residents"])
     out["households_regridded"] = int((cand_hh["grid_code"] != hh["grid_code"]).sum())
     if dry_run:
         return out
-    version = _commit_replace(store, {"buildings": cand_b, "households": cand_hh}, _meta("buildings", source),
-                              base_version)
+    version = _commit_replace(commit, {"buildings": cand_b, "households": cand_hh}, _meta("buildings", source), out)
     return {**out, "committed": True, "atlas_version": version}
 
 
 # ------------------------------------------------------------------ households
-def _households(store, source, df, state, base_version, dry_run) -> dict:
+def _households(store, source, df, state, base_version, dry_run, commit: _Commit) -> dict:
     buildings, residents = state["buildings"], state["residents"]
     parsed = parse_households(df, set(int(b) for b in buildings["id"]), residents["household_id"].value_counts())
     _refuse_problems(parsed, source, "households")
@@ -235,10 +269,11 @@ def _households(store, source, df, state, base_version, dry_run) -> dict:
     t["grid_code"] = [grid_of_building[b] for b in t["building_id"]]
     out = _disagreements(list(t["file_grid_code"]), list(t["grid_code"]), list(t["id"]))
     cand_hh = t[["id", "building_id", "grid_code", "unit", "floor", "room", "size", "head_name", "flags"]]
+    commit.budget.step("checking coverage")
     _check(source, "households", state["divisions"], buildings, cand_hh, residents)
     if dry_run:
         return out
-    version = _commit_replace(store, {"households": cand_hh}, _meta("households", source), base_version)
+    version = _commit_replace(commit, {"households": cand_hh}, _meta("households", source), out)
     return {**out, "committed": True, "atlas_version": version}
 
 

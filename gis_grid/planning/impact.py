@@ -10,6 +10,7 @@ import pandas as pd
 import shapely
 
 from ..atlas import Atlas
+from ..budget import Budget, unlimited
 from .changeset import assign_buildings, number_grids, staff
 from .plan import Plan
 from .validate import to_metric
@@ -68,10 +69,13 @@ def _incidents(store):
 
 def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
                 target_households: float = DEFAULT_TARGET_HOUSEHOLDS, band: float = DEFAULT_BAND,
-                used_codes=None) -> dict:
-    """The impact report of a (valid) plan drawn on ``atlas``."""
+                used_codes=None, budget: Budget | None = None) -> dict:
+    """The impact report of a (valid) plan drawn on ``atlas``; ``budget`` bounds its time."""
+    budget = unlimited(budget, "the impact report")
+    budget.step("numbering the grids")
     used = used_codes if used_codes is not None else store.grid_codes_ever(plan.scope.code)
     num = number_grids(atlas, plan, parents, used)
+    budget.step("assigning buildings")
     moves = assign_buildings(atlas, plan, num.codes)
 
     # grid of every building in the scope before / after
@@ -86,6 +90,7 @@ def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
         after = after.reindex(after.index.union(pd.Index(moves["id"])))
         after.loc[moves["id"].to_numpy()] = moves["new"].to_numpy()
     bids = after.index.to_numpy()
+    budget.step("counting households and residents")
     b_rows = np.array([atlas._building_rows[int(x)] for x in bids], dtype=int)
     hh_per_b, res_per_b = people_per_building(atlas, store)
     per_b = pd.DataFrame({"id": bids, "after": after.to_numpy(), "households": hh_per_b[b_rows],
@@ -97,9 +102,11 @@ def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
              .assign(buildings=moved.groupby(["before", "after"], dropna=False).size()).reset_index())
 
     # workers follow their households and every grid with households gets one (planning/staffing.py)
+    budget.step("staffing")
     staffing = staff(atlas, plan, num, moves, store.workers(grid_codes=list(plan.scope.replaces)))
 
     # cases: open ones whose grid changes, and the yearly workload per new grid
+    budget.step("counting cases")
     new_m = list(to_metric(np.asarray(plan.geometries, dtype=object)))
     cases = _incidents(store)
     cases_per_year = [None] * len(new_m)
@@ -118,6 +125,7 @@ def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
         cur = cases["grid_code"].to_numpy(dtype=object)
         open_moving = int(sum(1 for p, c in new_code.items() if is_open[p] and cur[p] != c))
 
+    budget.step("per-grid figures")
     grids = []
     for i, code in enumerate(num.codes):
         mine = per_b[per_b["after"] == code]

@@ -31,8 +31,9 @@ def _summary(plan: Plan, imp: dict) -> dict:
 
 
 def compare_plans(store, atlas: Atlas, a: Plan, b: Plan, *, target_households: float = DEFAULT_TARGET_HOUSEHOLDS,
-                  band: float = DEFAULT_BAND) -> dict:
-    """Two drafts replacing the same grids side by side: balance, who moves, shape.
+                  band: float = DEFAULT_BAND, budget=None) -> dict:
+    """Two drafts replacing the same grids side by side: balance, who moves, shape
+    (``budget``: one :class:`~gis_grid.budget.Budget` for both impact reports).
 
     ``identical_grids``: grids drawn the same in both (within the 1 m² validation tolerance)."""
     if a.id == b.id:
@@ -41,8 +42,8 @@ def compare_plans(store, atlas: Atlas, a: Plan, b: Plan, *, target_households: f
         raise InvalidInputError(f"plans {a.id} and {b.id} redraw different areas ({a.scope.code}, {b.scope.code}); "
                                 "compare drafts that replace the same grids",
                                 detail={"a": list(a.scope.replaces), "b": list(b.scope.replaces)})
-    ia = impact_of(store, atlas, a, target_households=target_households, band=band)
-    ib = impact_of(store, atlas, b, target_households=target_households, band=band)
+    ia = impact_of(store, atlas, a, target_households=target_households, band=band, budget=budget)
+    ib = impact_of(store, atlas, b, target_households=target_households, band=band, budget=budget)
     tree = shapely.STRtree(list(b.geometries))
     same = 0
     for g in a.geometries:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import shapely
 
 from ..atlas import Atlas
+from ..budget import Budget, unlimited
 from ..errors import ConflictError, InvalidGeometryError, InvalidInputError, PreconditionError, PreconditionRequiredError
 from .changeset import build_changeset, now_stamp
 from .impact import DEFAULT_BAND, DEFAULT_TARGET_HOUSEHOLDS, balance, plan_impact
@@ -70,10 +71,14 @@ def _require_base(atlas: Atlas, plan: Plan) -> None:
 
 
 def impact_of(store, atlas: Atlas, plan: Plan, *, target_households: float = DEFAULT_TARGET_HOUSEHOLDS,
-              band: float = DEFAULT_BAND) -> dict:
+              band: float = DEFAULT_BAND, budget: Budget | None = None) -> dict:
+    """The impact report of a draft; ``budget`` bounds the validation and the report together."""
     _require_base(atlas, plan)
+    budget = unlimited(budget, "the impact report")
+    budget.step("validating the plan")
     report = check_plan(atlas, plan)
-    return plan_impact(atlas, store, plan, report.parents, target_households=target_households, band=band)
+    return plan_impact(atlas, store, plan, report.parents, target_households=target_households, band=band,
+                       budget=budget)
 
 
 def propose_plan(store, atlas: Atlas, scope: str, min_households: int, max_households: int, *,

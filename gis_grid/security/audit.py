@@ -83,6 +83,14 @@ def new_record(*, key_id: str | None, role: str | None, scope: str | None, actio
             "result": result}
 
 
+def committed(record: dict, from_version: int, to_version: int) -> dict:
+    """``record`` as written in the transaction of a change it describes: its result names the
+    versions, followed by whatever the caller said about the change."""
+    said = record.get("result")
+    tail = f"; {said}" if said and said != "ok" else ""
+    return {**record, "result": f"ok: version {from_version} -> {to_version}{tail}"}
+
+
 def verify(records, *, key: bytes | None = None, unkeyed_until: int = 0) -> tuple[bool, int | None, str]:
     """(ok, seq of the first bad record, message) over records in ``seq`` order.
 

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import InvalidInputError, NotFoundError, StoreError
 from ..paths import DATABASE_URL_ENV, DEFAULT_STORE_NAME, default_store_path  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 1
@@ -77,8 +77,35 @@ def utc_stamp(at: datetime | None = None) -> str:
     return (at or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class EmptyStoreError(StoreError):
+    """A store with no divisions where a populated one is expected: usually the wrong store.
+
+    The message names the store (without its password): a command without ``--db`` reads the
+    default GeoPackage, not the database the service uses, and would report on nothing."""
+
+    def __init__(self, store: "Store"):
+        super().__init__(
+            f"the store at {store.shown} has no divisions; did you mean another store? Pass --db PATH_OR_URL "
+            f"or export {DATABASE_URL_ENV} (docs/operations.md), or fill this one with `gis-grid demo` or "
+            "`gis-grid import`")
+
+
+def require_populated(store: "Store") -> None:
+    if not store.has_divisions():
+        raise EmptyStoreError(store)
+
+
 class Store(abc.ABC):
     """What the atlas, the CLI and the API need from persistence."""
+
+    @property
+    def shown(self) -> str:
+        """Where the store is, safe to print (a database URL without its password)."""
+        return str(self.url)
+
+    def has_divisions(self) -> bool:
+        """Whether any division is current (backends answer without reading them all)."""
+        return not self.divisions().empty
 
     url: str
     #: called inside every apply transaction after the new grids are written and before the rest;
@@ -151,8 +178,9 @@ class Store(abc.ABC):
         """The audit log of applied plans (those naming ``code``)."""
 
     @abc.abstractmethod
-    def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
-        """Replace the whole content in one transaction (demo generation, import)."""
+    def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str], audit: dict | None = None) -> None:
+        """Replace the whole content in one transaction (demo generation, import); ``audit``: the
+        change's audit record, committed in the same transaction."""
 
     # -- incidents (社情民意事件); see gis_grid.incidents ------------------------------
     @abc.abstractmethod

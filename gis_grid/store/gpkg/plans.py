@@ -207,8 +207,9 @@ def apply_changeset(store, cs, expected_version: int, audit: dict | None = None)
         c.execute("INSERT OR REPLACE INTO meta VALUES ('atlas_version', ?)", (str(new_version),))
         c.execute("INSERT OR REPLACE INTO meta VALUES ('updated_at', ?)", (stamp,))
         if audit is not None:  # committed with the change, or not at all
+            from ...security.audit import committed
             from .security import append_audit_in
-            append_audit_in(c, {**audit, "result": f"ok: version {current} -> {new_version}"})
+            append_audit_in(c, committed(audit, current, new_version))
         c.execute("COMMIT")
         return new_version
     except BaseException:

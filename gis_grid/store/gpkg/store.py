@@ -134,6 +134,9 @@ class GeoPackageStore(Store):
     def cache_dir(self) -> str:
         return str(self.path.with_name(self.path.stem + ".cache"))
 
+    def has_divisions(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM divisions WHERE valid_to IS NULL LIMIT 1").fetchone() is not None
+
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
 
@@ -321,7 +324,7 @@ class GeoPackageStore(Store):
                            float(df["lat"].max())))
         self._write(go)
 
-    def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
+    def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str], audit: dict | None = None) -> None:
         with self.write_transaction() as c:
             for table, df in tables.items():
                 c.execute(f"DELETE FROM {table}")
@@ -341,3 +344,7 @@ class GeoPackageStore(Store):
             version = int(self.meta().get("atlas_version", "0")) + 1
             for k, v in {**meta, "atlas_version": str(version), "updated_at": utc_stamp()}.items():
                 c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, str(v)))
+            if audit is not None:  # committed with the change, or not at all
+                from ...security.audit import committed
+                from .security import append_audit_in
+                append_audit_in(c, committed(audit, version - 1, version))

@@ -142,7 +142,8 @@ def apply_changeset(store, cs, expected_version: int, audit: dict | None = None)
         store.set_meta(cur, {"updated_at": stamp})
         store.publish_atlas_version(cur, new_version)
         if audit is not None:  # committed with the change, or not at all
+            from ...security.audit import committed
             from .security import append_audit_in
-            append_audit_in(store, cur, {**audit, "result": f"ok: version {current} -> {new_version}"})
+            append_audit_in(store, cur, committed(audit, current, new_version))
     return new_version
 

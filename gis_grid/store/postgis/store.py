@@ -67,6 +67,14 @@ class PostGISStore(Store):
             raise StoreError(f"{self._shown} has schema version {row and row[0]}, "
                              f"this gis_grid reads version {SCHEMA_VERSION}")
 
+    @property
+    def shown(self) -> str:
+        return self._shown
+
+    def has_divisions(self) -> bool:
+        with self.transaction() as cur:
+            return cur.execute("SELECT 1 FROM divisions WHERE valid_to IS NULL LIMIT 1").fetchone() is not None
+
     def __repr__(self) -> str:
         return f"PostGISStore({self._shown!r})"
 
@@ -193,7 +201,7 @@ class PostGISStore(Store):
         return self._read(query, params)
 
     # -- bulk replace ----------------------------------------------------------------------
-    def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str]) -> None:
+    def replace_all(self, tables: dict[str, pd.DataFrame], meta: dict[str, str], audit: dict | None = None) -> None:
         unknown = set(tables) - set(_PEOPLE_TABLES)
         if unknown:
             raise InvalidInputError(f"replace_all writes {', '.join(_PEOPLE_TABLES)}, not {sorted(unknown)}")
@@ -213,6 +221,9 @@ class PostGISStore(Store):
                             "WHERE h.id = r.household_id AND r.grid_code IS DISTINCT FROM h.grid_code")
             self.set_meta(cur, {**meta, "updated_at": utc_stamp()})
             self.publish_atlas_version(cur, version)
+            if audit is not None:  # committed with the change, or not at all
+                from ...security.audit import committed
+                security.append_audit_in(self, cur, committed(audit, version - 1, version))
 
     @staticmethod
     def begin_replace(cur, table: str) -> None:
