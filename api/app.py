@@ -21,6 +21,8 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from .shutdown import install
+        install(settings.graceful_shutdown_s())
         yield
         # a proposal in flight would keep the process alive past SIGTERM: kill its solver
         from gis_grid.planning.solver import stop_all

@@ -28,7 +28,7 @@ def serve(db: str | None = None, host: str = "127.0.0.1", port: int = 8000, work
     base = f"http://{settings.host}:{settings.port}"
     log_level = os.environ.get("GIS_GRID_LOG_LEVEL", "info")
     # SIGTERM: requests in flight get this long, then they are cancelled and the app shuts down
-    grace = max(1, int(settings.shutdown_grace_s))
+    grace = settings.graceful_shutdown_s()
     if workers > 1:
         # Worker processes are replicas: each loads its own atlas and follows the others' writes
         # through the store's atlas-version watch. A one-time sign-in nonce lives in one

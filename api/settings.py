@@ -62,3 +62,7 @@ class Settings(BaseSettings):
     basemap_mbtiles: str = ""                 # the package; "" = beside the GeoPackage store, <stem>-basemap.mbtiles
     basemap_crs: Literal["cgcs2000", "gcj02"] = "cgcs2000"  # gcj02 for AMap-style packages: overlays are shifted
     tianditu_key: str = ""
+
+    def graceful_shutdown_s(self) -> int:
+        """uvicorn's ``timeout_graceful_shutdown`` (whole seconds, at least 1)."""
+        return max(1, int(self.shutdown_grace_s))
