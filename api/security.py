@@ -94,7 +94,7 @@ def session_token(request: Request) -> str | None:
     return token if from_cookie else None
 
 
-AUTH_CACHE_S = 5.0  # a revoked key stops working within this many seconds
+AUTH_CACHE_S = 5.0  # a revoked key stops working one request (its background re-check) after this
 AUTH_GRACE_S = 300.0  # while the store is unreachable, keys verified this recently still work
 STORE_RETRY_S = 2.0  # after the store failed a key check, stale keys skip it this long
 
@@ -102,11 +102,13 @@ STORE_RETRY_S = 2.0  # after the store failed a key check, stale keys skip it th
 class AuthCache:
     """Recently verified tokens, keyed by their digest, so hot paths skip the store.
 
-    A key verified within ``ttl_s`` is used as is. Past that it is checked again; if the
-    store cannot answer, a key verified within ``grace_s`` keeps working, so routes served
-    from the in-memory atlas ride out a database outage (routes that need the database
-    answer 503 on their own). A revocation made during the outage takes effect once the
-    store answers again.
+    A key verified within ``ttl_s`` is used as is. Past that, a key verified within
+    ``grace_s`` is still used, and checked again off the request path (:meth:`revalidate`):
+    a slow, unreachable or black-holed store then costs routes served from the in-memory
+    atlas nothing, where a check on the request path waited out a connect timeout (routes
+    that need the database answer 503 on their own). A revoked key is dropped when its
+    re-check answers, so it stops working one request after ``ttl_s``; a revocation made
+    during an outage takes effect once the store answers again.
     """
 
     def __init__(self, ttl_s: float = AUTH_CACHE_S, size: int = 10_000, grace_s: float = AUTH_GRACE_S):
@@ -114,6 +116,7 @@ class AuthCache:
         self._entries: dict[str, tuple[Principal, float]] = {}  # digest -> (principal, verified at)
         self._lock = threading.Lock()
         self._store_down_until = 0.0
+        self._checking: set[str] = set()
 
     def get(self, digest: str) -> Principal | None:
         hit = self._entries.get(digest)
@@ -136,6 +139,31 @@ class AuthCache:
         with self._lock:
             self._entries.pop(hashlib.sha256(token.encode()).hexdigest(), None)
 
+    def revalidate(self, digest: str, check) -> None:
+        """Re-check a key on a background thread, one check per key at a time and none while the
+        store is known to be down: ``check()`` returns the principal, or raises AuthenticationError
+        (the key is dropped) or StoreError (the store is marked down)."""
+        with self._lock:
+            if digest in self._checking or self.store_down():
+                return
+            self._checking.add(digest)
+
+        def run() -> None:
+            try:
+                principal = check()
+            except AuthenticationError:
+                with self._lock:
+                    self._entries.pop(digest, None)
+            except StoreError:
+                self.mark_store_down()
+            else:
+                self.put(digest, principal)
+            finally:
+                with self._lock:
+                    self._checking.discard(digest)
+
+        threading.Thread(target=run, daemon=True, name="auth-recheck").start()
+
     def put(self, digest: str, principal: Principal) -> None:
         with self._lock:
             if len(self._entries) >= self.size:
@@ -152,8 +180,11 @@ async def principal_dep(request: Request) -> Principal:
     cache = request.app.state.auth_cache
     digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
     principal = cache.get(digest) if token else None
-    if principal is None and token and cache.store_down():
+    if principal is None and token:
         principal = cache.stale(digest)
+        if principal is not None:  # verified within the grace period: answer now, re-check aside
+            store = request.app.state.holder.store
+            cache.revalidate(digest, lambda: keys.authenticate(store, token))
     if principal is None:
         try:
             principal = await authenticate(request, token)
