@@ -134,12 +134,12 @@ def _check_partition(parent_code, parent, codes, geoms, report):
     a, b = tree.query(geoms, predicate="intersects")
     pairs = a < b
     for i, j in zip(a[pairs], b[pairs]):
-        area = crs.area_m2(shapely.intersection(geoms[i], geoms[j]))
+        area = crs.overlay_area_m2(shapely.intersection(geoms[i], geoms[j]))
         if area > AREA_TOLERANCE_M2:
             report.add("区不漏地", f"{codes[i]} / {codes[j]}", f"overlap of {area:,.1f} m2")
     union = shapely.union_all(geoms)
-    gap = crs.area_m2(shapely.difference(parent, union))
-    spill = crs.area_m2(shapely.difference(union, parent))
+    gap = crs.overlay_area_m2(shapely.difference(parent, union))
+    spill = crs.overlay_area_m2(shapely.difference(union, parent))
     if gap > AREA_TOLERANCE_M2:
         report.add("区不漏地", parent_code, f"{gap:,.1f} m2 not covered by any child")
     if spill > AREA_TOLERANCE_M2:

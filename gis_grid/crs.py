@@ -311,6 +311,34 @@ def area_m2(geom) -> float:
     return float(shapely.area(transform_geoms(geom, InputCRS.CGCS2000, InputCRS.GK117)))
 
 
+_JACOBIAN_STEP_DEG = 1e-4
+
+
+def overlay_area_m2(geom) -> float:
+    """Area in EPSG:4548 of an overlay's result (a gap, overlap or difference of lon/lat polygons).
+
+    Each part's lon/lat area times the projection's area scale at its centroid. Projecting the
+    vertices instead measures another polygon: a straight lon/lat edge is a slight curve in
+    EPSG:4548 (2 cm off its chord over 1 km), so a T-junction sliver of zero lon/lat area (a
+    vertex on an edge its neighbour lacks) would count as ~10 m2 per km. The scale varies
+    linearly across a part, so the centroid's value is exact to first order.
+    """
+    if geom is None or shapely.is_empty(geom):
+        return 0.0
+    parts = shapely.get_parts(geom)
+    parts = parts[shapely.get_type_id(parts) == 3]  # polygons only: lines and points have no area
+    if not len(parts):
+        return 0.0
+    c = shapely.centroid(parts)
+    lon, lat, h = shapely.get_x(c), shapely.get_y(c), _JACOBIAN_STEP_DEG
+    xe, ye = to_metric(lon + h, lat)
+    xw, yw = to_metric(lon - h, lat)
+    xn, yn = to_metric(lon, lat + h)
+    xs, ys = to_metric(lon, lat - h)
+    scale = np.abs((xe - xw) * (yn - ys) - (xn - xs) * (ye - yw)) / (4 * h * h)
+    return float(np.sum(shapely.area(parts) * scale))
+
+
 # ---------------------------------------------------------------- validation
 _ZONE_X = (200_000.0, 800_000.0)
 _ZONE_Y = (0.0, 6_000_000.0)

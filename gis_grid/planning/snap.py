@@ -9,9 +9,13 @@ thinner than :data:`SNAP_TOLERANCE_M` everywhere. Before validation the new grid
    (``shapely.snap``, then onto the nearest point of an edge), vertices closer than it merged,
 2. clipped to the replaced area when what sticks out is only slivers,
 3. freed of overlap slivers (the earlier grid in the plan keeps the strip), and
-4. given every gap sliver, each to the new grid that shares the longest edge with it.
+4. freed of stray sliver parts (a hair beside a grid, left by an overlay: it becomes a gap), and
+5. given every gap sliver, each to the new grid sharing the longest edge with it that stays one
+   sound piece with it (else to the next; a sliver that fits no grid stays a gap, which
+   validation measures like any other).
 
-Anything thicker is left alone, so validation still reports real gaps, overlaps and
+A drawing invalid only within the tolerance (a served edge rounded to 7 decimals touching
+itself) is first made valid. Anything thicker is left alone, so validation still reports real gaps, overlaps and
 overhangs with their locations. Nothing thinner than the tolerance is ever stored.
 """
 from __future__ import annotations
@@ -25,10 +29,12 @@ SNAP_TOLERANCE_M = 0.05
 #: the tolerance in degrees: 0.05 m over the metres per degree of latitude, the smaller of the two
 #: axes, so it never reaches farther than 5 cm in any direction at Zaozhuang's latitude
 SNAP_TOLERANCE_DEG = SNAP_TOLERANCE_M / 111_320.0
+#: stored coordinates have 9 decimals (0.1 mm)
+_STORED_PRECISION_DEG = 1e-9
 
 
 def _polygonal(g):
-    parts = [p for p in shapely.get_parts(g) if isinstance(p, shapely.Polygon) and not p.is_empty]
+    parts = _parts(g)
     if not parts:
         return shapely.Polygon()
     return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
@@ -62,11 +68,24 @@ def _onto_edges(g, ref, tol):
     return shapely.set_coordinates(g, xy)
 
 
+def _repaired(g):
+    """An invalid drawing whose fault is thinner than the tolerance (a zero-width spike that
+    rounding to 7 decimals folds onto itself) made valid: one piece, its area changed by no more
+    than a tolerance-wide strip along its outline. Anything else is returned as drawn, for
+    validation to report."""
+    fixed = [p for p in _parts(shapely.make_valid(g, method="structure")) if not _slivers_only(p)]
+    # what the repair drops (a collapsed spike, a loop) holds no more than a tolerance-wide strip
+    if len(fixed) != 1 or abs(fixed[0].area - g.area) > SNAP_TOLERANCE_DEG * g.length:
+        return g
+    return fixed[0]
+
+
 def snap_plan(geoms: list, replaced) -> list:
     """The plan's polygons (storage CRS) snapped onto ``replaced`` and each other, slivers resolved."""
     tol = SNAP_TOLERANCE_DEG
     if replaced is None or replaced.is_empty or not geoms:
         return list(geoms)
+    geoms = [g if g.is_valid else _repaired(g) for g in geoms]
     if not all(shapely.is_valid(g) for g in geoms):
         return list(geoms)  # validation reports invalid drawings as drawn
     ring = replaced.boundary
@@ -91,16 +110,40 @@ def snap_plan(geoms: list, replaced) -> list:
         lap = shapely.intersection(out[i], before)
         if not lap.is_empty and lap.area > 0 and _slivers_only(lap):
             trimmed = _polygonal(shapely.difference(out[i], before))
-            out[i] = trimmed if _sound(trimmed) else out[i]
-    # gap slivers: to the grid with the longest shared edge
+            if _sound(trimmed) and _count(trimmed) <= _count(out[i]):
+                out[i] = trimmed
+    # stray sliver parts (an overlay can leave a hair of a grid beside it) go back to the gaps
+    for i, g in enumerate(out):
+        parts = sorted(_parts(g), key=lambda p: -p.area)
+        if len(parts) > 1 and all(_slivers_only(p) for p in parts[1:]):
+            out[i] = parts[0]
+    # gap slivers: to the grid with the longest shared edge that stays one sound piece with it
     gaps = shapely.difference(replaced, shapely.union_all(out))
-    for gap in shapely.get_parts(gaps):
-        if gap.is_empty or not isinstance(gap, shapely.Polygon) or not _slivers_only(gap):
+    for gap in _parts(gaps):
+        if not _slivers_only(gap) or _below_precision(gap):
             continue
         near = shapely.buffer(gap, tol)
         shared = [shapely.intersection(near, g.boundary).length for g in out]
-        k = max(range(len(out)), key=shared.__getitem__)
-        if shared[k] > 0:
+        for k in sorted(range(len(out)), key=lambda k: -shared[k]):
+            if shared[k] <= 0:
+                break
             grown = _polygonal(shapely.union(out[k], gap))
-            out[k] = grown if _sound(grown) else out[k]
+            if _sound(grown) and _count(grown) <= _count(out[k]):
+                out[k] = grown
+                break
     return out
+
+
+def _below_precision(g) -> bool:
+    """Narrower on average than the stored coordinates' precision (9 decimals): the float residue
+    of an overlay at a T-junction, no land. Handing such a wedge to a grid along one of its sides
+    would only give that grid a zero-width spike."""
+    return 2 * g.area < _STORED_PRECISION_DEG * g.length
+
+
+def _parts(g) -> list:
+    return [p for p in shapely.get_parts(g) if isinstance(p, shapely.Polygon) and not p.is_empty]
+
+
+def _count(g) -> int:
+    return len(_parts(g))

@@ -62,10 +62,9 @@ def to_storage(geoms):
 
 
 def area_m2(geom) -> float:
-    """Area in EPSG:4548 of a storage-CRS geometry."""
-    if geom is None or geom.is_empty:
-        return 0.0
-    return float(shapely.area(to_metric(geom)))
+    """Area in EPSG:4548 of a storage-CRS overlay piece (:func:`gis_grid.crs.overlay_area_m2`: a
+    T-junction sliver of no lon/lat area is no phantom gap)."""
+    return crs_mod.overlay_area_m2(geom)
 
 
 def _geojson(geom) -> dict | None:
