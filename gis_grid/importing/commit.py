@@ -164,7 +164,7 @@ def _grids(store, source, df, state, base_version, dry_run, commit: _Commit) -> 
     for r in new.itertuples(index=False):
         if r.code in current.index:
             old = current.loc[r.code]
-            same_shape = crs_mod.area_m2(shapely.symmetric_difference(r.geometry, old["geometry"])) <= AREA_TOLERANCE_M2
+            same_shape = crs_mod.overlay_area_m2(shapely.symmetric_difference(r.geometry, old["geometry"])) <= AREA_TOLERANCE_M2
             same_attrs = r.name == old["name"] and r.kind == (None if pd.isna(old["kind"]) else old["kind"])
             if same_shape and same_attrs:  # sub-tolerance noise (reprojection, rounding) is not a new version
                 status.append("unchanged")
@@ -195,10 +195,13 @@ def _grids(store, source, df, state, base_version, dry_run, commit: _Commit) -> 
     moved = buildings["grid_code"].to_numpy(dtype=object) != new_codes
     moves = pd.DataFrame({"id": buildings["id"][moved].to_numpy(), "old": buildings["grid_code"][moved].to_numpy(),
                           "new": new_codes[moved]})
-    worker_moves = _worker_moves(current, retired, cand_grids)
     counts = {s: [c for c, t in zip(new["code"], status) if t == s] for s in ("created", "redrawn", "unchanged")}
+    # cases and workers follow as after a plan's apply, with the same rules (gis_grid/planning)
+    changed = sorted(set(counts["redrawn"]) | set(retired))
+    staffing = _staffing(store, state, current, cand_grids, changed, counts, new_codes)
     out = {"created": counts["created"], "redrawn": counts["redrawn"], "unchanged": len(counts["unchanged"]),
-           "retired": retired, "buildings_moved": int(moved.sum()), "workers_moved_from": worker_moves}
+           "retired": retired, "buildings_moved": int(moved.sum()), "workers_moved": staffing.moves,
+           "unstaffed": staffing.unstaffed}
     if dry_run:
         return out
     if not written and not retired:
@@ -206,11 +209,38 @@ def _grids(store, source, df, state, base_version, dry_run, commit: _Commit) -> 
         return out
     audit = {"source": "import", **describe(source), "scope": store.meta().get("district"),
              "base_version": base_version, **out}
-    cs = ChangeSet(plan_id=None, base_version=base_version, valid_from=stamp,
-                   close_codes=sorted(set(counts["redrawn"]) | set(retired)), insert=insert,
-                   building_moves=moves, retired=retired, worker_moves=worker_moves, audit=audit)
+    cs = ChangeSet(plan_id=None, base_version=base_version, valid_from=stamp, close_codes=changed, insert=insert,
+                   building_moves=moves, retired=retired, audit=audit, worker_assignment=staffing.moves,
+                   cases=_case_rehoming(current, cand_grids, changed, insert, stamp))
     version = store.apply_changeset(cs, expected_version=base_version, audit=commit.record(out))
     return {**out, "committed": True, "atlas_version": version}
+
+
+def _staffing(store, state, current, cand_grids, changed, counts, new_codes):
+    """The workers of the redrawn and retired grids, by the planning rule (gis_grid/planning/staffing.py):
+    households per (old grid, new grid) say where a retired grid's team goes, and every created or
+    redrawn grid holding households is staffed while a grid can spare a worker."""
+    from ..planning.staffing import follow, land_homes
+    b = state["buildings"]
+    hh = state["households"]["building_id"].value_counts()
+    flows = pd.DataFrame({"old": b["grid_code"].to_numpy(dtype=object), "new": new_codes,
+                          "households": hh.reindex(b["id"].to_numpy(), fill_value=0).to_numpy()})
+    flows = flows[flows["old"].isin(changed)].groupby(["old", "new"], as_index=False)["households"].sum()
+    retired = [c for c in changed if c not in set(counts["redrawn"])]
+    homes = land_homes({c: current.loc[c, "geometry"] for c in retired}, cand_grids["geometry"], cand_grids["code"])
+    workers = store.workers(grid_codes=changed) if changed else pd.DataFrame({"id": [], "grid_code": []})
+    return follow(workers, changed, flows, counts["created"] + counts["redrawn"], set(counts["redrawn"]), homes)
+
+
+def _case_rehoming(current, cand_grids, changed, insert, stamp):
+    """Cases re-homed in the apply's transaction, placed among all the imported grids (lowest code on
+    a shared edge) wherever land changed grid."""
+    from ..planning.changeset import PointPlacer
+    from ..planning.rehome import CaseRehoming
+    area = shapely.union_all([*current.loc[changed, "geometry"], *insert["geometry"]])
+    grids = cand_grids.sort_values("code")
+    placer = PointPlacer(area, tuple(grids["geometry"]), tuple(str(c) for c in grids["code"]))
+    return CaseRehoming(placer, stamp, None, actor="import")
 
 
 def _next_version(store, code: str) -> int:
@@ -219,20 +249,6 @@ def _next_version(store, code: str) -> int:
         return int(store.grid_history(code)["version"].max()) + 1
     except NotFoundError:
         return 1
-
-
-def _worker_moves(current: pd.DataFrame, retired: list[str], cand_grids: pd.DataFrame) -> dict[str, str]:
-    """The workers of a retired grid follow most of its land (the planning rule)."""
-    geoms = cand_grids["geometry"].to_numpy()
-    tree = shapely.STRtree(geoms)
-    moves = {}
-    for code in retired:
-        old = current.loc[code, "geometry"]
-        hits = tree.query(old, predicate="intersects")
-        if len(hits):
-            areas = shapely.area(shapely.intersection(geoms[hits], old))
-            moves[code] = str(cand_grids["code"].iloc[hits[int(np.argmax(areas))]])
-    return moves
 
 
 # ------------------------------------------------------------------ buildings

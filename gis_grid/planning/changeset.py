@@ -33,7 +33,7 @@ from ..demo.grids import reading_order
 from ..errors import InvalidInputError
 from .plan import Plan
 from .rehome import CaseRehoming
-from .staffing import Staffing, assign_workers, named_workers
+from .staffing import Staffing, follow, land_homes, named_workers
 from .validate import AREA_TOLERANCE_M2, area_m2, to_metric
 
 SUCCESSOR_SHARE = 0.5
@@ -198,16 +198,9 @@ def household_flows(atlas: Atlas, plan: Plan, moves: pd.DataFrame) -> pd.DataFra
 def staff(atlas: Atlas, plan: Plan, num: Numbering, moves: pd.DataFrame, workers: pd.DataFrame) -> Staffing:
     """Where the replaced grids' workers serve after the plan (see :mod:`.staffing`)."""
     flows = household_flows(atlas, plan, moves)
-    households = flows.groupby("new")["households"].sum().to_dict()
-    land_home = {}
-    for code in num.retired:  # fallback for a retired grid without households: most of its land
-        o = atlas.division(code)["geometry"]
-        k = max(range(len(plan.geometries)), key=lambda i: shapely.intersection(o, plan.geometries[i]).area)
-        land_home[code] = num.codes[k]
-    mine = workers[workers["grid_code"].isin(plan.scope.replaces)] if len(workers) else \
-        pd.DataFrame({"id": [], "grid_code": []})
-    return assign_workers(mine, flows, num.codes, households, {s for s in num.successor_of if s}, land_home,
-                          named_workers(plan.properties, num.codes))
+    land_home = land_homes({c: atlas.division(c)["geometry"] for c in num.retired}, plan.geometries, num.codes)
+    return follow(workers, plan.scope.replaces, flows, num.codes, {s for s in num.successor_of if s}, land_home,
+                  named_workers(plan.properties, num.codes))
 
 
 @dataclass
@@ -221,7 +214,6 @@ class ChangeSet:
     insert: pd.DataFrame                         # new division rows (storage CRS geometry)
     building_moves: pd.DataFrame                 # id, old, new
     retired: list[str]
-    worker_moves: dict = field(default_factory=dict)   # old grid code -> new code: all its workers (import)
     audit: dict = field(default_factory=dict)
     worker_assignment: dict = field(default_factory=dict)  # worker id -> the grid code it now serves
     cases: CaseRehoming | None = None            # re-homes cases inside the apply transaction
@@ -254,5 +246,5 @@ def build_changeset(atlas: Atlas, plan: Plan, parents: list[str], used_codes, wo
              "buildings_moved": int(len(moves)), "workers_moved": staffing.moves,
              "unstaffed": staffing.unstaffed}
     return ChangeSet(plan.id, plan.base_version, stamp, close, insert, moves[["id", "old", "new"]],
-                     num.retired, {}, audit, staffing.moves,
+                     num.retired, audit, staffing.moves,
                      CaseRehoming(PointPlacer.of(atlas, plan, num.codes), stamp, plan.id))

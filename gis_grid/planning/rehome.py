@@ -12,6 +12,7 @@ returns, so a case logged while the plan was being computed is re-homed too.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +25,20 @@ REHOME_ACTION = "rehome"
 CANDIDATE_COLUMNS = ("id", "lon", "lat", "grid_code", "version", "events")
 
 
+def _event_log(raw) -> list:
+    """A case's event log from its stored form: JSON text (GeoPackage), a list (PostGIS json),
+    or null, which a DataFrame of candidates may hold as NaN."""
+    if isinstance(raw, (str, bytes)):
+        return list(json.loads(raw)) if raw else []
+    return list(raw) if isinstance(raw, (list, tuple)) else []
+
+
 @dataclass(frozen=True)
 class CaseRehoming:
-    placer: object            # changeset.PointPlacer of the applied plan
+    placer: object            # changeset.PointPlacer of the applied plan (or of the imported grids)
     stamp: str                # the apply's valid_from
     plan_id: int | None
+    actor: str | None = None  # who the event log names; default "plan <id>"
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -37,7 +47,8 @@ class CaseRehoming:
 
     def moves(self, cases: pd.DataFrame) -> pd.DataFrame:
         """``id, old, new, version, events`` of the candidate ``cases`` whose grid changes
-        (``version`` and ``events`` as they are to be written)."""
+        (``version`` and ``events`` as they are to be written). ``cases["events"]`` as the store
+        holds it: JSON text, a list, or null (read only for the cases that move)."""
         out = pd.DataFrame({"id": [], "old": [], "new": [], "version": [], "events": []})
         if not len(cases):
             return out
@@ -47,10 +58,10 @@ class CaseRehoming:
         hit = np.flatnonzero(np.array([n is not None and n != o for n, o in zip(new, old)], dtype=bool))
         if not len(hit):
             return out
-        who = "plan" if self.plan_id is None else f"plan {self.plan_id}"
+        who = self.actor or ("plan" if self.plan_id is None else f"plan {self.plan_id}")
         events = []
         for k in hit:
-            log = list(cases["events"].iloc[k] or [])
+            log = _event_log(cases["events"].iloc[k])
             log.append({"action": REHOME_ACTION, "at": self.stamp, "actor": who, "role": "system",
                         "note": f"grid {old[k]} -> {new[k]} (boundary redraw)"})
             events.append(log)

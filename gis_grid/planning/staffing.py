@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+import shapely
 
 from ..errors import InvalidInputError
 
@@ -95,3 +96,27 @@ def assign_workers(workers: pd.DataFrame, flows: pd.DataFrame, codes: list, hous
         count[g] += 1
     moves = {w: g for w, g in grid_of.items() if g != old_of[w]}
     return Staffing(grid_of, moves, unstaffed, {c: count[c] for c in codes})
+
+
+def land_homes(old: dict, new_geoms, new_codes) -> dict:
+    """``{old code: the new code holding most of its land}`` for ``old`` (code -> geometry): where the
+    workers of a retired grid without households go (rule 3)."""
+    geoms = list(new_geoms)
+    tree = shapely.STRtree(geoms)
+    out = {}
+    for code, g in old.items():
+        hits = tree.query(g, predicate="intersects")
+        if len(hits):
+            areas = shapely.area(shapely.intersection(g, [geoms[k] for k in hits]))
+            out[code] = str(new_codes[hits[int(areas.argmax())]])
+    return out
+
+
+def follow(workers: pd.DataFrame, replaced, flows: pd.DataFrame, codes: list, kept: set, land_home: dict,
+           named: dict | None = None) -> Staffing:
+    """The rule for the workers of the ``replaced`` grids (a plan's, or those an import redraws or
+    retires); ``workers`` may hold others, they are left alone. ``flows``: ``old, new, households``."""
+    mine = workers[workers["grid_code"].isin(set(replaced))] if len(workers) else \
+        pd.DataFrame({"id": [], "grid_code": []})
+    households = flows.groupby("new")["households"].sum().to_dict()
+    return assign_workers(mine, flows, codes, households, kept, land_home, named)

@@ -201,7 +201,9 @@ def test_grids_import_keeps_history_moves_buildings_and_workers(store_a, tmp_pat
         with open_store(location(tmp_path / "orig.gpkg")) as orig:
             export_layer(orig, "grids", "gpkg", a_file)
         out = import_layer(s, "grids", a_file)
-        assert out["retired"] == [EAST + "003"] and out["workers_moved_from"] == {EAST + "003": EAST + "002"}
+        assert out["retired"] == [EAST + "003"] and out["workers_moved"] == {}
+        # one worker for two communities: the grids holding households it cannot serve are reported
+        assert sorted(out["unstaffed"]) == [WEST + "002", EAST + "002"]
         assert list(s.grid_history(WEST + "001")["version"]) == [1, 2, 3]
         assert EAST + "003" in s.grid_codes_ever(EAST)
         assert EAST + "003" not in set(s.divisions()["code"])
@@ -209,6 +211,57 @@ def test_grids_import_keeps_history_moves_buildings_and_workers(store_a, tmp_pat
         # the retired code comes back in a later import: its history continues at version 2
         out = import_layer(s, "grids", b_file)
         assert list(s.grid_history(EAST + "003")["version"]) == [1, 2]
+
+
+def test_grids_import_rehomes_cases_and_staffs_grids_as_a_plan_apply_does(store_a, tmp_path):
+    """An import that redraws grids carries cases and workers with it by the planning rules: each
+    case's grid recomputed from its point in the same transaction (reported grid and history kept),
+    and every redrawn or created grid holding households gets a worker."""
+    from datetime import datetime, timedelta, timezone
+
+    from gis_grid.atlas import Atlas
+    from gis_grid.incidents import aggregate, service
+    b_file = tmp_path / "b_grids.gpkg"
+    make_b_grids(tmp_path / "b.gpkg").close()
+    with open_store(location(tmp_path / "b.gpkg")) as b:
+        export_layer(b, "grids", "gpkg", b_file)
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    with open_store(store_a) as s:
+        s.replace_all({"workers": pd.DataFrame({"id": ["W1", "W2", "W3"], "grid_code": [WEST + "001"] * 2 + [EAST + "002"],
+                                                "name": "周八", "role": "网格员", "phone": "1"})}, {})
+        atlas = Atlas.from_store(s)
+        points = {(117.505, 34.815): WEST + "002",   # A's north-west grid -> B's east strip of the west
+                  (117.501, 34.805): WEST + "001",   # A's south-west grid -> B's west strip
+                  (117.515, 34.815): EAST + "001",   # unchanged
+                  (117.519, 34.805): EAST + "003"}   # A's south-east grid -> B's new grid
+        cases = {service.create(s, atlas, lon=x, lat=y, crs="EPSG:4490", category="dispute", reporter="张三",
+                                role="grid_worker", at=now - timedelta(days=1), now=now).id: (want, (x, y))
+                 for (x, y), want in points.items()}
+        before = s.incidents().set_index("id")["grid_code"].to_dict()
+        iv = s.incidents_version()
+        by_community = aggregate.group_stats(aggregate.case_table(s, atlas), atlas, "community")["cases"].to_dict()
+
+        out = import_layer(s, "grids", b_file)
+        # W1 and W2 served A's north-west grid, which keeps its code but loses its households to
+        # ...002: one of them follows (rule 4 of gis_grid/planning/staffing.py, lowest id on a tie)
+        assert out["workers_moved"] == {"W1": WEST + "002"} and out["unstaffed"] == []
+        assert s.workers().set_index("id")["grid_code"].to_dict() == \
+            {"W1": WEST + "002", "W2": WEST + "001", "W3": EAST + "002"}
+        assert s.incidents_version() == iv + 1
+        assert s.grid_changes()[-1]["summary"]["cases_rehomed"] == 3
+        rows = s.incidents().set_index("id")
+        new = Atlas.from_store(s)
+        for cid, (want, (x, y)) in cases.items():
+            assert rows.loc[cid, "grid_code"] == want == new.locate_one(x, y).grid[0]
+            assert rows.loc[cid, "reported_grid_code"] == before[cid]
+            moved = want != before[cid]
+            assert [e["action"] for e in rows.loc[cid, "events"] or []].count("rehome") == int(moved)
+            if moved:
+                assert rows.loc[cid, "events"][-1]["actor"] == "import" and rows.loc[cid, "version"] == 2
+        t = aggregate.case_table(s, new)
+        assert aggregate.group_stats(t, new, "community")["cases"].to_dict() == by_community
+        grid = aggregate.group_stats(t, new, "grid")["cases"].to_dict()
+        assert {g: n for g, n in grid.items() if n} == {w: 1 for w, _ in cases.values()}
 
 
 def test_dry_run_writes_nothing(store_a, tmp_path):

@@ -183,3 +183,20 @@ def test_impact_lists_grids_that_cannot_be_staffed(tmp_path):
     assert len(imp["unstaffed"]) == 2
     by = {g["code"]: g for g in imp["grids"]}
     assert all(by[c]["workers"] == 0 and by[c]["households"] > 0 for c in imp["unstaffed"])
+
+
+def test_cases_without_an_event_log_are_rehomed():
+    """The demo generator stores cases with no event log (null, read as None or NaN): the re-home starts one."""
+    from gis_grid.planning.changeset import PointPlacer
+    from gis_grid.planning.rehome import CaseRehoming
+    a, b = shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)
+    placer = PointPlacer(shapely.union(a, b), (a, b), ("370402001001003", "370402001001004"))
+    cases = pd.DataFrame({"id": ["c1", "c2", "c3", "c4"], "lon": [0.5, 1.5, 1.5, 1.5], "lat": 0.5,
+                          "grid_code": ["370402001001003", "370402001001001", "370402001001002", "370402001001002"],
+                          "version": [1, None, 2, 3],
+                          "events": [None, float("nan"), json.dumps([{"action": "collect"}]), [{"action": "collect"}]]})
+    moves = CaseRehoming(placer, "2026-06-01T00:00:00Z", 7).moves(cases).set_index("id")
+    assert list(moves.index) == ["c2", "c3", "c4"]  # c1 stays where it is
+    assert [[e["action"] for e in moves.loc[c, "events"]] for c in moves.index] == \
+        [["rehome"], ["collect", "rehome"], ["collect", "rehome"]]
+    assert moves["version"].tolist() == [2, 3, 4] and set(moves["new"]) == {"370402001001004"}

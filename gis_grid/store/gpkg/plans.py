@@ -146,7 +146,6 @@ def _rehome_cases(store, c, rehoming) -> int:
     rows = c.execute(f"SELECT {', '.join(cols)} FROM incidents WHERE lon BETWEEN ? AND ? AND lat BETWEEN ? AND ?",
                      (x0, x1, y0, y1)).fetchall()
     cases = pd.DataFrame(rows, columns=list(cols))
-    cases["events"] = [json.loads(e) if e else [] for e in cases["events"]]
     moves = rehoming.moves(cases)
     c.executemany("UPDATE incidents SET reported_grid_code = COALESCE(reported_grid_code, grid_code), "
                   "grid_code = ?, version = ?, events = ? WHERE id = ?",
@@ -187,8 +186,6 @@ def apply_changeset(store, cs, expected_version: int, audit: dict | None = None)
         moves = [(str(n), int(b)) for b, n in zip(cs.building_moves["id"], cs.building_moves["new"])]
         c.executemany("UPDATE buildings SET grid_code = ? WHERE id = ?", moves)
         c.executemany("UPDATE households SET grid_code = ? WHERE building_id = ?", moves)
-        c.executemany("UPDATE workers SET grid_code = ? WHERE grid_code = ?",
-                      [(new, old) for old, new in cs.worker_moves.items()])
         c.executemany("UPDATE workers SET grid_code = ? WHERE id = ?",
                       [(new, w) for w, new in cs.worker_assignment.items()])
         if cs.cases is not None and store._has_incidents():

@@ -86,7 +86,6 @@ def _rehome_cases(cur, rehoming) -> int:
     rows = cur.execute(f"SELECT {', '.join(cols)} FROM incidents WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4490) "
                        "FOR UPDATE", rehoming.bbox).fetchall()
     cases = pd.DataFrame(rows, columns=list(cols))
-    cases["events"] = [(json.loads(e) if isinstance(e, str) else e) or [] for e in cases["events"]]
     moves = rehoming.moves(cases)
     if not len(moves):
         return 0
@@ -124,9 +123,6 @@ def apply_changeset(store, cs, expected_version: int, audit: dict | None = None)
             cur.execute("UPDATE residents r SET grid_code = h.grid_code FROM households h "
                         "WHERE h.id = r.household_id AND h.building_id = ANY(%s) "
                         "AND r.grid_code IS DISTINCT FROM h.grid_code", (ids,))
-        if cs.worker_moves:
-            cur.execute("UPDATE workers w SET grid_code = m.new FROM unnest(%s::text[], %s::text[]) AS m(old, new) "
-                        "WHERE w.grid_code = m.old", (list(cs.worker_moves), list(cs.worker_moves.values())))
         if cs.worker_assignment:
             cur.execute("UPDATE workers w SET grid_code = m.new FROM unnest(%s::text[], %s::text[]) AS m(id, new) "
                         "WHERE w.id = m.id", (list(cs.worker_assignment), list(cs.worker_assignment.values())))
