@@ -61,6 +61,9 @@ class Atlas:
     reuse: "Atlas | None" = field(default=None, repr=False)
     # not an init field: dataclasses.replace() makes a new snapshot, which must not share derived state
     memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
+    # state derived from buildings and people only (never from boundaries): shared with the
+    # snapshot it reuses buildings from, so a boundary apply does not re-read ~300k residents
+    people_memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     @classmethod
     def from_store(cls, store: Store, at: datetime | None = None, *, version: int | None = None,
@@ -114,6 +117,7 @@ class Atlas:
             own["building_ids"], own["_building_rep"] = old.building_ids, old._building_rep
             own["building_index"], own["_building_points"] = old.building_index, old._building_points
             own["_building_rows"] = old._building_rows
+            own["people_memo"] = old.people_memo
         else:
             b = self.buildings.sort_values("id").reset_index(drop=True)
             own["buildings"] = b

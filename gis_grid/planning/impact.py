@@ -11,15 +11,17 @@ import shapely
 
 from ..atlas import Atlas
 from ..budget import Budget, unlimited
-from .changeset import assign_buildings, number_grids, staff
+from ..incidents import model
+from .changeset import PointPlacer, assign_buildings, number_grids, staff
 from .plan import Plan
 from .validate import to_metric
+
+OPEN_STATUSES = tuple(s.value for s in model.OPEN_STATUSES)
 
 #: households per base grid a planner aims at (a grid team of 5-6 workers serves about 300-500)
 DEFAULT_TARGET_HOUSEHOLDS = 400
 #: a grid within +-25 % of the target counts as balanced
 DEFAULT_BAND = 0.25
-OPEN_STATUSES = ("collected", "registered", "dispatched", "handled", "fed_back")
 
 
 def polsby_popper(geom_m) -> float:
@@ -42,8 +44,9 @@ def balance(households: list[int] | np.ndarray, target: float, band: float = DEF
 
 
 def people_per_building(atlas: Atlas, store) -> tuple[np.ndarray, np.ndarray]:
-    """Households and registered residents per building row, computed once per atlas snapshot."""
-    return atlas.memo.get("planning.people_per_building", lambda: _people_per_building(atlas, store))
+    """Households and registered residents per building row, computed once per buildings frame
+    (``atlas.people_memo``: a boundary apply moves no building and no person)."""
+    return atlas.people_memo.get("planning.people_per_building", lambda: _people_per_building(atlas, store))
 
 
 def _people_per_building(atlas: Atlas, store) -> tuple[np.ndarray, np.ndarray]:
@@ -55,16 +58,27 @@ def _people_per_building(atlas: Atlas, store) -> tuple[np.ndarray, np.ndarray]:
     return hh, res
 
 
-def _incidents(store):
-    """Cases with a point, or None when the store has no incidents."""
-    fn = getattr(store, "incidents", None)
-    if fn is None:
-        return None
+def _case_figures(store, plan: Plan, placer, codes: list):
+    """(cases per year per new grid, open cases changing grid); Nones without cases.
+
+    Only the replaced grids' cases are read (by their current grid: the index, not the whole
+    table, which an apply's re-homing has just made stale) and placed by the apply's own rule
+    (changeset.PointPlacer: lowest code on a shared edge, untouched neighbours included); a
+    year is the span of those cases' dates (at least one)."""
     try:
-        df = fn(columns=["id", "status", "lon", "lat", "created", "grid_code"])
+        cases = store.incidents(columns=["id", "status", "lon", "lat", "created", "grid_code"],
+                                grid_codes=list(plan.scope.replaces))
     except Exception:  # an older store without the table
-        return None
-    return df if len(df) else None
+        cases = ()
+    if not len(cases):
+        return [None] * len(codes), None
+    new = placer.place(shapely.points(cases["lon"].to_numpy(dtype=float), cases["lat"].to_numpy(dtype=float)))
+    created = pd.to_datetime(cases["created"], utc=True, errors="coerce", format="ISO8601")
+    years = max((created.max() - created.min()).days / 365.25, 1.0) if created.notna().any() else 1.0
+    counts = pd.Series(new, dtype=object).value_counts()
+    is_open = cases["status"].isin(OPEN_STATUSES).to_numpy()
+    moving = np.array([n is not None and n != c for n, c in zip(new, cases["grid_code"].to_numpy(dtype=object))])
+    return [round(float(counts.get(c, 0)) / years, 1) for c in codes], int((is_open & moving).sum())
 
 
 def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
@@ -108,22 +122,7 @@ def plan_impact(atlas: Atlas, store, plan: Plan, parents: list[str], *,
     # cases: open ones whose grid changes, and the yearly workload per new grid
     budget.step("counting cases")
     new_m = list(to_metric(np.asarray(plan.geometries, dtype=object)))
-    cases = _incidents(store)
-    cases_per_year = [None] * len(new_m)
-    open_moving = None
-    if cases is not None:
-        pts = shapely.points(cases["lon"].to_numpy(dtype=float), cases["lat"].to_numpy(dtype=float))
-        tree = shapely.STRtree(np.asarray(plan.geometries, dtype=object))
-        pi, gi = tree.query(pts, predicate="covered_by")
-        new_code = pd.Series(np.asarray(num.codes, dtype=object)[gi], index=pi)
-        new_code = new_code.groupby(level=0).min()  # lowest code on shared edges
-        created = pd.to_datetime(cases["created"], utc=True, errors="coerce", format="ISO8601")
-        years = max((created.max() - created.min()).days / 365.25, 1.0) if created.notna().any() else 1.0
-        counts = new_code.value_counts()
-        cases_per_year = [round(float(counts.get(c, 0)) / years, 1) for c in num.codes]
-        is_open = cases["status"].isin(OPEN_STATUSES).to_numpy()
-        cur = cases["grid_code"].to_numpy(dtype=object)
-        open_moving = int(sum(1 for p, c in new_code.items() if is_open[p] and cur[p] != c))
+    cases_per_year, open_moving = _case_figures(store, plan, PointPlacer.of(atlas, plan, num.codes), num.codes)
 
     budget.step("per-grid figures")
     grids = []

@@ -184,8 +184,9 @@ class Store(abc.ABC):
 
     # -- incidents (社情民意事件); see gis_grid.incidents ------------------------------
     @abc.abstractmethod
-    def incidents(self, ids=None, columns=None) -> pd.DataFrame:
-        """Cases (all, or those with ``ids``); an empty frame when the store has none yet."""
+    def incidents(self, ids=None, columns=None, grid_codes=None) -> pd.DataFrame:
+        """Cases (all, or those with ``ids``, or currently in ``grid_codes``); an empty frame when the
+        store has none yet."""
 
     @abc.abstractmethod
     def insert_incident(self, row: dict) -> None:

@@ -259,13 +259,13 @@ class GeoPackageStore(Store):
     def _has_reported_grid(self) -> bool:
         return any(r[1] == "reported_grid_code" for r in self.conn.execute("PRAGMA table_info(incidents)"))
 
-    def incidents(self, ids=None, columns=None) -> pd.DataFrame:
+    def incidents(self, ids=None, columns=None, grid_codes=None) -> pd.DataFrame:
         cols = safe_columns(columns) if columns else list(INCIDENT_COLUMNS)
         if not self._has_incidents():
             return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
         if "reported_grid_code" in cols and not self._has_reported_grid():  # not migrated yet (read-only so far)
             cols = ["grid_code AS reported_grid_code" if c == "reported_grid_code" else c for c in cols]
-        df = self._filtered(f"SELECT {', '.join(cols)} FROM incidents", ids=ids)
+        df = self._filtered(f"SELECT {', '.join(cols)} FROM incidents", ids=ids, grid_code=grid_codes)
         if "events" in df.columns:
             df["events"] = [json.loads(e) if e else [] for e in df["events"]]
         return df

@@ -18,8 +18,8 @@ _BUMP = ("INSERT INTO meta VALUES ('incidents_version', '1') "
 _POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490)"
 
 
-def read(store, ids, cols: list[str]) -> pd.DataFrame:
-    df = store._filtered(f"SELECT {', '.join(cols)} FROM incidents", id=(ids, str))
+def read(store, ids, cols: list[str], grid_codes=None) -> pd.DataFrame:
+    df = store._filtered(f"SELECT {', '.join(cols)} FROM incidents", id=(ids, str), grid_code=(grid_codes, str))
     if "events" in df.columns and len(df):
         df["events"] = [(json.loads(e) if isinstance(e, str) else e) or [] for e in df["events"]]
     return df

@@ -244,8 +244,8 @@ class PostGISStore(Store):
         return household_ids.map(pd.Series(hh["grid_code"].to_numpy(), index=hh["id"].to_numpy()))
 
     # -- incidents ---------------------------------------------------------------------------
-    def incidents(self, ids=None, columns=None) -> pd.DataFrame:
-        return incidents.read(self, ids, safe_columns(columns) if columns else list(INCIDENT_COLUMNS))
+    def incidents(self, ids=None, columns=None, grid_codes=None) -> pd.DataFrame:
+        return incidents.read(self, ids, safe_columns(columns) if columns else list(INCIDENT_COLUMNS), grid_codes)
 
     def insert_incident(self, row: dict) -> None:
         incidents.insert(self, row)
