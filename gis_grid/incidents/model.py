@@ -30,11 +30,20 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from .. import timebounds
 from ..errors import ConflictError, InvalidInputError, PermissionDeniedError
+
+
+def event_log(raw) -> list:
+    """A case's event log from its stored form: JSON text (GeoPackage), a list (PostGIS json), or
+    null, which a frame of cases holds as None or NaN (the demo stores cases without a log)."""
+    if isinstance(raw, (str, bytes)):
+        return list(json.loads(raw)) if raw else []
+    return list(raw) if isinstance(raw, (list, tuple)) else []
 
 CST = timezone(timedelta(hours=8), "CST")
 #: tolerated clock skew of a client's "now" (seconds) before a timestamp counts as future

@@ -12,25 +12,18 @@ returns, so a case logged while the plan was being computed is re-homed too.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import shapely
 
+from ..incidents.model import event_log
+
 #: event-log action of a re-home (not a workflow step: it never changes the status)
 REHOME_ACTION = "rehome"
 #: columns the backends read for :meth:`CaseRehoming.moves`
 CANDIDATE_COLUMNS = ("id", "lon", "lat", "grid_code", "version", "events")
-
-
-def _event_log(raw) -> list:
-    """A case's event log from its stored form: JSON text (GeoPackage), a list (PostGIS json),
-    or null, which a DataFrame of candidates may hold as NaN."""
-    if isinstance(raw, (str, bytes)):
-        return list(json.loads(raw)) if raw else []
-    return list(raw) if isinstance(raw, (list, tuple)) else []
 
 
 @dataclass(frozen=True)
@@ -61,7 +54,7 @@ class CaseRehoming:
         who = self.actor or ("plan" if self.plan_id is None else f"plan {self.plan_id}")
         events = []
         for k in hit:
-            log = _event_log(cases["events"].iloc[k])
+            log = event_log(cases["events"].iloc[k])
             log.append({"action": REHOME_ACTION, "at": self.stamp, "actor": who, "role": "system",
                         "note": f"grid {old[k]} -> {new[k]} (boundary redraw)"})
             events.append(log)

@@ -136,7 +136,7 @@ def test_cases_workers_statistics_and_layers_follow_an_applied_proposal(tmp_path
 SCENARIO_COMMUNITY = "370402005001"  # 辛庄居委会, the community the issue rebalanced
 
 
-def _split_line(geom, metric=False):
+def _split_line(geom):
     """A straight west-east line through a grid's representative point, past its edges."""
     p = geom.representative_point()
     x0, _, x1, _ = geom.bounds

@@ -200,3 +200,19 @@ def test_cases_without_an_event_log_are_rehomed():
     assert [[e["action"] for e in moves.loc[c, "events"]] for c in moves.index] == \
         [["rehome"], ["collect", "rehome"], ["collect", "rehome"]]
     assert moves["version"].tolist() == [2, 3, 4] and set(moves["new"]) == {"370402001001004"}
+
+
+def test_a_store_of_cases_without_event_logs_reads_back_after_an_apply(toy):
+    """The demo generator stores cases with no event log; once an apply writes logs for the moved
+    ones, the column mixes text and null, and every store read must still give lists."""
+    atlas = Atlas.from_store(toy)
+    moving, staying = log(toy, atlas, 117.505, 34.805), log(toy, atlas, 117.505, 34.815)
+    df = toy.incidents()
+    df["events"] = None
+    toy.replace_incidents(df)
+    plan, _ = create_plan(toy, atlas, WEST, fc(shapely.box(X0, 34.804, XM, Y1), shapely.box(X0, Y0, XM, 34.804)))
+    assert apply_plan(toy, atlas, plan, 1)["cases_rehomed"] == 1
+    rows = toy.incidents().set_index("id")
+    assert [e["action"] for e in rows.loc[moving.id, "events"]] == ["rehome"]
+    assert rows.loc[staying.id, "events"] == []
+    assert service.get(toy, moving.id).grid_code == G1

@@ -13,6 +13,7 @@ import shapely
 
 from ...crs import STORAGE_EPSG
 from ...errors import ConflictError, NotFoundError, StoreError
+from ...incidents.model import event_log
 from ..base import INCIDENT_COLUMNS, RESIDENT_COLUMNS, SCHEMA_VERSION, Store, safe_columns, utc_stamp, with_reported_grid
 from . import format as gpkg
 from . import conformance, plans, rtree, schema, security
@@ -267,7 +268,7 @@ class GeoPackageStore(Store):
             cols = ["grid_code AS reported_grid_code" if c == "reported_grid_code" else c for c in cols]
         df = self._filtered(f"SELECT {', '.join(cols)} FROM incidents", ids=ids, grid_code=grid_codes)
         if "events" in df.columns:
-            df["events"] = [json.loads(e) if e else [] for e in df["events"]]
+            df["events"] = [event_log(e) for e in df["events"]]
         return df
 
     @staticmethod

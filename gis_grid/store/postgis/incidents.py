@@ -11,6 +11,7 @@ import json
 import pandas as pd
 
 from ...errors import ConflictError, NotFoundError
+from ...incidents.model import event_log
 from ..base import INCIDENT_COLUMNS, with_reported_grid
 
 _BUMP = ("INSERT INTO meta VALUES ('incidents_version', '1') "
@@ -21,7 +22,7 @@ _POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490)"
 def read(store, ids, cols: list[str], grid_codes=None) -> pd.DataFrame:
     df = store._filtered(f"SELECT {', '.join(cols)} FROM incidents", id=(ids, str), grid_code=(grid_codes, str))
     if "events" in df.columns and len(df):
-        df["events"] = [(json.loads(e) if isinstance(e, str) else e) or [] for e in df["events"]]
+        df["events"] = [event_log(e) for e in df["events"]]
     return df
 
 
