@@ -286,3 +286,19 @@ def test_check_point_agrees_with_vector_check_on_a_catalogue():
             assert check_point(a, b, crs_name) == expected, (crs_name, a, b)
             seen.add(expected)
     assert len(seen) >= 8  # the catalogue reaches most rules, not just "fine"
+
+
+def test_overlay_area_is_the_projected_area_and_no_phantom_for_a_t_junction_wedge():
+    """A wedge with no lon/lat area (a cut vertex on a straight edge) measures nothing, where
+    projecting its vertices measures ~10 m2; a real polygon measures as densely projected."""
+    import shapely
+    from gis_grid import crs
+    wedge = shapely.from_wkt("POLYGON ((117.674611585 34.948777617, 117.67865253121705 34.944737574452745, "
+                             "117.682598053 34.940792935, 117.674611585 34.948777617))")
+    assert crs.area_m2(wedge) > 10 and crs.overlay_area_m2(wedge) < 1e-6
+    box = shapely.box(117.50, 34.80, 117.52, 34.82)
+    dense = crs.transform_geoms(shapely.segmentize(box, 1e-4), crs.InputCRS.CGCS2000, crs.InputCRS.GK117)
+    assert abs(crs.overlay_area_m2(box) - dense.area) < 1e-6 * dense.area
+    two = shapely.MultiPolygon([box, shapely.box(117.60, 34.80, 117.61, 34.81)])
+    assert abs(crs.overlay_area_m2(two) - crs.overlay_area_m2(box) - crs.overlay_area_m2(two.geoms[1])) < 1e-6
+    assert crs.overlay_area_m2(None) == crs.overlay_area_m2(shapely.LineString([(0, 0), (1, 1)])) == 0.0
