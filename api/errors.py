@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis_grid import errors as e
@@ -98,6 +98,27 @@ def document_errors(spec: dict) -> dict:
     return spec
 
 
+#: refusals a browser gets as a page rather than problem+json
+PAGE_STATUSES = (401, 403, 404)
+
+
+def wants_page(request: Request, status: int) -> bool:
+    """A browser navigating (Accept names text/html) to something it may not see; fetch() and API
+    clients ask for JSON and keep the problem+json body."""
+    return (status in PAGE_STATUSES and request.method in ("GET", "HEAD")
+            and "text/html" in request.headers.get("accept", ""))
+
+
+def refusal(request: Request, status: int, title: str, detail: str, **extra):
+    """problem+json, or the same refusal as a bilingual page for a browser."""
+    if wants_page(request, status):
+        from web.pages import refusal_page
+        prefix = request.scope.get("root_path", "").rstrip("/")
+        return HTMLResponse(refusal_page(status, detail, request.url.path, asset_prefix=f"{prefix}/map/static"),
+                            status_code=status)
+    return problem(status, title, detail, **extra)
+
+
 def install(app: FastAPI) -> None:
     generate = app.openapi
 
@@ -119,7 +140,7 @@ def install(app: FastAPI) -> None:
             resp.headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
             return resp
         extra = {"errors": exc.detail} if exc.detail is not None else {}
-        resp = problem(status_of(exc), type(exc).__name__, exc.message, **extra)
+        resp = refusal(request, status_of(exc), type(exc).__name__, exc.message, **extra)
         if isinstance(exc, e.AuthenticationError):
             resp.headers["WWW-Authenticate"] = 'Bearer realm="gis_grid"'
         if isinstance(exc, (e.RateLimitedError, e.BusyError)):
@@ -141,6 +162,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        resp = problem(exc.status_code, "HTTP error", str(exc.detail))
+        resp = refusal(request, exc.status_code, "HTTP error", str(exc.detail))
         resp.headers.update(getattr(exc, "headers", None) or {})
         return resp

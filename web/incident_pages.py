@@ -26,6 +26,7 @@ from gis_grid.incidents import aggregate, early_warning, layers
 from gis_grid.store import open_store
 
 from .assets import STATIC_DIR
+from .i18n import LANG_CSS, LANG_JS, bi
 
 LAYERS = ("heatmap", "choropleth", "warnings", "all")
 
@@ -41,13 +42,14 @@ def _asset(prefix: str | None, rel: str, kind: str) -> str:
 def incident_page(atlas: Atlas, t: aggregate.CaseTable, *, layer: str = "all", category=None, start=None,
                   end=None, at=None, warnings: dict | None = None, asset_prefix: str | None = None,
                   scope: str | None = None,
-                  title: str = "市中区 社情民意事件 热力图与处置分布") -> str:
+                  title: str = "市中区 社情民意事件 热力图与处置分布",
+                  title_en: str = "Shizhong District incidents: density and response") -> str:
     """The whole page as HTML (see the module docstring)."""
     if layer not in LAYERS:
         raise InvalidInputError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
     cats = [category] if isinstance(category, str) else list(category or [])
     m = aggregate._mask(t, start, end, cats or None)
-    data: dict = {"title": title, "filters": {"category": cats, "from": start, "to": end},
+    data: dict = {"title": title, "titleEn": title_en, "filters": {"category": cats, "from": start, "to": end},
                   "cases": int(m.sum())}
     if layer in ("heatmap", "all"):
         data["heat"] = layers.heat_bins(t, m)
@@ -63,11 +65,18 @@ def incident_page(atlas: Atlas, t: aggregate.CaseTable, *, layer: str = "all", c
     # every page shows where it is: the district outline, the streets and their names
     data["outline"] = {lvl: level_layers.level_features(atlas, lvl) for lvl in ("district", "street")}
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
-    head = "\n".join([_asset(asset_prefix, "leaflet/leaflet.css", "css"),
+    head = "\n".join([_asset(asset_prefix, LANG_CSS, "css"), _asset(asset_prefix, LANG_JS, "js"),
+                      _asset(asset_prefix, "leaflet/leaflet.css", "css"),
                       _asset(asset_prefix, "leaflet/leaflet.js", "js"),
                       _asset(asset_prefix, "leaflet-heat/leaflet-heat.js", "js")])
-    return _PAGE.replace("__TITLE__", html_mod.escape(title)).replace("__HEAD__", head) \
+    page = _PAGE
+    for zh, en in _LABELS:  # the page's fixed labels, Chinese first
+        page = page.replace(f"{{{{{zh}}}}}", bi(zh, en))
+    return page.replace("__TITLE__", html_mod.escape(title)).replace("__HEAD__", head) \
         .replace("__DATA__", payload)
+
+
+_LABELS = (("图层", "Layer"), ("全部月份", "all months"), ("指标", "Metric"))
 
 
 _PAGE = """<!DOCTYPE html>
@@ -89,15 +98,23 @@ html,body,#map{height:100%;margin:0;font:13px/1.4 sans-serif}
 <body><div id="map"></div>
 <div id="panel">
  <div><b id="title"></b></div><div id="summary"></div>
- <label>图层 Layer <select id="layer"></select></label>
- <div id="heat-controls"><label><input type="checkbox" id="all-months" checked/> 全部月份 all months</label>
-  <div class="row"><button type="button" id="play">▶ 播放 play</button>
+ <label>{{图层}} <select id="layer"></select></label>
+ <div id="heat-controls"><label><input type="checkbox" id="all-months" checked/> {{全部月份}}</label>
+  <div class="row"><button type="button" id="play"></button>
   <input type="range" id="month" min="0" max="0" value="0"/></div><div id="month-label"></div></div>
- <div id="choro-controls"><label>指标 Metric <select id="metric"></select></label></div>
+ <div id="choro-controls"><label>{{指标}} <select id="metric"></select></label></div>
  <div id="legend"></div>
 </div>
 <script>
 const D = __DATA__;
+const bi = GgLang.bi, biSplit = GgLang.biSplit;
+// an <option> holds no markup: both languages in attributes, swapped by lang.js
+function option(value, zhEn) {
+  const [zh, en] = GgLang.split(zhEn), o = new Option(GgLang.t(zh, en), value);
+  o.dataset.zh = zh; o.dataset.en = en; return o;
+}
+const LEGEND_ZH = {'no cases': '无案件', 'anomaly and hot spot': '异常且热点', 'anomaly vs own baseline': '高于自身基线',
+                   'Gi* hot spot (95 %+)': 'Gi* 热点（95%+）', 'Gi* cold spot (95 %+)': 'Gi* 冷点（95%+）'};
 const map = L.map('map', {preferCanvas: true}).fitBounds(D.bounds);
 map.createPane('outline').style.zIndex = 450;  // above the heat canvas and the choropleths
 map.getPane('outline').style.pointerEvents = 'none';
@@ -105,18 +122,18 @@ L.geoJSON(D.outline.street, {pane: 'outline', interactive: false, style: {color:
   onEachFeature: (f, l) => L.tooltip({permanent: true, direction: 'center', className: 'street-label', pane: 'outline'})
     .setLatLng([f.properties.label[1], f.properties.label[0]]).setContent(f.properties.name).addTo(map)}).addTo(map);
 L.geoJSON(D.outline.district, {pane: 'outline', interactive: false, style: {color: '#222', weight: 2.5, fill: false}}).addTo(map);
-document.getElementById('title').textContent = D.title;
-document.getElementById('summary').textContent = D.cases + ' cases' +
-  (D.filters.category.length ? ' · ' + D.filters.category.join(', ') : '') +
+document.getElementById('title').innerHTML = bi(D.title, D.titleEn);
+const filters = (D.filters.category.length ? ' · ' + D.filters.category.join(', ') : '') +
   (D.filters.from || D.filters.to ? ' · ' + (D.filters.from || '…') + ' – ' + (D.filters.to || '…') : '');
+document.getElementById('summary').innerHTML = bi(D.cases + ' 件' + filters, D.cases + ' cases' + filters);
 const layerSel = document.getElementById('layer'), metricSel = document.getElementById('metric');
 const opts = [];
 if (D.heat) opts.push(['heatmap', '事件热力 incident density']);
 if (D.choropleth) { opts.push(['grid', '网格处置 response per base grid']);
                     opts.push(['community', '社区处置 response per community']); }
 if (D.warnings) opts.push(['warnings', '超前预警 early warnings']);
-for (const [v, t] of opts) layerSel.add(new Option(t, v));
-if (D.metrics) for (const [k, t] of Object.entries(D.metrics)) metricSel.add(new Option(t, k));
+for (const [v, t] of opts) layerSel.add(option(v, t));
+if (D.metrics) for (const [k, t] of Object.entries(D.metrics)) metricSel.add(option(k, t));
 let current = null, heat = null, geo = {}, warn = null;
 const monthInput = document.getElementById('month'), allMonths = document.getElementById('all-months');
 if (D.heat) { monthInput.max = Math.max(0, D.heat.months.length - 1); }
@@ -129,7 +146,8 @@ function heatPoints() {
   const scale = allMonths.checked ? 'all' : 'month', top = h.scale[scale];
   const pts = [];
   for (let i = 0; i < w.length; i++) if (w[i] > 0) pts.push([h.centres[i][0], h.centres[i][1], Math.min(1, Math.sqrt(w[i] / top))]);
-  document.getElementById('month-label').textContent = allMonths.checked ? '全部 all' : h.months[Number(monthInput.value)];
+  const label = document.getElementById('month-label');
+  if (allMonths.checked) label.innerHTML = bi('全部', 'all'); else label.textContent = h.months[Number(monthInput.value)];
   return {pts, scale};
 }
 // about 1.2 bins on the ground: no red blob at district zoom, no specks at street zoom
@@ -140,21 +158,25 @@ function heatRadius() {
 map.on('zoomend', () => { if (heat && current === heat) { const r = heatRadius(); heat.setOptions({radius: r, blur: Math.round(r * 0.8)}); } });
 let playing = null;
 const playBtn = document.getElementById('play');
+const playLabel = on => on ? '⏸ ' + bi('暂停', 'pause') : '▶ ' + bi('播放', 'play');
+playBtn.innerHTML = playLabel(false);
 function togglePlay() {
-  if (playing) { clearInterval(playing); playing = null; playBtn.textContent = '▶ 播放 play'; return; }
+  if (playing) { clearInterval(playing); playing = null; playBtn.innerHTML = playLabel(false); return; }
   if (allMonths.checked || Number(monthInput.value) >= Number(monthInput.max)) monthInput.value = '0';
-  allMonths.checked = false; playBtn.textContent = '⏸ 暂停 pause'; show();
+  allMonths.checked = false; playBtn.innerHTML = playLabel(true); show();
   playing = setInterval(() => {
     if (Number(monthInput.value) >= Number(monthInput.max)) { togglePlay(); return; }
     monthInput.value = String(Number(monthInput.value) + 1); show();
   }, 700);
 }
 playBtn.onclick = togglePlay;
-function legend(entries, title) {
-  const el = document.getElementById('legend'); el.innerHTML = '<b>' + title + '</b>';
+// titleHtml is bilingual markup already; entry labels are numbers or the words in LEGEND_ZH
+function legend(entries, titleHtml) {
+  const el = document.getElementById('legend'); el.innerHTML = '<b>' + titleHtml + '</b>';
   for (const e of entries) { const d = document.createElement('div');
     d.innerHTML = '<i style="background:' + e.colour + '"></i><span></span>';
-    d.querySelector('span').textContent = e.label + (e.count !== undefined ? ' (' + e.count + ')' : '');
+    const n = e.count !== undefined ? ' (' + e.count + ')' : '', span = d.querySelector('span');
+    if (LEGEND_ZH[e.label]) span.innerHTML = bi(LEGEND_ZH[e.label] + n, e.label + n); else span.textContent = e.label + n;
     el.appendChild(d); }
 }
 function show() {
@@ -168,24 +190,25 @@ function show() {
     heat = L.heatLayer(pts, {radius: r, blur: Math.round(r * 0.8), maxZoom: 0, max: 1, minOpacity: 0.05,
                              gradient: Object.fromEntries(D.heat.gradient)});
     current = heat.addTo(map);
-    legend(D.heat.legend[scale], '事件密度 cases per ' + D.heat.bin_m + ' m bin, ' +
-           (scale === 'all' ? '全部月份 all months' : '每月 per month') + ' (固定色标 fixed scale)');
+    legend(D.heat.legend[scale], bi('事件密度 每 ' + D.heat.bin_m + ' 米格 · ' + (scale === 'all' ? '全部月份' : '每月') +
+           '（固定色标）', 'cases per ' + D.heat.bin_m + ' m bin, ' + (scale === 'all' ? 'all months' : 'per month') +
+           ' (fixed scale)'));
   } else if (v === 'grid' || v === 'community') {
     const c = D.choropleth[v], m = metricSel.value;
     current = L.geoJSON(c.geojson, {
       style: f => ({color: '#555', weight: v === 'grid' ? 0.6 : 1, fillOpacity: 0.75,
                     fillColor: f.properties['c_' + m]}),
       onEachFeature: (f, l) => l.bindTooltip(f.properties.name + ' ' + f.properties.code + '<br>' + m + ': ' +
-                      (f.properties[m] === null ? '–' : f.properties[m]) + ' · ' + f.properties.cases + ' cases')
+                      (f.properties[m] === null ? '–' : f.properties[m]) + ' · ' + bi(f.properties.cases + ' 件', f.properties.cases + ' cases'))
     }).addTo(map);
-    legend(c.legends[m].entries, c.legends[m].title + ' · ' + c.legends[m].scheme);
+    legend(c.legends[m].entries, biSplit(c.legends[m].title) + ' · ' + c.legends[m].scheme);
   } else if (v === 'warnings') {
     const w = D.warnings;
     current = L.geoJSON(w.geojson, {
       style: f => ({color: '#333', weight: 0.6, fillOpacity: 0.7, fillColor: f.properties.colour}),
       onEachFeature: (f, l) => l.bindTooltip(f.properties.name + ' ' + f.properties.code + '<br>' + f.properties.why)
     }).addTo(map);
-    legend(w.legend, '超前预警 warnings at ' + w.at);
+    legend(w.legend, bi('超前预警 ' + w.at, 'warnings at ' + w.at));
   }
   document.body.dataset.incidentLayer = v;
   document.body.dataset.ready = '1';

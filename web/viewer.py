@@ -21,9 +21,12 @@ from gis_grid.hierarchy import Level
 from gis_grid.incidents import layers as incident_layers
 from gis_grid.incidents import model
 
+from .i18n import LANG_CSS, LANG_JS, bi
+
 # levels drawn on the map, bottom to top; grids on top so a click hits the finest level
 MAP_LEVELS = (Level.STREET, Level.COMMUNITY, Level.GRID)
-LAYER_TITLES = {Level.STREET: "街道 Streets", Level.COMMUNITY: "社区 Communities", Level.GRID: "网格 Base grids"}
+LAYER_TITLES = {Level.STREET: bi("街道", "Streets"), Level.COMMUNITY: bi("社区", "Communities"),
+                Level.GRID: bi("网格", "Base grids")}
 # zooms at which each level's labels are shown [min, max]
 LABEL_ZOOMS = {Level.STREET: (11, 13), Level.COMMUNITY: (14, 15), Level.GRID: (16, 22)}
 
@@ -33,7 +36,7 @@ def _basemap_layers(basemap: str, tianditu_key: str, api_prefix: str = "",
     if basemap in ("mbtiles", "mbtiles-gcj02") and package:
         # the offline package, served by the app (GET /map/basemap/...); Leaflet enlarges its top zoom
         url = f"{api_prefix}/map/basemap/{{z}}/{{x}}/{{y}}.{package['format']}"
-        return [folium.TileLayer(url, name="离线底图 Offline basemap", attr=package.get("attribution") or "offline",
+        return [folium.TileLayer(url, name=bi("离线底图", "Offline basemap"), attr=package.get("attribution") or "offline",
                                  min_zoom=8, max_zoom=20, min_native_zoom=package["minzoom"],
                                  max_native_zoom=package["maxzoom"])]
     if basemap == "tianditu":
@@ -86,7 +89,7 @@ def _incident_config(api_prefix: str) -> dict:
         "heatUrl": f"{api_prefix}/map/incidents/heat.json",
         "choroplethUrl": f"{api_prefix}/map/incidents/choropleth/{{level}}.json",
         "warningsUrl": f"{api_prefix}/map/incidents/warnings.json",
-        "categories": [[c.code, c.name_zh] for c in model.CATEGORIES.values()],
+        "categories": [[c.code, c.name_zh, c.name_en] for c in model.CATEGORIES.values()],
         "metrics": {k: v[0] for k, v in incident_layers.CHORO_METRICS.items()},
         "layers": {"heat": "事件热力 Incident density", "grid": "网格处置 Response per base grid",
                    "community": "社区处置 Response per community", "warnings": "超前预警 Early warnings"},
@@ -95,6 +98,7 @@ def _incident_config(api_prefix: str) -> dict:
 
 def build_map(atlas: Atlas, basemap: str = "none", asset_prefix: str = "/map/static", *,
               tianditu_key: str = "", api_prefix: str = "", title: str = "市中区网格化社会管理 指挥中心",
+              title_en: str = "Shizhong District grid management · command centre",
               package: dict | None = None, as_of: str | None = None) -> folium.Map:
     """The folium map of the viewer (render with :func:`viewer_html`)."""
     layers.check_basemap(basemap)
@@ -110,11 +114,13 @@ def build_map(atlas: Atlas, basemap: str = "none", asset_prefix: str = "/map/sta
                    prefer_canvas=False)
     # replace folium's CDN assets (leaflet, jquery, bootstrap, awesome-markers ...) with vendored copies
     # (in this order: the plugins and the viewer need L)
-    m.default_js = [("leaflet", f"{asset_prefix}/leaflet/leaflet.js"),
+    m.default_js = [("gg_lang", f"{asset_prefix}/{LANG_JS}"),
+                    ("leaflet", f"{asset_prefix}/leaflet/leaflet.js"),
                     ("vectorgrid", f"{asset_prefix}/vectorgrid/Leaflet.VectorGrid.bundled.min.js"),
                     ("leaflet_heat", f"{asset_prefix}/leaflet-heat/leaflet-heat.js"),
                     ("gis_grid_viewer", f"{asset_prefix}/viewer/viewer.js")]
-    m.default_css = [("leaflet_css", f"{asset_prefix}/leaflet/leaflet.css"),
+    m.default_css = [("gg_lang_css", f"{asset_prefix}/{LANG_CSS}"),
+                     ("leaflet_css", f"{asset_prefix}/leaflet/leaflet.css"),
                      ("gis_grid_viewer_css", f"{asset_prefix}/viewer/viewer.css")]
     header = m.get_root().header
     header.add_child(Element(f"<title>{html.escape(title)}</title>"), name="title")
@@ -125,8 +131,8 @@ def build_map(atlas: Atlas, basemap: str = "none", asset_prefix: str = "/map/sta
     groups = {}
     for level in MAP_LEVELS:
         groups[level.value] = folium.FeatureGroup(name=LAYER_TITLES[level], show=True).add_to(m)
-    groups["labels"] = folium.FeatureGroup(name="标注 Labels", show=True).add_to(m)
-    groups["buildings"] = folium.FeatureGroup(name="建筑 Buildings (zoom ≥ 15)", show=True).add_to(m)
+    groups["labels"] = folium.FeatureGroup(name=bi("标注", "Labels"), show=True).add_to(m)
+    groups["buildings"] = folium.FeatureGroup(name=bi("建筑（≥ 15 级）", "Buildings (zoom ≥ 15)"), show=True).add_to(m)
     control = folium.LayerControl(collapsed=False, position="topright").add_to(m)
 
     # the GCJ-02 shift at the district centre, for overlays the server cannot shift (vector tiles)
@@ -134,6 +140,7 @@ def build_map(atlas: Atlas, basemap: str = "none", asset_prefix: str = "/map/sta
     gx, gy = layers.to_display(cx, cy, basemap)
     config = {
         "title": title,
+        "titleEn": title_en,
         "basemap": basemap,
         "bounds": [[float(by[0]), float(bx[0])], [float(by[1]), float(bx[1])]],
         "levels": [lv.value for lv in MAP_LEVELS],

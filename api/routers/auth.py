@@ -1,7 +1,6 @@
 """Sign-in for the map viewer, the caller's identity, unmasked reads and the audit log."""
 from __future__ import annotations
 
-import html
 import secrets
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -12,20 +11,16 @@ from gis_grid.errors import AuthenticationError, InvalidInputError, NotFoundErro
 from gis_grid.security import keys
 from gis_grid.security.roles import PersonalData, Principal
 from gis_grid.security.throttle import key_id_of
+from web.pages import login_page
 
 from ..security import (CSRF_COOKIE, SESSION_COOKIE, authenticate, client_address, failed_sign_in, principal_dep,
                         record, session_token)
 
 router = APIRouter(tags=["access"])
 
-_LOGIN = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>gis_grid sign in</title>
-<style>body{{font:15px system-ui,sans-serif;max-width:28em;margin:12vh auto;color:#222}}
-input{{width:100%;padding:.5em;font:inherit;margin:.4em 0}}button{{padding:.5em 1.2em;font:inherit}}
-.err{{color:#a00}}</style></head><body><h1>市中区网格化社会管理</h1><p>Sign in with your API key.</p>
-{error}<form method="post" action="/login"><input name="key" type="password" autocomplete="off"
-placeholder="gg_…" autofocus required><input type="hidden" name="next" value="{next}">
-<input type="hidden" name="csrf" value="{csrf}">
-<button type="submit">Sign in</button></form></body></html>"""
+
+def _static(request: Request) -> str:
+    return request.scope.get("root_path", "").rstrip("/") + "/map/static"
 
 
 def _safe_next(target: str) -> str:
@@ -42,18 +37,18 @@ def _set(resp, request: Request, name: str, value: str, *, httponly: bool) -> No
     resp.set_cookie(name, value, httponly=httponly, samesite="lax", secure=_secure(request), path="/")
 
 
-def _form(request: Request, next_: str, error: str = "", status: int = 200) -> HTMLResponse:
+def _form(request: Request, next_: str, error: str | None = None, status: int = 200, **page) -> HTMLResponse:
     """The sign-in page with a CSRF token that the form sends back and a cookie holds (double submit):
     a page on another site can post a form here but can neither read nor set the cookie."""
     csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-    resp = HTMLResponse(_LOGIN.format(error=error, next=html.escape(_safe_next(next_)), csrf=html.escape(csrf)),
+    resp = HTMLResponse(login_page(_safe_next(next_), csrf=csrf, error=error, asset_prefix=_static(request), **page),
                         status_code=status)
     _set(resp, request, CSRF_COOKIE, csrf, httponly=False)
     return resp
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-async def login_page(request: Request, next: str = "/map") -> HTMLResponse:
+async def login_form(request: Request, next: str = "/map") -> HTMLResponse:
     return _form(request, next)
 
 
@@ -64,12 +59,12 @@ async def login(request: Request, key: str = Form(...), next: str = Form("/map")
     expected = request.cookies.get(CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(csrf, expected):
         await failed_sign_in(request, None)
-        return _form(request, next, '<p class="err">This sign-in form has expired or did not come from this '
-                                    'site; sign in again.</p>', status=403)
+        return _form(request, next, "This sign-in form has expired or did not come from this site; sign in again.",
+                     status=403, summary=("登录表单已过期或不是来自本站，请重新登录。", "Sign-in form expired."))
     try:
         who = await authenticate(request, key.strip())
     except AuthenticationError as exc:
-        return _form(request, next, f'<p class="err">{html.escape(exc.message)}</p>', status=401)
+        return _form(request, next, exc.message, status=401)
     await record(request, who, "login", "session")
     return await _signed_in(request, who, next)
 

@@ -140,3 +140,35 @@ def test_sign_in_link_goes_to_the_terminal_not_the_log(tmp_path, demo_store_path
         assert not announce_sign_in(client.app, base, terminal=lambda: None)
         assert "/login/once/" not in capsys.readouterr().out
         assert len(store.keys()) == n
+
+
+def test_browser_refusals_are_pages_and_api_refusals_stay_problem_json(env):
+    """A browser (Accept: text/html) that may not see something gets a bilingual page with the same
+    status; fetch() and API clients keep the problem+json body."""
+    client, _, tokens = env
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    cases = [("/me", {}, 401, "需要登录", "Sign-in required"),
+             ("/audit", bearer(tokens["command_center"]), 403, "无权访问", "Not allowed"),
+             ("/grids/370402999999999", bearer(tokens["command_center"]), 404, "未找到", "Not found"),
+             ("/no/such/page", {}, 404, "未找到", "Not found")]
+    for path, auth, status, zh, en in cases:
+        page = client.get(path, headers={**html, **auth})
+        assert page.status_code == status, (path, page.text)
+        assert page.headers["content-type"].startswith("text/html"), path
+        assert "content-security-policy" in page.headers
+        assert zh in page.text and en in page.text and f'data-status="{status}"' in page.text
+        assert "/map/static/i18n/lang.js" in page.text        # the language toggle
+        api = client.get(path, headers={"Accept": "application/json", **auth})
+        assert api.status_code == status and api.headers["content-type"] == "application/problem+json"
+        assert api.json()["status"] == status
+    # a 401 page sends the browser to sign in and back to where it was
+    assert 'href="/login?next=/me"' in client.get("/me", headers=html).text
+    # the login page itself: Chinese first, English beside it for the toggle, and the error in both
+    login = client.get("/login")
+    assert "请使用 API 密钥登录" in login.text and "Sign in with your API key." in login.text
+    assert '<html lang="zh-CN">' in login.text and "/map/static/i18n/lang.css" in login.text
+    bad = client.post("/login", data={"key": "gg_x_y", "csrf": client.cookies.get("gg_csrf")})
+    assert bad.status_code == 401 and "登录失败" in bad.text and "Sign-in failed." in bad.text
+    # a form that did not come from this page (no CSRF token) is refused in both languages too
+    forged = client.post("/login", data={"key": "gg_x_y", "csrf": "forged"})
+    assert forged.status_code == 403 and "登录表单已过期" in forged.text and "Sign-in form expired." in forged.text

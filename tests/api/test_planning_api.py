@@ -78,6 +78,10 @@ def test_draft_impact_apply_history_asof(client, no_pii, tmp_path):
     page = client.get(f"/plans/{plan['id']}/map")
     assert page.status_code == 200 and "leaflet" in page.text and G3 in page.text
     assert "https://cdn" not in page.text
+    # Chinese first with the English toggle, like every page
+    # (folium writes layer names as JSON: the Chinese is \u-escaped in the page source)
+    assert "/map/static/i18n/lang.js" in page.text and "before (replaced grids)" in page.text
+    assert json.dumps("调整前").strip('"') in page.text
 
     layer = client.get("/map/layers/grid.geojson")
     assert layer.headers["etag"] == '"1-grid-none"' and G2 in layer.text and G3 not in layer.text

@@ -86,7 +86,12 @@ def test_incident_layers_render(browser, page_file, artifacts_dir):
             assert len(legend) >= spread, legend
     pg.screenshot(path=str(artifacts_dir / "incident_choropleth.png"))
     pg.select_option("#layer", "warnings")
-    assert "warnings at" in pg.inner_text("#legend")
+    assert "超前预警 2016-12-31" in pg.inner_text("#legend")     # Chinese first
+    # the English toggle: labels, options and legend switch in place
+    assert pg.inner_text("#gg-lang") == "English"
+    pg.click("#gg-lang")
+    assert "warnings at 2016-12-31" in pg.inner_text("#legend") and "超前预警" not in pg.inner_text("#legend")
+    assert "Layer" in pg.inner_text("#panel") and "early warnings" in pg.inner_text("#layer")
     pg.screenshot(path=str(artifacts_dir / "incident_warnings.png"))
     assert not errors, errors
     assert not blocked, blocked

@@ -92,6 +92,28 @@ def test_map_viewer(page, live_server, demo_atlas, artifacts_dir):
     assert page.locator(".gg-label-community").count() == 170   # community labels at zoom 14
     page.screenshot(path=str(artifacts_dir / "map.png"))
 
+    # Chinese first; the toggle turns every label of the page to English and back, without reloading
+    stats = card.locator("table.gg-stats").inner_text()
+    assert "户数" in stats and "Households" not in stats
+    assert "事件热力" in page.inner_text(".leaflet-control-layers") and "数据截至" in page.inner_text("#gg-asof")
+    assert page.get_attribute("#gg-search", "placeholder").startswith("网格编码")
+    page.click("#gg-lang")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    stats = card.locator("table.gg-stats").inner_text()
+    assert "Households" in stats and "户数" not in stats
+    layers_text = page.inner_text(".leaflet-control-layers")
+    assert "Incident density" in layers_text and "事件热力" not in layers_text
+    assert page.inner_text("#gg-asof").startswith("data as of")
+    assert page.get_attribute("#gg-search", "placeholder").startswith("grid code")
+    assert page.inner_text("#gg-lang") == "中文"
+    page.screenshot(path=str(artifacts_dir / "map_english.png"))
+    page.reload(wait_until="load")      # the choice is kept for the next page
+    page.wait_for_function("() => document.body.dataset.ggReady === '1'", timeout=60_000)
+    assert page.evaluate("document.documentElement.dataset.lang") == "en"
+    page.click("#gg-lang")
+    assert "数据截至" in page.inner_text("#gg-asof")
+    assert page.inner_text("#gg-lang") == "English"
+
     # search by community name: flies there and opens that community's card
     comm = d[d["level"] == "community"].iloc[5]
     page.fill("#gg-search", comm["name"])
@@ -171,6 +193,7 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
     sizes = {}
     page.on("response", lambda r: "/incidents" in r.url and sizes.__setitem__(r.url, len(r.body())))
     _open_map(page, live_server)
+    page.click("#gg-lang")     # the legend wording below is checked in English
     assert page.locator("#gg-incidents").is_hidden()   # off until asked for: the page stays light
     assert page.evaluate("GisGridViewer.incident.counts()") == {"heat": 0, "grid": 0, "community": 0, "warnings": 0}
 
@@ -178,7 +201,7 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
         page.wait_for_function(f"() => document.body.dataset.ggInc{key.capitalize()} === 'ready'", timeout=60_000)
 
     # density heatmap: all months, then one month, then one category
-    _toggle_overlay(page, "事件热力")
+    _toggle_overlay(page, "Incident density")
     ready("heat")
     bins_all = page.evaluate("GisGridViewer.incident.counts().heat")
     assert bins_all > 1000, bins_all
@@ -225,9 +248,9 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
     page.click("#gg-inc-play")
     first = page.evaluate("GisGridViewer.incident.data.heat.months[0]")
     page.wait_for_function(f"() => document.getElementById('gg-inc-month-label').textContent > '{first}'", timeout=10_000)
-    assert "暂停" in page.inner_text("#gg-inc-play")
+    assert "pause" in page.inner_text("#gg-inc-play")
     page.click("#gg-inc-play")
-    assert "播放" in page.inner_text("#gg-inc-play")
+    assert "play" in page.inner_text("#gg-inc-play")
     page.fill("#gg-inc-month", "30")
     page.dispatch_event("#gg-inc-month", "input")
     page.select_option("#gg-inc-category", "sanitation")
@@ -237,12 +260,12 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
     assert 0 < sanitation < cases and f" of {sanitation} cases" in legend.inner_text()
     page.screenshot(path=str(artifacts_dir / "map_incident_heat.png"))
     page.select_option("#gg-inc-category", "")
-    _toggle_overlay(page, "事件热力", on=False)
+    _toggle_overlay(page, "Incident density", on=False)
     assert page.evaluate("GisGridViewer.incident.counts().heat") == 0
     assert page.locator('#gg-inc-legend [data-layer="heat"]').count() == 0
 
     # response choropleths per base grid and per community, with the scheme named in the legend
-    for key, label, n in (("grid", "网格处置", 445), ("community", "社区处置", 170)):
+    for key, label, n in (("grid", "Response per base grid", 445), ("community", "Response per community", 170)):
         _toggle_overlay(page, label)
         ready(key)
         assert page.evaluate(f"GisGridViewer.incident.counts().{key}") == n
@@ -261,11 +284,11 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
         _toggle_overlay(page, label, on=False)
 
     # early warning: the flagged grids, with the date and the legend
-    _toggle_overlay(page, "超前预警")
+    _toggle_overlay(page, "Early warnings")
     ready("warnings")
     assert page.evaluate("GisGridViewer.incident.counts().warnings") > 0
     assert "early warnings at 2016-12-31" in page.inner_text('#gg-inc-legend [data-layer="warnings"]')
-    _toggle_overlay(page, "网格处置")
+    _toggle_overlay(page, "Response per base grid")
     ready("grid")
     page.screenshot(path=str(artifacts_dir / "map_incidents.png"))
 
@@ -274,3 +297,36 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
     assert not [u for u in sizes if "/map/incidents/" not in u], sizes
     assert page.errors == [], page.errors
     assert page.blocked == [], page.blocked
+
+
+def test_login_and_refusal_pages_in_the_browser(browser, live_server, artifacts_dir):
+    """Signing in is bilingual (Chinese first), and a refused navigation is a page, not JSON."""
+    context = browser.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(live_server + "/map", wait_until="load")
+    assert "/login" in pg.url
+    body = pg.inner_text("body")
+    assert "请使用 API 密钥登录" in body and "Sign in with your API key" not in body
+    assert pg.inner_text("button[type=submit]") == "登录"
+    pg.fill("input[name=key]", "gg_not_a_key")
+    pg.click("button[type=submit]")
+    pg.wait_for_selector("#login-error")
+    assert "登录失败" in pg.inner_text("#login-error")
+    pg.screenshot(path=str(artifacts_dir / "login_zh.png"))
+    pg.click("#gg-lang")
+    body = pg.inner_text("body")
+    assert "Sign in with your API key." in body and "请使用" not in body and "Sign-in failed." in body
+    assert pg.inner_text("button[type=submit]") == "Sign in"
+    pg.screenshot(path=str(artifacts_dir / "login_en.png"))
+    pg.click("#gg-lang")
+    # a page the browser may not open without signing in: a 401 page linking to the sign-in
+    resp = pg.goto(live_server + "/grids/370402001001001", wait_until="load")
+    assert resp.status == 401 and resp.headers["content-type"].startswith("text/html")
+    assert "需要登录" in pg.inner_text("h1") and pg.locator('a[href^="/login?next="]').count() == 1
+    pg.screenshot(path=str(artifacts_dir / "refusal_401.png"))
+    resp = pg.goto(live_server + "/no/such/page", wait_until="load")
+    assert resp.status == 404 and "未找到" in pg.inner_text("h1")
+    assert errors == [], errors
+    context.close()

@@ -18,10 +18,14 @@
     grid: { color: "#555555", weight: 1, opacity: 0.8, fill: true, fillColor: "#fdb863", fillOpacity: 0.12 }
   };
   var SELECTED = { color: "#ffd700", weight: 4, opacity: 1, fillOpacity: 0.25 };
+  // Chinese first, English on the toggle (static/i18n/lang.js, loaded before this script)
+  var bi = GgLang.bi, biSplit = GgLang.biSplit;
   var GROUP_NAMES = { disabled: "残疾", low_income: "低保", elderly_alone: "独居老人",
                       extreme_poverty: "特困", left_behind_child: "留守儿童", veteran: "退役军人",
                       community_correction: "社区矫正" };
-  var LEVEL_NAMES = { district: "区", street: "街道", community: "社区", grid: "网格" };
+  var LEVEL_NAMES = { district: ["区", "District"], street: ["街道", "Street"], community: ["社区", "Community"],
+                      grid: ["网格", "Grid"] };
+  function levelName(lv) { var n = LEVEL_NAMES[lv]; return n ? bi(n[0], n[1]) : esc(lv); }
   var STAT_LABELS = [
     ["households", "户数 Households"],
     ["residents", "人口 Residents"],
@@ -60,10 +64,12 @@
     var panel = L.DomUtil.create("div", "gg-panel");
     panel.id = "gg-panel";
     panel.innerHTML =
-      '<div class="gg-title">' + esc(V.cfg.title || "") + "</div>" +
+      '<div class="gg-title"><span data-gg-lang-slot class="gg-lang-slot"></span>' +
+      bi(V.cfg.title || "", V.cfg.titleEn || V.cfg.title || "") + "</div>" +
       '<form id="gg-search-form" class="gg-search" autocomplete="off">' +
-      '<input id="gg-search" type="search" placeholder="网格编码 / 社区名称 / 经度,纬度" aria-label="search">' +
-      '<button type="submit" id="gg-search-go">搜索</button></form>' +
+      '<input id="gg-search" type="search" placeholder="网格编码 / 社区名称 / 经度,纬度" aria-label="search" ' +
+      'data-zh-placeholder="网格编码 / 社区名称 / 经度,纬度" data-en-placeholder="grid code / community name / lon,lat">' +
+      '<button type="submit" id="gg-search-go">' + bi("搜索", "Search") + "</button></form>" +
       '<div id="gg-search-results" class="gg-results"></div>' +
       '<div id="grid-card" class="gg-card" hidden></div>' +
       '<div id="building-card" class="gg-card" hidden></div>';
@@ -184,7 +190,7 @@
       var total = 0, parts = [];
       Object.keys(v).forEach(function (k) {
         if (typeof v[k] === "number") { total += v[k]; if (!v[k]) { return; } }
-        parts.push(esc(GROUP_NAMES[k] || k) + " " + statValue(v[k]));
+        parts.push((GROUP_NAMES[k] ? bi(GROUP_NAMES[k], k.replace(/_/g, " ")) : esc(k)) + " " + statValue(v[k]));
       });
       return total + (parts.length ? '<div class="gg-groups">' + parts.join("，") + "</div>" : "");
     }
@@ -200,7 +206,7 @@
       if (v === undefined) { v = stats[key.replace("_", "")]; }
       seen[key] = seen[alt] = true;
       if (v === undefined && key === "grids") { return; }  // a base grid does not count itself
-      rows.push('<tr data-stat="' + key + '"><th>' + pair[1] + "</th><td>" + statValue(v) + "</td></tr>");
+      rows.push('<tr data-stat="' + key + '"><th>' + biSplit(pair[1]) + "</th><td>" + statValue(v) + "</td></tr>");
     });
     Object.keys(stats).forEach(function (k) {
       if (!seen[k] && !seen[k.replace(" ", "_")]) {
@@ -208,7 +214,8 @@
       }
     });
     return '<table class="gg-stats">' + rows.join("") + "</table>" + (card.suppressed_below
-      ? '<div class="gg-note">特殊人群少于 ' + esc(card.suppressed_below) + " 人的格子不显示（—）</div>" : "");
+      ? '<div class="gg-note">' + bi("特殊人群少于 " + card.suppressed_below + " 人的格子不显示（—）",
+        "special groups under " + card.suppressed_below + " are not shown (—)") + "</div>" : "");
   }
 
   V.select = function (code, opts) {
@@ -225,10 +232,10 @@
     card.hidden = false;
     card.setAttribute("data-code", code);
     card.setAttribute("data-state", "loading");
-    card.innerHTML = '<div class="gg-card-head"><span class="gg-level">' + esc(LEVEL_NAMES[p.level] || p.level) +
-      '</span> <b class="gg-name">' + esc(p.name) + '</b><button class="gg-close" title="close">×</button></div>' +
-      '<div class="gg-code">编码 <code>' + esc(code) + "</code></div>" +
-      '<div class="gg-body">加载中…</div>';
+    card.innerHTML = '<div class="gg-card-head"><span class="gg-level">' + levelName(p.level) +
+      '</span> <b class="gg-name">' + esc(p.name) + '</b><button class="gg-close" title="关闭">×</button></div>' +
+      '<div class="gg-code">' + bi("编码", "Code") + " <code>" + esc(code) + "</code></div>" +
+      '<div class="gg-body">' + bi("加载中…", "Loading…") + "</div>";
     card.querySelector(".gg-close").onclick = function () { card.hidden = true; };
     return getJSON(fmt(V.cfg.gridUrl, { code: code }) + "?geometry=false").then(function (data) {
       if (card.getAttribute("data-code") !== code) { return; }
@@ -237,17 +244,18 @@
         ? (data.parent.name || "") + " " + (data.parent.code || "") : (data.parent || "");
       var kids = Array.isArray(data.children) ? data.children.length : data.children;
       card.querySelector(".gg-body").innerHTML =
-        (parent ? '<div class="gg-parent">上级 ' + esc(parent) + "</div>" : "") +
+        (parent ? '<div class="gg-parent">' + bi("上级", "Parent") + " " + esc(parent) + "</div>" : "") +
         renderStats(data) +
-        (kids ? '<div class="gg-children">下级 ' + esc(kids) + " 个</div>" : "") +
-        (Array.isArray(data.workers) && data.workers.length ? '<div class="gg-workers">网格员 ' +
+        (kids ? '<div class="gg-children">' + bi("下级 " + kids + " 个", kids + " sub-divisions") + "</div>" : "") +
+        (Array.isArray(data.workers) && data.workers.length ? '<div class="gg-workers">' +
+          bi("网格员", "Grid workers") + " " +
           data.workers.map(function (w) {
             return esc(w.name) + (w.role ? "（" + esc(w.role) + "）" : "") + (w.phone ? " " + esc(w.phone) : "");
           }).join("；") + "</div>" : "");
       card.setAttribute("data-state", "loaded");
     }).catch(function (err) {
       if (card.getAttribute("data-code") !== code) { return; }
-      card.querySelector(".gg-body").textContent = "统计不可用: " + err.message;
+      card.querySelector(".gg-body").innerHTML = bi("统计不可用：", "Statistics unavailable: ") + esc(err.message);
       card.setAttribute("data-state", "error");
     });
   };
@@ -271,16 +279,17 @@
     card.hidden = false;
     card.setAttribute("data-building", id);
     card.setAttribute("data-state", "loading");
-    card.innerHTML = '<div class="gg-card-head"><span class="gg-level">建筑</span> <b>' + esc(props.name || id) +
-      "</b> " + esc(props.kind || "") + '<button class="gg-close" title="close">×</button></div>' +
-      '<div class="gg-body">加载中…</div>';
+    card.innerHTML = '<div class="gg-card-head"><span class="gg-level">' + bi("建筑", "Building") + "</span> <b>" +
+      esc(props.name || id) + "</b> " + esc(props.kind || "") + '<button class="gg-close" title="关闭">×</button></div>' +
+      '<div class="gg-body">' + bi("加载中…", "Loading…") + "</div>";
     card.querySelector(".gg-close").onclick = function () { card.hidden = true; };
     return getJSON(url || fmt(V.cfg.residentsUrl, { id: id })).then(function (data) {
       if (card.getAttribute("data-building") !== String(id)) { return; }
       var hhs = data.households || data.items || data.results || (Array.isArray(data) ? data : []);
       var total = data.total !== undefined ? data.total : (data.numberMatched !== undefined ? data.numberMatched : null);
-      var html = '<div class="gg-hh-count">' + (total !== null ? "共 " + esc(total) + " 户，" : "") +
-        "本页 " + hhs.length + " 户</div><ol class=\"gg-households\">";
+      var html = '<div class="gg-hh-count">' + bi((total !== null ? "共 " + total + " 户，" : "") + "本页 " + hhs.length + " 户",
+        (total !== null ? total + " households, " : "") + hhs.length + " on this page") +
+        '</div><ol class="gg-households">';
       hhs.forEach(function (h) {
         var members = h.residents || h.members || h.people || [];
         html += "<li><div class=\"gg-hh\">" + esc(h.id || h.household_id || "") +
@@ -294,12 +303,12 @@
       if (!next && typeof data.next === "string" && data.next) {  // a bare page token
         next = fmt(V.cfg.residentsUrl, { id: id }) + "?next=" + encodeURIComponent(data.next);
       }
-      if (next) { html += '<button class="gg-next">下一页</button>'; }
+      if (next) { html += '<button class="gg-next">' + bi("下一页", "Next page") + "</button>"; }
       card.querySelector(".gg-body").innerHTML = html;
       if (next) { card.querySelector(".gg-next").onclick = function () { V.showBuilding(props, next); }; }
       card.setAttribute("data-state", "loaded");
     }).catch(function (err) {
-      card.querySelector(".gg-body").textContent = "住户不可用: " + err.message;
+      card.querySelector(".gg-body").innerHTML = bi("住户不可用：", "Households unavailable: ") + esc(err.message);
       card.setAttribute("data-state", "error");
     });
   };
@@ -309,10 +318,10 @@
     var box = el("gg-search-results");
     q = (q || "").trim();
     if (!q) { box.innerHTML = ""; return Promise.resolve(null); }
-    box.textContent = "搜索中…";
+    box.innerHTML = bi("搜索中…", "Searching…");
     return getJSON(V.cfg.searchUrl + "?q=" + encodeURIComponent(q)).then(function (data) {
       var res = data.results || [];
-      if (!res.length) { box.textContent = "未找到 “" + q + "”"; return null; }
+      if (!res.length) { box.innerHTML = bi("未找到 “" + q + "”", "Nothing found for “" + q + "”"); return null; }
       box.innerHTML = res.length > 1 ? res.map(function (r, i) {
         return '<a href="#" data-i="' + i + '">' + esc(r.name || "") + " <code>" + esc(r.code || "") + "</code></a>";
       }).join("") : "";
@@ -321,7 +330,7 @@
       });
       go(res[0]);
       return res[0];
-    }).catch(function (err) { box.textContent = "搜索失败: " + err.message; });
+    }).catch(function (err) { box.innerHTML = bi("搜索失败：", "Search failed: ") + esc(err.message); });
   };
 
   function go(r) {
@@ -329,7 +338,7 @@
     if (r.kind === "point") {
       V.marker = L.circleMarker([r.center[1], r.center[0]], { radius: 7, color: "#d7301f", weight: 3 }).addTo(V.map);
       V.map.flyTo([r.center[1], r.center[0]], Math.max(V.map.getZoom(), 16), { duration: 0.8 });
-      if (r.code) { V.select(r.code); } else { el("gg-search-results").textContent = "该点不在辖区内"; }
+      if (r.code) { V.select(r.code); } else { el("gg-search-results").innerHTML = bi("该点不在辖区内", "The point is outside the district"); }
       return;
     }
     if (V.features[r.code]) { V.select(r.code, { fly: true }); return; }
@@ -355,21 +364,23 @@
     box.id = "gg-incidents";
     box.hidden = true;
     box.innerHTML =
-      '<div class="gg-card-head"><b>事件图层 Incidents</b></div>' +
-      '<label class="gg-inc-row">类别 Category <select id="gg-inc-category"><option value="">全部 all</option>' +
-      ic.categories.map(function (c) {
-        return '<option value="' + esc(c[0]) + '">' + esc(c[1]) + " " + esc(c[0]) + "</option>";
-      }).join("") + "</select></label>" +
+      '<div class="gg-card-head"><b>' + bi("事件图层", "Incidents") + "</b></div>" +
+      '<label class="gg-inc-row">' + bi("类别", "Category") + ' <select id="gg-inc-category">' +
+      option("", "全部", "all") + ic.categories.map(function (c) { return option(c[0], c[1], c[2] || c[0]); }).join("") +
+      "</select></label>" +
       '<div id="gg-inc-heat-controls" hidden><label><input type="checkbox" id="gg-inc-all-months" checked> ' +
-      '全部月份 all months</label> <b id="gg-inc-month-label"></b>' +
-      '<div class="gg-inc-row"><button type="button" id="gg-inc-play" aria-label="play months">▶ 播放 play</button>' +
-      '<input type="range" id="gg-inc-month" min="0" max="0" value="0" aria-label="month"></div></div>' +
-      '<div id="gg-inc-metric-controls" hidden><label class="gg-inc-row">指标 Metric <select id="gg-inc-metric">' +
+      bi("全部月份", "all months") + '</label> <b id="gg-inc-month-label"></b>' +
+      '<div class="gg-inc-row"><button type="button" id="gg-inc-play" aria-label="play months">' + playLabel(false) +
+      '</button><input type="range" id="gg-inc-month" min="0" max="0" value="0" aria-label="month"></div></div>' +
+      '<div id="gg-inc-metric-controls" hidden><label class="gg-inc-row">' + bi("指标", "Metric") +
+      ' <select id="gg-inc-metric">' +
       Object.keys(ic.metrics).map(function (k) {
-        return '<option value="' + esc(k) + '">' + esc(ic.metrics[k]) + "</option>";
+        var t = GgLang.split(ic.metrics[k]);
+        return option(k, t[0], t[1]);
       }).join("") + "</select></label></div>" +
       '<div id="gg-inc-legend"></div>';
     el("gg-panel").appendChild(box);
+    GgLang.refresh(box);
     el("gg-inc-category").addEventListener("change", function () {
       ["heat", "grid", "community"].forEach(function (k) { if (INC.on[k]) { loadIncident(k); } });
     });
@@ -382,14 +393,21 @@
     el("gg-inc-play").addEventListener("click", togglePlay);
   }
 
+  /** an <option> (text only, no markup): both languages in attributes, swapped by lang.js */
+  function option(value, zh, en) {
+    return '<option value="' + esc(value) + '" data-zh="' + esc(zh) + '" data-en="' + esc(en) + '">' +
+      esc(GgLang.t(zh, en)) + "</option>";
+  }
+  function playLabel(playing) { return playing ? "⏸ " + bi("暂停", "pause") : "▶ " + bi("播放", "play"); }
+
   // play: step through the months on the fixed scale, so a month's colours mean the same counts
   function togglePlay() {
     var btn = el("gg-inc-play"), m = el("gg-inc-month");
-    if (INC.playing) { clearInterval(INC.playing); INC.playing = null; btn.textContent = "▶ 播放 play"; return; }
+    if (INC.playing) { clearInterval(INC.playing); INC.playing = null; btn.innerHTML = playLabel(false); return; }
     if (!INC.data.heat || !INC.data.heat.months.length) { return; }
     if (el("gg-inc-all-months").checked || Number(m.value) >= Number(m.max)) { m.value = "0"; }
     el("gg-inc-all-months").checked = false;
-    btn.textContent = "⏸ 暂停 pause";
+    btn.innerHTML = playLabel(true);
     drawHeat();
     INC.playing = setInterval(function () {
       if (Number(m.value) >= Number(m.max)) { togglePlay(); return; }
@@ -433,7 +451,7 @@
       incState(key, "ready");
     }).catch(function (err) {
       incState(key, "error");
-      el("gg-inc-legend").textContent = "事件图层加载失败: " + err.message;
+      el("gg-inc-legend").innerHTML = bi("事件图层加载失败：", "Incident layer failed: ") + esc(err.message);
     });
   }
 
@@ -454,7 +472,7 @@
     }
     INC.heatShown = shown;
     INC.heatScale = all ? "all" : "month";
-    el("gg-inc-month-label").textContent = all ? "全部 all" : (h.months[k] || "");
+    if (all) { el("gg-inc-month-label").innerHTML = bi("全部", "all"); } else { el("gg-inc-month-label").textContent = h.months[k] || ""; }
     group.clearLayers();
     if (L.heatLayer) {
       var r = heatRadius(h.bin_m);
@@ -484,8 +502,8 @@
       },
       onEachFeature: function (f, l) {
         var v = d.values[f.properties.code] || {};
-        l.bindTooltip(incTooltip(f.properties, [esc(title) + ": " + (v[metric] === null || v[metric] === undefined
-          ? "—" : esc(v[metric])), esc(v.cases || 0) + " cases"]));
+        l.bindTooltip(incTooltip(f.properties, [biSplit(title) + ": " + (v[metric] === null || v[metric] === undefined
+          ? "—" : esc(v[metric])), bi((v.cases || 0) + " 件", (v.cases || 0) + " cases")]));
         l.on("click", function (e) { L.DomEvent.stopPropagation(e); V.select(f.properties.code); });
       }
     });
@@ -516,13 +534,21 @@
     INC.count.warnings = layer.getLayers().length;
   }
 
-  function legendBlock(key, title, entries) {
-    return '<div class="gg-inc-legend-block" data-layer="' + key + '"><b>' + esc(title) + "</b>" +
+  // the server's English legend words, in Chinese first
+  var LEGEND_ZH = { "no cases": "无案件", "anomaly and hot spot": "异常且热点", "anomaly vs own baseline": "高于自身基线",
+                    "Gi* hot spot (95 %+)": "Gi* 热点（95%+）", "Gi* cold spot (95 %+)": "Gi* 冷点（95%+）" };
+  /** titleHtml: markup already (bilingual); entry labels are numbers or the words above */
+  function legendBlock(key, titleHtml, entries) {
+    return '<div class="gg-inc-legend-block" data-layer="' + key + '"><b>' + titleHtml + "</b>" +
       entries.map(function (e) {
-        return '<div class="gg-inc-entry"><i style="background:' + esc(e.colour) + '"></i><span>' + esc(e.label) +
+        var label = LEGEND_ZH[e.label] ? bi(LEGEND_ZH[e.label], e.label) : esc(e.label);
+        return '<div class="gg-inc-entry"><i style="background:' + esc(e.colour) + '"></i><span>' + label +
           (e.count !== undefined ? " (" + esc(e.count) + ")" : "") + "</span></div>";
       }).join("") + "</div>";
   }
+
+  var SCHEME_ZH = { "natural breaks (Fisher-Jenks)": "自然断点（Fisher-Jenks）", "quantiles": "分位数",
+                    "fixed breaks at the 90 % line": "以 90% 为界的固定分级", "head/tail breaks": "头尾断点" };
 
   function renderIncidentLegend() {
     var html = [], metric = el("gg-inc-metric").value;
@@ -530,14 +556,17 @@
       var d = INC.data[key];
       if (!INC.on[key] || !d) { return; }
       if (key === "heat") {
-        var per = INC.heatScale === "all" ? "全部月份 all months" : "每月 per month";
-        html.push(legendBlock(key, "事件密度 cases per " + d.bin_m + " m bin, " + per + " (固定色标 fixed scale) · " +
-          (INC.heatShown || 0) + " of " + d.cases + " cases", d.legend[INC.heatScale || "all"]));
+        var all = INC.heatScale !== "month", shown = INC.heatShown || 0;
+        html.push(legendBlock(key, bi("事件密度 每 " + d.bin_m + " 米格 · " + (all ? "全部月份" : "每月") +
+          "（固定色标）· 显示 " + shown + " / 共 " + d.cases + " 件",
+          "cases per " + d.bin_m + " m bin, " + (all ? "all months" : "per month") + " (fixed scale) · " +
+          shown + " of " + d.cases + " cases"), d.legend[INC.heatScale || "all"]));
       } else if (key === "warnings") {
-        html.push(legendBlock(key, "超前预警 early warnings at " + d.at, d.legend));
+        html.push(legendBlock(key, bi("超前预警 " + d.at, "early warnings at " + d.at), d.legend));
       } else {
-        var lg = d.legends[metric];
-        html.push(legendBlock(key, V.cfg.incidents.layers[key] + ": " + lg.title + " · " + lg.scheme, lg.entries));
+        var lg = d.legends[metric], t = GgLang.split(lg.title), n = GgLang.split(V.cfg.incidents.layers[key]);
+        html.push(legendBlock(key, bi(n[0] + "：" + t[0] + " · " + (SCHEME_ZH[lg.scheme] || lg.scheme),
+          n[1] + ": " + t[1] + " · " + lg.scheme), lg.entries));
       }
     });
     el("gg-inc-legend").innerHTML = html.join("");
@@ -561,7 +590,7 @@
     INC_ORDER.forEach(function (key) {
       var g = L.layerGroup();
       INC.groups[key] = g;
-      if (V.control && V.control.addOverlay) { V.control.addOverlay(g, ic.layers[key]); }
+      if (V.control && V.control.addOverlay) { V.control.addOverlay(g, biSplit(ic.layers[key])); }
     });
     V.map.on("overlayadd", function (e) {
       INC_ORDER.forEach(function (key) {
@@ -602,7 +631,8 @@
       onAdd: function () {
         var div = L.DomUtil.create("div", "gg-asof");
         div.id = "gg-asof";
-        div.textContent = "数据截至 " + (V.cfg.asOf || "—") + " · 网格版本 v" + V.cfg.atlasVersion;
+        div.innerHTML = bi("数据截至 " + (V.cfg.asOf || "—") + " · 网格版本 v" + V.cfg.atlasVersion,
+          "data as of " + (V.cfg.asOf || "—") + " · grids version v" + V.cfg.atlasVersion);
         return div;
       }
     });
@@ -636,7 +666,7 @@
     }).catch(function (err) {
       document.body.setAttribute("data-gg-ready", "error");
       var box = el("gg-search-results");
-      if (box) { box.textContent = "图层加载失败: " + err.message; }
+      if (box) { box.innerHTML = bi("图层加载失败：", "Layers failed to load: ") + esc(err.message); }
     });
   };
 })();
