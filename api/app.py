@@ -29,7 +29,8 @@ def create_app(settings: Settings | None = None, *, holder: AtlasHolder | None =
         stop_all()
         app.state.holder.store.close()
 
-    app = FastAPI(title="gis_grid", version="0.1.0", lifespan=lifespan,
+    # /docs and /redoc are served by api/routers/apidocs.py from vendored assets (FastAPI's load a CDN)
+    app = FastAPI(title="gis_grid", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Grid-based social management GIS for Shizhong District, Zaozhuang (370402)")
     app.state.settings = settings
     # the card statistics are warmed off the request path for each new snapshot (~2 s on the demo)

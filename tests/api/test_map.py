@@ -77,6 +77,22 @@ def test_static_assets(client, path, ctype):
     assert len(r.content) > 100
 
 
+def test_docs_use_the_vendored_swagger_ui(client):
+    """/docs works offline: every script and stylesheet from this host; /redoc points there."""
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert external_asset_urls(page.text) == [] and "cdn" not in page.text
+    assets = ASSET_RE.findall(page.text)
+    assert "/map/static/swagger-ui/swagger-ui-bundle.js" in assets and "/map/static/swagger-ui/swagger-ui.css" in assets
+    for a in (a for a in assets if a.endswith((".js", ".css"))):
+        got = client.get(a)
+        assert got.status_code == 200 and len(got.content) > 100_000, a
+    assert "/openapi.json" in page.text
+    r = client.get("/redoc", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/docs"
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
 def test_static_assets_stay_inside_the_static_dir(client):
     for path in ("../app.py", "..%2Fapp.py", "nope.js", "viewer"):
         assert client.get(f"/map/static/{path}").status_code in (400, 404), path

@@ -330,3 +330,29 @@ def test_login_and_refusal_pages_in_the_browser(browser, live_server, artifacts_
     assert resp.status == 404 and "未找到" in pg.inner_text("h1")
     assert errors == [], errors
     context.close()
+
+
+def test_api_docs_offline(browser, live_server, artifacts_dir):
+    """/docs draws Swagger UI from the app's vendored copy: no CDN, nothing refused by the CSP."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors, blocked = [], []
+    pg.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def guard(route):
+        if urlsplit(route.request.url).hostname not in LOCAL_HOSTS:
+            blocked.append(route.request.url)
+            return route.abort()
+        return route.continue_()
+
+    pg.route("**/*", guard)
+    pg.goto(live_server + "/docs", wait_until="load")
+    pg.wait_for_function("() => document.querySelectorAll('.swagger-ui .opblock').length > 20", timeout=60_000)
+    assert "gis_grid" in pg.inner_text(".swagger-ui .info .title")
+    tags = pg.locator(".swagger-ui .opblock-tag").all_inner_texts()
+    assert any("map" in t for t in tags) and any("locate" in t for t in tags), tags
+    pg.screenshot(path=str(artifacts_dir / "api_docs.png"))
+    assert pg.goto(live_server + "/redoc", wait_until="load").url.endswith("/docs")
+    assert errors == [] and blocked == [], (errors, blocked)
+    context.close()
