@@ -90,6 +90,10 @@ def _incident_config(api_prefix: str) -> dict:
         "choroplethUrl": f"{api_prefix}/map/incidents/choropleth/{{level}}.json",
         "warningsUrl": f"{api_prefix}/map/incidents/warnings.json",
         "categories": [[c.code, c.name_zh, c.name_en] for c in model.CATEGORIES.values()],
+        # a grid card's open cases by colour and most recent open cases (GET /incidents), and a CSV of its cases
+        "listUrl": f"{api_prefix}/incidents",
+        "exportUrl": f"{api_prefix}/incidents/export.csv",
+        "openStatuses": sorted(s.value for s in model.OPEN_STATUSES),
         "metrics": {k: v[0] for k, v in incident_layers.CHORO_METRICS.items()},
         "layers": {"heat": "事件热力 Incident density", "grid": "网格处置 Response per base grid",
                    "community": "社区处置 Response per community", "warnings": "超前预警 Early warnings"},

@@ -162,8 +162,11 @@ def list_incidents(request: Request, f: dict = Depends(filters_query),
         d["colour"] = aggregate.COLOUR_NAMES[col[r]] if col[r] >= 0 else None
         d["satisfaction"] = None if d.get("satisfaction") is None else int(d["satisfaction"])
         items.append(d)
+    # the matched cases per supervision colour (at `at`): a card's "open cases by colour" in one request
+    shown = col[rows]
+    by_colour = np.bincount(shown[shown >= 0], minlength=len(aggregate.COLOUR_NAMES))
     out = {"numberMatched": int(len(rows)), "numberReturned": len(items), "offset": offset, "limit": lim,
-           "items": items}
+           "by_colour": dict(zip(aggregate.COLOUR_NAMES, map(int, by_colour))), "items": items}
     if offset + lim < len(rows):
         q = dict(request.query_params)
         q.update(offset=str(offset + lim), limit=str(lim))

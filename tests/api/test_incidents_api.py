@@ -329,6 +329,20 @@ def test_demo_list_by_colour_and_grid(demo):
     assert all("2016-05-31T16" <= i["created"] <= "2016-06-30T16" for i in r["items"])
 
 
+def test_demo_open_cases_by_colour(demo):
+    """A card's "open cases by colour" in one request: every matched case counted once, in its colour,
+    agreeing with the per-grid open_red / open_yellow of the division statistics."""
+    open_ = ["collected", "registered", "dispatched", "handled", "fed_back"]
+    table = demo.get("/stats/divisions", params={"level": "street", "at": "2016-12-31"}).json()
+    street = next(r for r in table["items"] if r["open"])
+    code = street["code"]
+    r = demo.get("/incidents", params={"grid": code, "status": open_, "at": "2016-12-31", "limit": 3}).json()
+    assert set(r["by_colour"]) == {"green", "blue", "yellow", "red"}
+    assert sum(r["by_colour"].values()) == r["numberMatched"] == street["open"]
+    assert (r["by_colour"]["red"], r["by_colour"]["yellow"]) == (street["open_red"], street["open_yellow"])
+    assert r["numberReturned"] == 3      # the counts cover every match, not the page
+
+
 def test_warnings_endpoint(demo):
     r = demo.get("/warnings", params={"at": "2016-12-31"})
     assert r.status_code == 200, r.text

@@ -1,6 +1,7 @@
 """The /map viewer in headless Chromium: draws the grids, opens cards, loads nothing off the host."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,6 +12,9 @@ from gis_grid.testing import find_pii, skip_or_fail_on_ci
 pytestmark = pytest.mark.browser
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+KIND_ZH = {"residential_block": "住宅楼", "courtyard_house": "平房院落", "clinic": "诊所", "commercial": "商业楼",
+           "market": "市场", "office": "办公楼", "school": "学校", "shop": "商铺", "workshop": "厂房作坊",
+           "agricultural": "农用房"}
 
 
 @pytest.fixture
@@ -62,7 +66,31 @@ def _click_latlng(page, lon: float, lat: float, zoom: int):
     page.mouse.click(xy[0], xy[1])
 
 
-def test_map_viewer(page, live_server, demo_atlas, artifacts_dir):
+def _check_open_cases(page, card, code, store_path, atlas):
+    """The card's open cases by supervision colour agree with the division statistics at the data's date."""
+    from gis_grid.incidents import aggregate
+    from gis_grid.store import open_store
+    with open_store(store_path) as store:
+        t = aggregate.case_table(store, atlas)
+    if not len(t.ids):
+        skip_or_fail_on_ci("the demo store has no case history")
+    want = aggregate.group_stats(t, atlas, "grid", at="2016-12-31").loc[code]
+    cases = card.locator('.gg-cases[data-state="loaded"]')
+    cases.wait_for()
+    chip = {c: int(cases.locator(f'.gg-chip[data-colour="{c}"] b').inner_text()) for c in ("red", "yellow", "blue", "green")}
+    assert sum(chip.values()) == int(want["open"]), (chip, want)
+    assert (chip["red"], chip["yellow"]) == (int(want["open_red"]), int(want["open_yellow"]))
+    assert f"在办案件 {int(want['open'])} 件" in cases.inner_text()
+    recent = cases.locator(".gg-recent li")
+    assert recent.count() == min(5, int(want["open"]))
+    if recent.count():   # categories and steps in Chinese, never the codes
+        line = recent.first.inner_text()
+        assert not any(w in line for w in ("sanitation", "fed_back", "dispatched", "handled")), line
+    href = cases.locator("a.gg-cases-link").get_attribute("href")
+    assert href.startswith("/incidents/export.csv?grid=" + code) and "from=2016-12-01" in href
+
+
+def test_map_viewer(page, live_server, demo_atlas, demo_store_path, artifacts_dir):
     _open_map(page, live_server)
 
     # the three grid levels are drawn as SVG paths
@@ -89,6 +117,7 @@ def test_map_viewer(page, live_server, demo_atlas, artifacts_dir):
     text = card.inner_text()
     assert "网格数" not in text and "suppressed_below" not in text   # only statistics under statistics
     assert card.locator(".gg-workers").count() == 1 and "****" not in card.locator(".gg-workers").inner_text()
+    _check_open_cases(page, card, grid["code"], demo_store_path, demo_atlas)
     assert page.locator(".gg-label-community").count() == 170   # community labels at zoom 14
     page.screenshot(path=str(artifacts_dir / "map.png"))
 
@@ -156,7 +185,7 @@ def test_offline_basemap_and_stamp(page, live_server, artifacts_dir):
     assert page.blocked == [], page.blocked
 
 
-def test_building_click_lists_households(page, live_server, demo_atlas):
+def test_building_click_lists_households(page, live_server, demo_atlas, artifacts_dir):
     _open_map(page, live_server)
     # a building with households, large enough to hit at zoom 18
     counts = demo_atlas.households.groupby("building_id").size()
@@ -173,6 +202,23 @@ def test_building_click_lists_households(page, live_server, demo_atlas):
     text = card.inner_text()
     assert f"共 {int(counts[bid])} 户" in text
     assert "户" in text and not find_pii(text)   # masked as served
+    # each household once, by its room; no raw ids; the kind in Chinese
+    hh = demo_atlas.households[demo_atlas.households["building_id"] == bid]
+    name = b.loc[bid, "name"]
+    lines = card.locator(".gg-hh").all_inner_texts()
+    assert lines and all(name not in ln for ln in lines), lines[:3]
+    assert sum(str(hh["room"].iloc[0]) in ln for ln in lines) == 1
+    assert not re.search(r"\bH[0-9a-f]{12}\b", text) and not re.search(r"\bR[0-9a-f]{12}\b", text)
+    kind = b.loc[bid, "kind"]
+    assert kind not in text and card.locator(".gg-kind").inner_text() in KIND_ZH[kind]
+    # the clicked building is highlighted, and only it; closing the card clears it
+    lit = """() => [...document.querySelectorAll('.leaflet-gg-buildings-pane path')]
+        .filter(p => p.getAttribute('fill') === '#ffd700').length"""
+    page.wait_for_function(f"() => ({lit})() > 0")
+    assert page.evaluate("Object.keys(GisGridViewer.buildings._overriddenStyles)") == [str(bid)]
+    page.screenshot(path=str(artifacts_dir / "map_building_card.png"))
+    card.locator(".gg-close").click()
+    page.wait_for_function(f"() => ({lit})() === 0")
     assert page.errors == [], page.errors
     assert page.blocked == []
 

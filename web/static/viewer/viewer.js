@@ -26,6 +26,20 @@
   var LEVEL_NAMES = { district: ["区", "District"], street: ["街道", "Street"], community: ["社区", "Community"],
                       grid: ["网格", "Grid"] };
   function levelName(lv) { var n = LEVEL_NAMES[lv]; return n ? bi(n[0], n[1]) : esc(lv); }
+  var KIND_NAMES = { residential_block: ["住宅楼", "residential block"], courtyard_house: ["平房院落", "courtyard house"],
+                    clinic: ["诊所", "clinic"], commercial: ["商业楼", "commercial"], market: ["市场", "market"],
+                    office: ["办公楼", "office"], school: ["学校", "school"], shop: ["商铺", "shop"],
+                    workshop: ["厂房作坊", "workshop"], agricultural: ["农用房", "agricultural"] };
+  // supervision colours (四色单), most urgent first, as the case workflow names them
+  var COLOURS = [["red", "红色", "red", "#d7301f"], ["yellow", "黄色", "yellow", "#e6b800"],
+                 ["blue", "蓝色", "blue", "#3a78c3"], ["green", "绿色", "green", "#2e9e44"]];
+  var STATUS_NAMES = { collected: ["信息采集", "collected"], registered: ["案卷建立", "registered"],
+                       dispatched: ["任务派遣", "dispatched"], handled: ["任务处理", "handled"],
+                       fed_back: ["处理反馈", "fed back"], closed: ["核查结案", "closed"],
+                       assessed: ["综合评价", "assessed"], cancelled: ["已撤销", "cancelled"] };
+  var GENDER_NAMES = { F: ["女", "F"], M: ["男", "M"] };
+  var BUILDING_SELECTED = { fill: true, fillColor: "#ffd700", fillOpacity: 0.95, color: "#d7301f", weight: 3, opacity: 1 };
+  function named(table, k) { var n = table[k]; return n ? bi(n[0], n[1]) : esc(k); }
   var STAT_LABELS = [
     ["households", "户数 Households"],
     ["residents", "人口 Residents"],
@@ -235,8 +249,10 @@
     card.innerHTML = '<div class="gg-card-head"><span class="gg-level">' + levelName(p.level) +
       '</span> <b class="gg-name">' + esc(p.name) + '</b><button class="gg-close" title="关闭">×</button></div>' +
       '<div class="gg-code">' + bi("编码", "Code") + " <code>" + esc(code) + "</code></div>" +
-      '<div class="gg-body">' + bi("加载中…", "Loading…") + "</div>";
+      '<div class="gg-body">' + bi("加载中…", "Loading…") + "</div>" +
+      '<div class="gg-cases" data-state="loading"></div>';
     card.querySelector(".gg-close").onclick = function () { card.hidden = true; };
+    loadCases(code, card);
     return getJSON(fmt(V.cfg.gridUrl, { code: code }) + "?geometry=false").then(function (data) {
       if (card.getAttribute("data-code") !== code) { return; }
       if (data.name) { card.querySelector(".gg-name").textContent = data.name; }
@@ -260,13 +276,64 @@
     });
   };
 
+  // -- a division's cases: open ones by supervision colour, the latest few, and a CSV of the last 30 days
+  function categoryName(code) {
+    var c = (V.cfg.incidents.categories || []).filter(function (x) { return x[0] === code; })[0];
+    return c ? bi(c[1], c[2] || c[0]) : esc(code);
+  }
+  function colourHex(name) {
+    var c = COLOURS.filter(function (x) { return x[0] === name; })[0];
+    return c ? c[3] : "#bbb";
+  }
+  function daysBefore(isoDate, n) {
+    var t = Date.parse(isoDate + "T00:00:00Z");
+    return isNaN(t) ? null : new Date(t - n * 86400000).toISOString().slice(0, 10);
+  }
+
+  function loadCases(code, card) {
+    var ic = V.cfg.incidents, box = card.querySelector(".gg-cases");
+    if (!ic || !ic.listUrl) { box.hidden = true; return Promise.resolve(); }
+    // colours at the data's own date: the demo's open cases are not all overdue "now"
+    var at = V.cfg.asOf ? "&at=" + encodeURIComponent(V.cfg.asOf) : "";
+    var q = "?grid=" + encodeURIComponent(code) + "&limit=5" + at +
+      ic.openStatuses.map(function (st) { return "&status=" + encodeURIComponent(st); }).join("");
+    return getJSON(ic.listUrl + q).then(function (d) {
+      if (card.getAttribute("data-code") !== code) { return; }
+      var chips = COLOURS.map(function (c) {
+        return '<span class="gg-chip" data-colour="' + c[0] + '"><i style="background:' + c[3] + '"></i>' +
+          bi(c[1], c[2]) + " <b>" + esc((d.by_colour || {})[c[0]] || 0) + "</b></span>";
+      }).join("");
+      var recent = (d.items || []).map(function (it) {
+        return '<li data-case="' + esc(it.id) + '"><i class="gg-dot" style="background:' + colourHex(it.colour) +
+          '"></i>' + esc(String(it.created || "").slice(0, 10)) + " " + categoryName(it.category) + " · " +
+          named(STATUS_NAMES, it.status) + "</li>";
+      }).join("");
+      var from = V.cfg.asOf ? daysBefore(V.cfg.asOf, 30) : null;
+      var csv = ic.exportUrl + "?grid=" + encodeURIComponent(code) + (from ? "&from=" + from + "&to=" + V.cfg.asOf : "");
+      box.innerHTML = '<div class="gg-cases-head">' + bi("在办案件 " + d.numberMatched + " 件",
+          d.numberMatched + " open cases") + '</div><div class="gg-chips">' + chips + "</div>" +
+        (recent ? '<div class="gg-recent-head">' + bi("最新在办", "latest open") + '</div><ol class="gg-recent">' +
+          recent + "</ol>" : "") +
+        '<a class="gg-cases-link" href="' + esc(csv) + '" download>' +
+        bi("近 30 天全部案件（CSV）", "all cases of the last 30 days (CSV)") + "</a>";
+      box.setAttribute("data-state", "loaded");
+    }).catch(function (err) {
+      if (card.getAttribute("data-code") !== code) { return; }
+      if (err.status === 403) { box.hidden = true; box.setAttribute("data-state", "forbidden"); return; }
+      box.innerHTML = bi("案件不可用：", "Cases unavailable: ") + esc(err.message);
+      box.setAttribute("data-state", "error");
+    });
+  }
+
   function residentLine(r) {
     if (typeof r !== "object" || r === null) { return esc(r); }
     var keys = ["name", "gender", "sex", "age", "age_band", "relation", "id_number", "id_card", "phone", "tags"];
     var parts = [];
     keys.forEach(function (k) {
       if (r[k] !== undefined && r[k] !== null && r[k] !== "") {
-        parts.push('<span class="gg-r-' + k + '">' + esc(Array.isArray(r[k]) ? r[k].join(",") : r[k]) + "</span>");
+        var v = (k === "gender" || k === "sex") && GENDER_NAMES[r[k]] ? named(GENDER_NAMES, r[k])
+          : esc(Array.isArray(r[k]) ? r[k].join(",") : r[k]);
+        parts.push('<span class="gg-r-' + k + '">' + v + "</span>");
       }
     });
     if (!parts.length) { parts.push(esc(JSON.stringify(r))); }
@@ -280,9 +347,11 @@
     card.setAttribute("data-building", id);
     card.setAttribute("data-state", "loading");
     card.innerHTML = '<div class="gg-card-head"><span class="gg-level">' + bi("建筑", "Building") + "</span> <b>" +
-      esc(props.name || id) + "</b> " + esc(props.kind || "") + '<button class="gg-close" title="关闭">×</button></div>' +
+      esc(props.name || "") + '</b> <span class="gg-kind">' + (props.kind ? named(KIND_NAMES, props.kind) : "") +
+      '</span><button class="gg-close" title="关闭">×</button></div>' +
       '<div class="gg-body">' + bi("加载中…", "Loading…") + "</div>";
-    card.querySelector(".gg-close").onclick = function () { card.hidden = true; };
+    card.querySelector(".gg-close").onclick = function () { card.hidden = true; highlightBuilding(null); };
+    if (!url) { highlightBuilding(id); }
     return getJSON(url || fmt(V.cfg.residentsUrl, { id: id })).then(function (data) {
       if (card.getAttribute("data-building") !== String(id)) { return; }
       var hhs = data.households || data.items || data.results || (Array.isArray(data) ? data : []);
@@ -292,9 +361,9 @@
         '</div><ol class="gg-households">';
       hhs.forEach(function (h) {
         var members = h.residents || h.members || h.people || [];
-        html += "<li><div class=\"gg-hh\">" + esc(h.id || h.household_id || "") +
-          (h.address ? " " + esc(h.address) : "") + (h.unit ? " " + esc(h.unit) + "单元" : "") +
-          (h.room ? " " + esc(h.room) : "") + "</div><ul>" +
+        // the building is named in the card's head: each household once, by its room (e.g. 1单元101)
+        html += '<li><div class="gg-hh">' + esc(h.room || h.address || "") +
+          (h.size ? " · " + bi(h.size + " 人", h.size + (h.size === 1 ? " person" : " people")) : "") + "</div><ul>" +
           members.map(function (r) { return "<li>" + residentLine(r) + "</li>"; }).join("") + "</ul></li>";
       });
       html += "</ol>";
@@ -312,6 +381,14 @@
       card.setAttribute("data-state", "error");
     });
   };
+
+  /** the clicked building drawn over the others until its card is closed or another is clicked */
+  function highlightBuilding(id) {
+    if (!V.buildings) { return; }
+    if (V.highlighted !== undefined && V.highlighted !== null) { V.buildings.resetFeatureStyle(V.highlighted); }
+    V.highlighted = id;
+    if (id !== null && id !== undefined) { V.buildings.setFeatureStyle(id, BUILDING_SELECTED); }
+  }
 
   // -- search --------------------------------------------------------------------------
   V.search = function (q) {
