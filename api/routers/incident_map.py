@@ -129,14 +129,18 @@ def choropleth(level: str, category: list[str] | None = Query(None),
 @router.get("/map/incidents/warnings.json",
             summary="Viewer layer: grids flagged by the early warning (anomaly vs own baseline, Gi* hot/cold)")
 def warnings(at: str | None = Query(None, description="date of the warning (default: the newest case's day)"),
+             category: list[str] | None = Query(None, description="only these categories' cases (default all)"),
              h: AtlasHolder = Depends(holder), who: Principal = Depends(_who)) -> Response:
     atlas = h.atlas
     t = aggregate.for_key(h.store, atlas, who)
     scope = who.confined_to
     if at:
         aggregate.parse_time(at)  # a malformed or out-of-range date is a 400 even with no cases
+    cats = _categories(category)
+    if cats:
+        aggregate._mask(t, category=cats)  # an unknown category is a 400 naming the known ones
     when = at or _default_at(t)
     if not len(t):
-        return _json(_dumps({"at": when, "legend": [], "items": {}}))
-    return _json(_cached((t.version, scope, "warn", when),
-                         lambda: _dumps(early_warning.warnings_info(t, atlas, when, scope=scope))))
+        return _json(_dumps({"at": when, "legend": [], "items": {}, "ranked": [], "category": cats}))
+    return _json(_cached((t.version, scope, "warn", when, tuple(cats or ())),
+                         lambda: _dumps(early_warning.warnings_info(t, atlas, when, scope=scope, category=cats))))

@@ -14,13 +14,16 @@ trends that hit all grids alike). The one-sided p-value is
 (``q``); a grid is flagged when ``q < alpha`` and it has at least
 ``min_recent`` recent cases.
 
-**Hot spots (Getis-Ord Gi\\*).** ``esda.G_Local(star=True)`` on the grids'
-recent case counts (Gi\\* needs a non-negative variable) with queen contiguity
-(grids sharing an edge or a vertex; the grid itself included): ``gi_z`` is the standardised Gi\\*,
-``gi_p`` its two-sided normal p-value (the ArcGIS convention) and
-``gi_p_sim`` the pseudo p-value of 999 conditional permutations (fixed seed).
-A hot spot is ``gi_z > 0`` with ``gi_p < 0.01`` / ``0.05`` / ``0.10``
-(99 / 95 / 90 % confidence); cold spots likewise with ``gi_z < 0``.
+**Hot spots (Getis-Ord Gi\\*) of the rise against each grid's own baseline.** Raw counts would
+map city against countryside (a dense grid always has more cases), so the variable is each
+grid's ``rise = (recent + 0.5) / (expected + 0.5)``: its recent cases over what its own baseline
+predicts (1 = as usual; the 0.5 keeps empty grids finite and non-negative, as Gi\\* needs).
+``esda.G_Local(star=True)`` with queen contiguity (grids sharing an edge or a vertex; the grid
+itself included): ``gi_z`` is the standardised Gi\\*, ``gi_p`` its two-sided normal p-value (the
+ArcGIS convention), ``gi_q`` that p-value Benjamini-Hochberg adjusted over all grids (false
+discovery control, as for the anomalies) and ``gi_p_sim`` the pseudo p-value of 999 conditional
+permutations (fixed seed). A hot spot is ``gi_z > 0`` with ``gi_q < 0.01`` / ``0.05`` / ``0.10``
+(99 / 95 / 90 %); cold spots likewise with ``gi_z < 0``.
 """
 from __future__ import annotations
 
@@ -99,22 +102,25 @@ def detect(t: aggregate.CaseTable, atlas: Atlas, at, *, window_days: int = 28, b
     anomaly = (q < alpha) & (recent >= min_recent)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(expected > 0, recent / expected, np.nan)
+    rise = (recent + 0.5) / (expected + 0.5)   # against the grid's own baseline, never raw counts
 
     from esda.getisord import G_Local
     w = queen_weights(atlas)
     with _warnings.catch_warnings():
         _warnings.simplefilter("ignore")
-        gi = G_Local(recent.astype(float), w, star=True, permutations=PERMUTATIONS, seed=SEED, transform="B")
-    gz, gp = np.asarray(gi.Zs, dtype=float), np.asarray(gi.p_norm, dtype=float) * 2  # two-sided
+        gi = G_Local(rise, w, star=True, permutations=PERMUTATIONS, seed=SEED, transform="B")
+    gz, gp = np.asarray(gi.Zs, dtype=float), np.minimum(np.asarray(gi.p_norm, dtype=float) * 2, 1.0)  # two-sided
+    gq = bh_adjust(gp)
     gsim = np.asarray(gi.p_sim, dtype=float)
-    level = np.select([gp < 0.01, gp < 0.05, gp < 0.10], ["99%", "95%", "90%"], "")
+    level = np.select([gq < 0.01, gq < 0.05, gq < 0.10], ["99%", "95%", "90%"], "")
     hot = np.where(level == "", "", np.where(gz > 0, "hot " + level, "cold " + level))
 
     names = dict(zip(atlas.divisions["code"], atlas.divisions["name"]))
     df = pd.DataFrame({
         "code": atlas.grid_codes, "name": [names.get(c, "") for c in atlas.grid_codes],
         "recent": recent, "baseline": base, "expected": np.round(expected, 2), "ratio": np.round(ratio, 2),
-        "p_value": pval, "q_value": q, "anomaly": anomaly, "gi_z": np.round(gz, 3), "gi_p": gp, "gi_p_sim": gsim, "hotspot": hot,
+        "rise": np.round(rise, 3), "p_value": pval, "q_value": q, "anomaly": anomaly, "gi_z": np.round(gz, 3),
+        "gi_p": gp, "gi_q": gq, "gi_p_sim": gsim, "hotspot": hot,
     })
     df.attrs.update(at=at_t.isoformat(), window_start=pd.Timestamp(w0, unit="s", tz="UTC").isoformat(),
                     baseline_start=pd.Timestamp(b0, unit="s", tz="UTC").isoformat(), district_recent=K_r,
@@ -127,7 +133,7 @@ def flagged(df: pd.DataFrame) -> pd.DataFrame:
     hot95 = df["hotspot"].isin(["hot 99%", "hot 95%"])
     out = df[df["anomaly"] | hot95].copy()
     out["why"] = [_why(r) for r in out.itertuples()]
-    return out.sort_values(["anomaly", "q_value", "gi_p"], ascending=[False, True, True])
+    return out.sort_values(["anomaly", "q_value", "gi_q"], ascending=[False, True, True])
 
 
 def _why(r) -> str:
@@ -136,8 +142,18 @@ def _why(r) -> str:
         parts.append(f"{r.recent} cases in the window vs {r.expected:g} expected from its own baseline "
                      f"(x{r.ratio:g}, q={r.q_value:.2g})")
     if str(r.hotspot).startswith("hot"):
-        parts.append(f"Gi* hot spot at {r.hotspot.split()[1]} (z={r.gi_z:g}, p={r.gi_p:.3g})")
+        parts.append(f"Gi* hot spot of the rise vs own baseline at {r.hotspot.split()[1]} "
+                     f"(z={r.gi_z:g}, q={r.gi_q:.3g})")
     return "; ".join(parts)
+
+
+def _why_zh(r) -> str:
+    parts = []
+    if r.anomaly:
+        parts.append(f"近期 {r.recent} 件，按自身基线预期 {r.expected:g} 件（{r.ratio:g} 倍，q={r.q_value:.2g}）")
+    if str(r.hotspot).startswith("hot"):
+        parts.append(f"相对自身基线上升的 Gi* 热点 {r.hotspot.split()[1]}（z={r.gi_z:g}，q={r.gi_q:.3g}）")
+    return "；".join(parts)
 
 
 def _confine(df: pd.DataFrame, scope: str | None) -> pd.DataFrame:
@@ -162,8 +178,9 @@ def report(t: aggregate.CaseTable, atlas: Atlas, at, *, scope: str | None = None
         "method": {
             "anomaly": "one-sided exact conditional binomial test of the grid's recent cases given its recent + "
                        "baseline total, against the district-wide recent share; Benjamini-Hochberg q < alpha",
-            "hotspot": f"Getis-Ord Gi* (esda.G_Local, star=True) of the window's case counts, queen contiguity, "
-                       f"{PERMUTATIONS} permutations",
+            "hotspot": f"Getis-Ord Gi* (esda.G_Local, star=True) of each grid's rise against its own baseline "
+                       f"((recent + 0.5) / (expected + 0.5)), queen contiguity, Benjamini-Hochberg q on the "
+                       f"normal p-values, {PERMUTATIONS} permutations",
             "alpha": df.attrs["alpha"], "district_share_recent": round(df.attrs["p0"], 5)},
         "counts": {"grids": int(len(df)), "anomalies": int(df["anomaly"].sum()),
                    "hot_spots_95": int(df["hotspot"].isin(["hot 99%", "hot 95%"]).sum()),
@@ -181,7 +198,10 @@ def report(t: aggregate.CaseTable, atlas: Atlas, at, *, scope: str | None = None
     return out
 
 
-WARN_COLOURS = {"anomaly+hot": "#7f0000", "anomaly": "#d7301f", "hot": "#fc8d59", "cold": "#4575b4"}
+# purples, violet and blue: apart from the choropleths' yellow-orange-red (incidents.layers.PALETTE),
+# so a warning drawn over a choropleth is never read as one of its classes
+WARN_COLOURS = {"anomaly+hot": "#49006a", "anomaly": "#ae017e", "hot": "#807dba", "cold": "#2c7fb8"}
+WARN_KINDS_ZH = {"anomaly+hot": "异常且热点", "anomaly": "高于自身基线", "hot": "上升热点", "cold": "下降冷点"}
 
 
 def warnings_info(t: aggregate.CaseTable, atlas: Atlas, at, *, scope: str | None = None, **kw) -> dict:
@@ -193,13 +213,19 @@ def warnings_info(t: aggregate.CaseTable, atlas: Atlas, at, *, scope: str | None
     df = _confine(detect(t, atlas, at, **kw), scope)
     f = flagged(df)
     cold = df[df["hotspot"].isin(["cold 99%", "cold 95%"])].copy()
-    cold["why"] = [f"Gi* cold spot at {h.split()[1]} (z={z:g})" for h, z in zip(cold["hotspot"], cold["gi_z"])]
-    items = {}
+    cold["why"] = [f"Gi* cold spot of the fall vs own baseline at {h.split()[1]} (z={z:g})"
+                   for h, z in zip(cold["hotspot"], cold["gi_z"])]
+    items, ranked = {}, []
     for r in f.itertuples():
         kind = "anomaly+hot" if r.anomaly and r.hotspot.startswith("hot") else "anomaly" if r.anomaly else "hot"
-        items[r.code] = {"colour": WARN_COLOURS[kind], "why": r.why, "kind": kind}
+        items[r.code] = {"colour": WARN_COLOURS[kind], "why": r.why, "why_zh": _why_zh(r), "kind": kind}
+        # the list beside the map, most significant first (flagged() already orders it)
+        ranked.append({"code": r.code, "name": r.name, "kind": kind, "recent": int(r.recent),
+                       "expected": float(r.expected), "q": float(r.q_value if r.anomaly else r.gi_q)})
     for r in cold.itertuples():
-        items.setdefault(r.code, {"colour": WARN_COLOURS["cold"], "why": r.why, "kind": "cold"})
+        items.setdefault(r.code, {"colour": WARN_COLOURS["cold"], "why": r.why,
+                                  "why_zh": f"相对自身基线下降的 Gi* 冷点 {r.hotspot.split()[1]}（z={r.gi_z:g}）",
+                                  "kind": "cold"})
     legend = [{"label": "anomaly and hot spot", "colour": WARN_COLOURS["anomaly+hot"]},
               {"label": "anomaly vs own baseline", "colour": WARN_COLOURS["anomaly"]},
               {"label": "Gi* hot spot (95 %+)", "colour": WARN_COLOURS["hot"]},
@@ -209,7 +235,8 @@ def warnings_info(t: aggregate.CaseTable, atlas: Atlas, at, *, scope: str | None
         e["count"] = sum(1 for v in items.values() if v["kind"] == kind)
     # a bare date is evaluated at the end of that day (next midnight): label it with the day asked for
     day = str(at).strip()[:10] if len(str(at).strip()) == 10 else df.attrs["at"][:10]
-    return {"at": day, "legend": legend, "items": items}
+    return {"at": day, "legend": legend, "items": items, "ranked": ranked,
+            "category": kw.get("category"), "counts": {k: e["count"] for k, e in zip(WARN_COLOURS, legend)}}
 
 
 def warnings_layer(t: aggregate.CaseTable, atlas: Atlas, at, *, scope: str | None = None, **kw) -> dict:

@@ -383,13 +383,15 @@ def test_viewer_incident_layers(demo):
         {e["colour"] for e in c["legends"]["closure_rate"]["entries"]}
     assert len(demo.get("/map/incidents/choropleth/community.json").json()["values"]) == 170
     w = demo.get("/map/incidents/warnings.json").json()
-    assert w["at"] == "2016-12-31" and w["items"]  # the newest case's day
-    flagged = {i["code"] for i in demo.get("/warnings", params={"at": "2016-12-31"}).json()["items"]}
-    assert flagged <= set(w["items"])
+    assert w["at"] == "2016-12-31"  # the newest case's day (a normal day: few or no grids flagged)
+    listed = [i["code"] for i in demo.get("/warnings", params={"at": "2016-12-31"}).json()["items"]]
+    assert set(listed) <= set(w["items"]) and [r["code"] for r in w["ranked"]] == listed
+    assert sum(w["counts"].values()) == len(w["items"]) <= 0.05 * 445
     for url, params, word in [("/map/incidents/choropleth/street.json", {}, "grid or community"),
                               ("/map/incidents/heat.json", {"category": "ufo"}, "unknown category"),
                               ("/map/incidents/heat.json", {"from": "2016-02-01", "to": "2016-01-01"}, "before"),
-                              ("/map/incidents/warnings.json", {"at": "someday"}, "someday")]:
+                              ("/map/incidents/warnings.json", {"at": "someday"}, "someday"),
+                              ("/map/incidents/warnings.json", {"category": "ufo"}, "unknown category")]:
         r = demo.get(url, params=params)
         assert r.status_code == 400 and word in r.json()["detail"], (url, r.text)
 

@@ -229,6 +229,55 @@ def _toggle_overlay(page, name: str, on: bool = True):
     box.check() if on else box.uncheck()
 
 
+def _check_warnings_controls(page, store_path, artifacts_dir):
+    """Date picker, category filter and the ranked list with click-to-zoom, on a date with a planted surge."""
+    import pandas as pd
+    from gis_grid.atlas import Atlas
+    from gis_grid.incidents import aggregate, early_warning as ew
+    from gis_grid.store import open_store
+    with open_store(store_path) as store:
+        atlas = Atlas.from_store(store)
+        t = aggregate.case_table(store, atlas)
+    for day in pd.date_range("2016-12-31", "2015-03-01", freq="-7D"):
+        df = ew.detect(t, atlas, day.date().isoformat())
+        if df["anomaly"].any():
+            break
+    else:
+        skip_or_fail_on_ci("no date with an anomaly in the demo history")
+    day = day.date().isoformat()
+    want = ew.warnings_info(t, atlas, day)
+    page.fill("#gg-inc-date", day)
+    page.dispatch_event("#gg-inc-date", "change")
+    page.wait_for_function(f"() => GisGridViewer.incident.data.warnings.at === '{day}' && "
+                           "document.body.dataset.ggIncWarnings === 'ready'", timeout=60_000)
+    assert page.evaluate("GisGridViewer.incident.counts().warnings") == len(want["items"]) > 0
+    links = page.locator("#gg-inc-ranked a[data-code]")
+    assert links.count() == len(want["ranked"]) > 0
+    assert [links.nth(i).get_attribute("data-code") for i in range(links.count())] == [r["code"] for r in want["ranked"]]
+    # colours apart from the choropleth classes drawn under them
+    fills = set(page.evaluate("() => [...document.querySelectorAll('path.gg-inc-warning')].map(p => p.getAttribute('fill'))"))
+    assert fills and fills <= set(ew.WARN_COLOURS.values()), fills
+    first = want["ranked"][0]["code"]
+    links.first.click()
+    page.locator(f'#grid-card[data-code="{first}"][data-state="loaded"]').wait_for()
+    page.wait_for_function("() => GisGridViewer.map.getZoom() >= 13", timeout=10_000)
+    page.wait_for_timeout(1000)   # the fly-to animation
+    centre = page.evaluate("(() => { const c = GisGridViewer.map.getCenter(); return [c.lng, c.lat]; })()")
+    g = atlas.division(first)["geometry"]
+    assert shapely.distance(g, shapely.Point(centre)) < 0.005, (centre, first)
+    page.screenshot(path=str(artifacts_dir / "map_warnings_ranked.png"))
+    # the category filter applies to warnings too
+    page.select_option("#gg-inc-category", "fire_safety")
+    page.wait_for_function("() => (GisGridViewer.incident.data.warnings.category || [])[0] === 'fire_safety' && "
+                           "document.body.dataset.ggIncWarnings === 'ready'", timeout=60_000)
+    only = ew.warnings_info(t, atlas, day, category=["fire_safety"])
+    assert page.evaluate("GisGridViewer.incident.counts().warnings") == len(only["items"])
+    assert "fire_safety" in page.inner_text('#gg-inc-legend [data-layer="warnings"]')
+    page.select_option("#gg-inc-category", "")
+    page.wait_for_function("() => !GisGridViewer.incident.data.warnings.category && "
+                           "document.body.dataset.ggIncWarnings === 'ready'", timeout=60_000)
+
+
 def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artifacts_dir):
     """Heatmap, response choropleths and warnings as layers of /map: toggled, legended, drawn from binned data."""
     from gis_grid.store import open_store
@@ -332,15 +381,18 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
     # early warning: the flagged grids, with the date and the legend
     _toggle_overlay(page, "Early warnings")
     ready("warnings")
-    assert page.evaluate("GisGridViewer.incident.counts().warnings") > 0
     assert "early warnings at 2016-12-31" in page.inner_text('#gg-inc-legend [data-layer="warnings"]')
+    assert page.input_value("#gg-inc-date") == "2016-12-31"
+    _check_warnings_controls(page, demo_store_path, artifacts_dir)
     _toggle_overlay(page, "Response per base grid")
     ready("grid")
     page.screenshot(path=str(artifacts_dir / "map_incidents.png"))
 
     # binned and aggregated only: every incident response is small, and no case list was asked for
     assert sizes and all(n < 1_500_000 for n in sizes.values()), sizes
-    assert not [u for u in sizes if "/map/incidents/" not in u], sizes
+    # (a clicked grid's card asks for its five latest open cases: that is the card, not a layer)
+    assert not [u for u in sizes if "/map/incidents/" not in u and "/incidents?grid=" not in u], sizes
+    assert all("limit=5" in u for u in sizes if "/incidents?grid=" in u), sizes
     assert page.errors == [], page.errors
     assert page.blocked == [], page.blocked
 

@@ -65,10 +65,16 @@ def test_hot_spots_are_gi_star(demo):
     df = ew.detect(t, atlas, "2016-06-30")
     hot = df["hotspot"].str.startswith("hot")
     assert (df.loc[hot, "gi_z"] > 0).all() and (df.loc[df["hotspot"].str.startswith("cold"), "gi_z"] < 0).all()
-    assert (df.loc[df["hotspot"].str.endswith("95%"), "gi_p"] < 0.05).all()
+    # false discovery control: the levels are Benjamini-Hochberg q-values of the Gi* p-values
+    np.testing.assert_allclose(df["gi_q"], ew.bh_adjust(df["gi_p"].to_numpy()))
+    assert (df.loc[df["hotspot"].str.endswith("95%"), "gi_q"] < 0.05).all()
+    assert (df.loc[df["hotspot"] == "", "gi_q"] >= 0.10).all()
+    # the variable is each grid's rise against its own baseline, not its raw count
+    # (expected is shown rounded to 0.01, hence the tolerance)
+    np.testing.assert_allclose(df["rise"], (df["recent"] + 0.5) / (df["expected"] + 0.5), rtol=5e-3)
     # Gi* from first principles: z of the local sum over the queen neighbourhood incl. the grid itself
     w = ew.queen_weights(atlas)
-    y = df["recent"].to_numpy(dtype=float)
+    y = ((df["recent"] + 0.5) / (df["expected"] + 0.5)).to_numpy(dtype=float)
     i = int(np.argmax(df["gi_z"].to_numpy()))
     nb = [i] + list(w.neighbors[i])
     n = len(y)
@@ -88,3 +94,53 @@ def test_report_and_bad_input(demo):
         ew.detect(t, atlas, "2016-01-01", window_days=0)
     with pytest.raises(InvalidInputError):
         ew.detect(t, atlas, "not a date")
+
+
+def test_hot_spots_do_not_map_city_against_countryside(demo):
+    """On raw counts Gi* flags the dense urban core at any date (the issue found 82 hot and 62 cold
+    spots); on the rise against each grid's own baseline, with BH, a normal day flags a handful."""
+    from esda.getisord import G_Local
+    atlas, t, _ = demo
+    df = ew.detect(t, atlas, "2016-12-31")
+    raw = G_Local(df["recent"].to_numpy(dtype=float), ew.queen_weights(atlas), star=True, permutations=0,
+                  transform="B")
+    raw_flagged = int((np.asarray(raw.p_norm) * 2 < 0.05).sum())
+    flagged = int(df["hotspot"].str.endswith(("95%", "99%")).sum())
+    assert raw_flagged > 40 and flagged <= 0.05 * len(df), (raw_flagged, flagged)
+    # doubling a grid's whole history (a denser grid, nothing new) does not make it a hot spot
+    busiest = int(np.argmax(df["baseline"].to_numpy()))
+    assert df["hotspot"].iloc[busiest] == "" or not df["hotspot"].iloc[busiest].startswith("hot")
+
+
+def test_warning_colours_stay_apart_from_the_choropleth_palette():
+    """A flagged grid over a choropleth must not read as one of its classes: every warning hue is at
+    least 30 degrees from every yellow-orange-red class, and the warning kinds differ from each other."""
+    import colorsys
+    from gis_grid.incidents.layers import PALETTE
+
+    def hls(c):
+        return colorsys.rgb_to_hls(*(int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)))
+
+    for w in ew.WARN_COLOURS.values():
+        for c in PALETTE:
+            d = abs(hls(w)[0] - hls(c)[0]) * 360
+            assert min(d, 360 - d) >= 30, (w, c)
+    cols = [hls(c) for c in ew.WARN_COLOURS.values()]
+    for i in range(len(cols)):
+        for j in range(i + 1, len(cols)):
+            dh = abs(cols[i][0] - cols[j][0]) * 360
+            assert min(dh, 360 - dh) >= 20 or abs(cols[i][1] - cols[j][1]) >= 0.15, (i, j)
+
+
+def test_warnings_info_ranks_and_filters_by_category(demo):
+    atlas, t, episodes = demo
+    e = episodes[0]
+    at = (pd.Timestamp(e["start"]) + pd.Timedelta(days=e["days"])).date().isoformat()
+    info = ew.warnings_info(t, atlas, at)
+    assert info["ranked"] and info["ranked"][0]["code"] == e["grid"] and info["ranked"][0]["kind"].startswith("anomaly")
+    assert [r["code"] for r in info["ranked"]] == [c for c, v in info["items"].items() if v["kind"] != "cold"]
+    assert all(v["why_zh"] for v in info["items"].values())
+    same = ew.warnings_info(t, atlas, at, category=[e["category"]])
+    assert same["category"] == [e["category"]] and e["grid"] in same["items"]
+    other = next(c for c in ("fire_safety", "traffic_safety") if c != e["category"])
+    assert e["grid"] not in ew.warnings_info(t, atlas, at, category=[other])["items"]

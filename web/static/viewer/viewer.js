@@ -449,6 +449,9 @@
       bi("全部月份", "all months") + '</label> <b id="gg-inc-month-label"></b>' +
       '<div class="gg-inc-row"><button type="button" id="gg-inc-play" aria-label="play months">' + playLabel(false) +
       '</button><input type="range" id="gg-inc-month" min="0" max="0" value="0" aria-label="month"></div></div>' +
+      '<div id="gg-inc-warn-controls" hidden><label class="gg-inc-row">' + bi("预警日期", "Warnings at") +
+      ' <input type="date" id="gg-inc-date" value="' + esc(V.cfg.asOf || "") + '" max="' + esc(V.cfg.asOf || "") +
+      '"></label><div id="gg-inc-ranked"></div></div>' +
       '<div id="gg-inc-metric-controls" hidden><label class="gg-inc-row">' + bi("指标", "Metric") +
       ' <select id="gg-inc-metric">' +
       Object.keys(ic.metrics).map(function (k) {
@@ -459,8 +462,9 @@
     el("gg-panel").appendChild(box);
     GgLang.refresh(box);
     el("gg-inc-category").addEventListener("change", function () {
-      ["heat", "grid", "community"].forEach(function (k) { if (INC.on[k]) { loadIncident(k); } });
+      INC_ORDER.forEach(function (k) { if (INC.on[k]) { loadIncident(k); } });
     });
+    el("gg-inc-date").addEventListener("change", function () { if (INC.on.warnings) { loadIncident("warnings"); } });
     el("gg-inc-metric").addEventListener("change", function () {
       ["grid", "community"].forEach(function (k) { if (INC.on[k] && INC.data[k]) { drawChoropleth(k); } });
       renderIncidentLegend();
@@ -510,7 +514,10 @@
   function loadIncident(key) {
     var ic = V.cfg.incidents, url;
     if (key === "heat") { url = ic.heatUrl + incCategoryQuery(); }
-    else if (key === "warnings") { url = ic.warningsUrl; }
+    else if (key === "warnings") {
+      var day = el("gg-inc-date").value, cq = incCategoryQuery();
+      url = ic.warningsUrl + cq + (day ? (cq ? "&" : "?") + "at=" + encodeURIComponent(day) : "");
+    }
     else { url = fmt(ic.choroplethUrl, { level: key }) + incCategoryQuery(); }
     incState(key, "loading");
     var ticket = (INC.ticket = (INC.ticket || 0) + 1);
@@ -598,17 +605,41 @@
     var layer = L.geoJSON(fc, {
       pane: "gg-incident-warnings",
       style: function (f) {
-        return { color: "#222", weight: 1, fillOpacity: 0.75, fillColor: d.items[f.properties.code].colour,
-                 className: "gg-inc-warning" };
+        var c = d.items[f.properties.code].colour;
+        // a thick border in the warning's colour stays readable over a choropleth fill
+        return { color: c, weight: 3, opacity: 1, fillOpacity: 0.6, fillColor: c,
+                 className: "gg-inc-warning gg-warn-" + d.items[f.properties.code].kind.replace("+", "-") };
       },
       onEachFeature: function (f, l) {
-        l.bindTooltip(incTooltip(f.properties, [esc(d.items[f.properties.code].why)]));
+        var it = d.items[f.properties.code];
+        l.bindTooltip(incTooltip(f.properties, [bi(it.why_zh || it.why, it.why)]));
         l.on("click", function (e) { L.DomEvent.stopPropagation(e); V.select(f.properties.code); });
       }
     });
     group.addLayer(layer);
     INC.layers.warnings = layer;
     INC.count.warnings = layer.getLayers().length;
+    renderRanked(d);
+  }
+
+  var WARN_KIND_NAMES = { "anomaly+hot": ["异常且热点", "anomaly and hot spot"], anomaly: ["高于自身基线", "above own baseline"],
+                          hot: ["上升热点", "rising hot spot"], cold: ["下降冷点", "falling cold spot"] };
+  /** the flagged grids beside the map, most significant first; a click flies to the grid and opens its card */
+  function renderRanked(d) {
+    var box = el("gg-inc-ranked"), rows = d.ranked || [];
+    if (!rows.length) {
+      box.innerHTML = '<div class="gg-note">' + bi(d.at + " 无预警网格", "no grid flagged at " + d.at) + "</div>";
+      return;
+    }
+    box.innerHTML = '<ol class="gg-ranked">' + rows.map(function (r) {
+      return '<li><a href="#" data-code="' + esc(r.code) + '"><i style="background:' +
+        esc((d.items[r.code] || {}).colour || "#888") + '"></i>' + esc(r.name) + "</a> " +
+        '<span class="gg-ranked-why">' + named(WARN_KIND_NAMES, r.kind) + " · " +
+        bi(r.recent + " 件 / 预期 " + r.expected, r.recent + " vs " + r.expected + " expected") + "</span></li>";
+    }).join("") + "</ol>";
+    Array.prototype.forEach.call(box.querySelectorAll("a[data-code]"), function (a) {
+      a.onclick = function (ev) { ev.preventDefault(); V.select(a.getAttribute("data-code"), { fly: true }); };
+    });
   }
 
   // the server's English legend words, in Chinese first
@@ -639,7 +670,9 @@
           "cases per " + d.bin_m + " m bin, " + (all ? "all months" : "per month") + " (fixed scale) · " +
           shown + " of " + d.cases + " cases"), d.legend[INC.heatScale || "all"]));
       } else if (key === "warnings") {
-        html.push(legendBlock(key, bi("超前预警 " + d.at, "early warnings at " + d.at), d.legend));
+        var cat = d.category && d.category.length ? " · " + d.category.join(", ") : "";
+        html.push(legendBlock(key, bi("超前预警 " + d.at + cat + "（相对自身基线，FDR 5%）",
+          "early warnings at " + d.at + cat + " (vs own baseline, FDR 5 %)"), d.legend));
       } else {
         var lg = d.legends[metric], t = GgLang.split(lg.title), n = GgLang.split(V.cfg.incidents.layers[key]);
         html.push(legendBlock(key, bi(n[0] + "：" + t[0] + " · " + (SCHEME_ZH[lg.scheme] || lg.scheme),
@@ -653,6 +686,7 @@
     var any = INC_ORDER.some(function (k) { return INC.on[k]; });
     el("gg-incidents").hidden = !any;
     el("gg-inc-heat-controls").hidden = !INC.on.heat;
+    el("gg-inc-warn-controls").hidden = !INC.on.warnings;
     el("gg-inc-metric-controls").hidden = !(INC.on.grid || INC.on.community);
     renderIncidentLegend();
   }
