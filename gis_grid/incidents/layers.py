@@ -19,12 +19,14 @@ import warnings
 
 import mapclassify
 import numpy as np
+import pandas as pd
 
 from .. import crs as crs_mod
 from .. import layers as grid_layers
 from ..atlas import Atlas
 from ..errors import InvalidInputError
 from ..hierarchy import Level
+from ..stats import division_area_m2
 from . import aggregate
 
 BIN_M = 150.0
@@ -39,7 +41,11 @@ BIN_M = 150.0
 #:   categories; data-driven breaks would move it (and nearly every grid is at 100 %).
 #: - open red / yellow cases are counts, mostly zero with a few busy grids (heavy-tailed): head/tail breaks
 #:   (Jiang 2013) split repeatedly at the mean of the tail, so the classes follow the hot spots.
+#: - cases per 100 households and per km² put a busy city grid and a quiet village on one footing
+#:   (raw counts only map where people live); both are right-skewed rates: quantiles rank them in fifths.
 CHORO_METRICS = {
+    "cases_per_100hh": ("每百户案件 cases per 100 households", False, "quantiles"),
+    "cases_per_km2": ("每平方公里案件 cases per km²", False, "quantiles"),
     "closure_rate": ("结案率 closure rate (%)", True, "natural_breaks"),
     "on_time_rate": ("按期率 on-time rate (%)", True, "natural_breaks"),
     "median_handling_h": ("处置时长中位数 median handling (h)", False, "quantiles"),
@@ -203,6 +209,30 @@ def classify(values: np.ndarray, higher_is_better: bool, k: int = 5, scheme: str
     return cls, legend
 
 
+def denominators(atlas: Atlas, level: str) -> pd.DataFrame:
+    """Households and area (km²) per division of ``level`` (index: code), memoised per snapshot."""
+    lvl = Level.parse(level)
+
+    def build() -> pd.DataFrame:
+        d = atlas.divisions[atlas.divisions["level"] == lvl.value]
+        width = len(str(d["code"].iloc[0])) if len(d) else 15
+        # codes are hierarchical: a household's grid code starts with every division above it
+        hh = atlas.households["grid_code"].astype(str).str[:width].value_counts()
+        area = [division_area_m2(r) / 1e6 for _, r in d.iterrows()]
+        return pd.DataFrame({"households": hh.reindex(d["code"].astype(str), fill_value=0).to_numpy(),
+                             "area_km2": area}, index=pd.Index(d["code"].astype(str), name="code"))
+    return atlas.memo.get(("incidents.denominators", lvl.value), build)
+
+
+def _rates(stats: pd.DataFrame, den: pd.DataFrame) -> dict[str, np.ndarray]:
+    cases = stats["cases"].to_numpy(dtype=float)
+    d = den.reindex(stats.index.astype(str))
+    hh, km2 = d["households"].to_numpy(dtype=float), d["area_km2"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):   # no households / no area: no data, not infinity
+        return {"cases_per_100hh": np.where(hh > 0, np.round(100 * cases / hh, 2), np.nan),
+                "cases_per_km2": np.where(km2 > 0, np.round(cases / km2, 2), np.nan)}
+
+
 def choropleth_values(t: aggregate.CaseTable, atlas: Atlas, level: str, start=None, end=None, category=None,
                       at=None, within: str | None = None) -> dict:
     """Per division of ``level``: each metric's value and class colour, and one legend per metric.
@@ -213,8 +243,9 @@ def choropleth_values(t: aggregate.CaseTable, atlas: Atlas, level: str, start=No
     """
     stats = aggregate.group_stats(t, atlas, level, start, end, category=category, at=at, within=within)
     legends, values = {}, {str(c): {"cases": int(n)} for c, n in zip(stats.index, stats["cases"])}
+    rates = _rates(stats, denominators(atlas, level))
     for metric, (title, good_high, scheme) in CHORO_METRICS.items():
-        vals = stats[metric].to_numpy(dtype=float)
+        vals = rates[metric] if metric in rates else stats[metric].to_numpy(dtype=float)
         if metric.startswith("open_"):
             vals = np.where(stats["cases"].to_numpy() > 0, vals, np.nan)
         cls, legend = classify(vals, good_high, scheme=scheme, integer=metric.startswith("open_"))

@@ -365,7 +365,8 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
         ready(key)
         assert page.evaluate(f"GisGridViewer.incident.counts().{key}") == n
         for metric, scheme in (("closure_rate", "natural breaks"), ("median_handling_h", "quantiles"),
-                               ("satisfaction", "90 % line"), ("open_red", "head/tail")):
+                               ("satisfaction", "90 % line"), ("open_red", "head/tail"),
+                               ("cases_per_100hh", "quantiles"), ("cases_per_km2", "quantiles")):
             page.select_option("#gg-inc-metric", metric)
             block = page.locator(f'#gg-inc-legend [data-layer="{key}"]')
             assert scheme in block.inner_text(), block.inner_text()
@@ -374,6 +375,9 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
                 .map(p => p.getAttribute('fill'))).size""")
             spread = 1 if metric == "satisfaction" else 3   # satisfaction is 100 % nearly everywhere
             assert fills >= spread and swatches >= spread, (key, metric, fills, swatches)
+        page.select_option("#gg-inc-metric", "cases_per_100hh")   # rates, not raw counts, as an option
+        assert "cases per 100 households" in page.inner_text(f'#gg-inc-legend [data-layer="{key}"]')
+        page.screenshot(path=str(artifacts_dir / f"map_incident_{key}_per_household.png"))
         page.select_option("#gg-inc-metric", "closure_rate")
         page.screenshot(path=str(artifacts_dir / f"map_incident_{key}.png"))
         _toggle_overlay(page, label, on=False)

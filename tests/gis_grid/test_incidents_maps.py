@@ -90,3 +90,41 @@ def test_standalone_choropleth_page_has_classes_and_legends(demo_store_path, tmp
             assert drawn <= colours  # every polygon's colour is a legend class
         assert len({f["properties"]["c_closure_rate"] for f in layer["geojson"]["features"]}) >= 3
     assert "heat" not in data and len(page.encode()) < 3_000_000
+
+
+def test_rates_per_household_and_per_km2(demo_store_path, tmp_path_factory):
+    """Cases per 100 households and per km² on every level, from counts made here independently."""
+    from gis_grid import crs as crs_mod
+    from gis_grid.atlas import Atlas
+    from gis_grid.incidents import aggregate
+    from gis_grid.store import open_store
+    from incident_demo import incident_store_path
+    with open_store(incident_store_path(demo_store_path, tmp_path_factory)) as store:
+        atlas = Atlas.from_store(store)
+        t = aggregate.case_table(store, atlas)
+    for level in ("grid", "community"):
+        cv = layers.choropleth_values(t, atlas, level, "2016-01-01", "2016-12-31")
+        stats = aggregate.group_stats(t, atlas, level, "2016-01-01", "2016-12-31")
+        d = atlas.divisions[atlas.divisions["level"] == level]
+        checked = 0
+        for _, row in d.iloc[::17].iterrows():
+            code = row["code"]
+            hh = int(atlas.households["grid_code"].astype(str).str.startswith(code).sum())
+            km2 = crs_mod.area_m2(row["geometry"]) / 1e6
+            cases = int(stats.loc[code, "cases"])
+            v = cv["values"][code]
+            if hh:
+                assert v["cases_per_100hh"] == pytest.approx(100 * cases / hh, abs=0.01), code
+            else:
+                assert v["cases_per_100hh"] is None   # no households: no data, not infinity
+            stored = row.get("area_m2")
+            assert v["cases_per_km2"] == pytest.approx(cases / km2, rel=0.02 if stored else 1e-3, abs=0.01), code
+            checked += 1
+        assert checked >= 10
+        for metric in ("cases_per_100hh", "cases_per_km2"):
+            legend = cv["legends"][metric]
+            assert legend["scheme"] == "quantiles" and len(legend["entries"]) >= 3
+            # higher is worse: the top class is the dark red end
+            top = max((e for e in legend["entries"] if e["label"] != "no cases"),
+                      key=lambda e: float(e["label"].split("–")[-1]))
+            assert top["colour"] == layers.PALETTE[-1]
