@@ -144,3 +144,15 @@ def test_warnings_info_ranks_and_filters_by_category(demo):
     assert same["category"] == [e["category"]] and e["grid"] in same["items"]
     other = next(c for c in ("fire_safety", "traffic_safety") if c != e["category"])
     assert e["grid"] not in ew.warnings_info(t, atlas, at, category=[other])["items"]
+
+
+def test_warm_up_builds_what_the_first_request_needs(demo_store_path, tmp_path_factory):
+    """The API's snapshot warmer leaves the case table and the Gi* weights in the snapshot's memo,
+    so the first warnings request computes only the test itself."""
+    with open_store(incident_store_path(demo_store_path, tmp_path_factory)) as store:
+        atlas = Atlas.from_store(store)
+        assert "warnings.queen_weights" not in atlas.memo
+        ew.warm_up(atlas, store)
+        assert "warnings.queen_weights" in atlas.memo
+        assert aggregate.case_table(store, atlas) is aggregate.case_table(store, atlas)
+        assert atlas.memo.peek(aggregate._MEMO_KEY) is aggregate.case_table(store, atlas)
