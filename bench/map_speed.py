@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gis_grid.testing import stop_process  # noqa: E402
 from timing import free_port, wait_up  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -123,11 +124,7 @@ def one_run(browser, db: str, basemap: str | None, token: str) -> dict:
                     "level_layers_s": max(d for _, d in res["levels"]) / 1000,
                     **{f"layer_{k}_s": v / 1000 for k, v in layers.items()}}
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, timeout=15)
 
 
 def main(argv=None) -> int:

@@ -130,6 +130,16 @@ ID18 = re.compile(_START + r"\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[1
 MOBILE = re.compile(_START + r"1[3-9]\d{9}" + _END)
 
 
+def stop_process(proc, timeout: float = 10) -> None:
+    """Terminate a server started for a test or a benchmark; kill it if it does not stop in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except Exception:  # subprocess.TimeoutExpired: it ignored SIGTERM
+        proc.kill()
+        proc.wait()
+
+
 def find_pii(text: str) -> list[str]:
     """The unmasked ID numbers and mobiles in ``text`` (first few of each)."""
     return ID18.findall(text)[:3] + MOBILE.findall(text)[:3]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gis_grid.testing import free_port, skip_or_fail_on_ci
+from gis_grid.testing import free_port, skip_or_fail_on_ci, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -81,9 +81,37 @@ def live_server(demo_store_path, basemap_package, tmp_path_factory):
             time.sleep(0.3)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
+
+
+@pytest.fixture
+def watched_page(browser):
+    """Makes pages (each in a new context, closed after the test) that record console and page errors
+    (``pg.errors``) and abort, recording in ``pg.blocked``, every request off this host
+    (``network=False``: every network request, for a page that must work from a file)."""
+    contexts = []
+    yield lambda **kw: _watched(browser, contexts, **kw)
+    for ctx in contexts:
+        ctx.close()
+
+
+def _watched(browser, contexts: list, *, network: bool = True, **context_kw):
+    from urllib.parse import urlsplit
+    ctx = browser.new_context(**context_kw)
+    contexts.append(ctx)
+    pg = ctx.new_page()
+    pg.errors, pg.blocked = [], []
+    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+
+    def guard(route):
+        parts = urlsplit(route.request.url)
+        off = parts.scheme in ("http", "https", "ws", "wss") and (
+            not network or parts.hostname not in ("127.0.0.1", "localhost"))
+        if off:
+            pg.blocked.append(route.request.url)
+            return route.abort()
+        return route.continue_()
+
+    pg.route("**/*", guard)
+    return pg

@@ -27,20 +27,9 @@ def page_file(demo_store_path, tmp_path_factory):
     return path
 
 
-def test_incident_layers_render(browser, page_file, artifacts_dir):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = ctx.new_page()
-    errors, blocked = [], []
-    pg.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-
-    def guard(route):
-        if urlsplit(route.request.url).scheme in ("http", "https", "ws", "wss"):
-            blocked.append(route.request.url)
-            return route.abort()
-        return route.continue_()
-
-    pg.route("**/*", guard)
+def test_incident_layers_render(watched_page, page_file, artifacts_dir):
+    pg = watched_page(network=False, viewport={"width": 1280, "height": 800})
+    errors, blocked = pg.errors, pg.blocked
     pg.goto(page_file.as_uri(), wait_until="load")
     pg.wait_for_function("() => document.body.dataset.ready === '1'", timeout=30_000)
     assert pg.evaluate("document.body.dataset.incidentLayer") == "heatmap"
@@ -95,7 +84,6 @@ def test_incident_layers_render(browser, page_file, artifacts_dir):
     pg.screenshot(path=str(artifacts_dir / "incident_warnings.png"))
     assert not errors, errors
     assert not blocked, blocked
-    ctx.close()
 
 
 def test_served_incident_page(browser, live_server, demo_store_path):

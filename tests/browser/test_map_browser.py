@@ -434,21 +434,10 @@ def test_login_and_refusal_pages_in_the_browser(browser, live_server, artifacts_
     context.close()
 
 
-def test_api_docs_offline(browser, live_server, artifacts_dir):
+def test_api_docs_offline(watched_page, live_server, artifacts_dir):
     """/docs draws Swagger UI from the app's vendored copy: no CDN, nothing refused by the CSP."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    errors, blocked = [], []
-    pg.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-
-    def guard(route):
-        if urlsplit(route.request.url).hostname not in LOCAL_HOSTS:
-            blocked.append(route.request.url)
-            return route.abort()
-        return route.continue_()
-
-    pg.route("**/*", guard)
+    pg = watched_page(viewport={"width": 1280, "height": 900})
+    errors, blocked = pg.errors, pg.blocked
     pg.goto(live_server + "/docs", wait_until="load")
     pg.wait_for_function("() => document.querySelectorAll('.swagger-ui .opblock').length > 20", timeout=60_000)
     assert "gis_grid" in pg.inner_text(".swagger-ui .info .title")
@@ -457,4 +446,3 @@ def test_api_docs_offline(browser, live_server, artifacts_dir):
     pg.screenshot(path=str(artifacts_dir / "api_docs.png"))
     assert pg.goto(live_server + "/redoc", wait_until="load").url.endswith("/docs")
     assert errors == [] and blocked == [], (errors, blocked)
-    context.close()
