@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import pandas as pd
 import shapely
 
 from . import crs as crs_mod
+from .batch_arrow import (TableWriter, code_columns, csv_batches, csv_sample_types, float_values, numeric_array,
+                          point_wkb, string_array)
+from .batch_arrow import geo_metadata as _geo_metadata  # noqa: F401  (bench/ writes its inputs with it)
 from .errors import InvalidCoordinatesError, InvalidInputError
 from .paths import output_path
+
+# pandas is imported only where a route needs it: a CSV or GeoParquet job runs on Arrow alone
 
 OUT_COLUMNS = ("district", "street", "community", "grid", "building")
 CHUNK_ROWS = 500_000
@@ -46,16 +49,16 @@ class BatchResult:
 
     def count(self, reasons: np.ndarray) -> None:
         """Account for the next chunk's rows and remember (the first 1000) invalid ones."""
-        for i in np.flatnonzero(reasons != ""):
+        for i in np.flatnonzero(reasons != "")[:MAX_REPORTED_INVALID - len(self.invalid)]:
             if len(self.invalid) >= MAX_REPORTED_INVALID:
                 break
             self.invalid.append({"row": self.rows + int(i) + 1, "reason": reasons[i]})
         self.rows += len(reasons)
 
-    def tally(self, out: pd.DataFrame, reasons: np.ndarray) -> None:
-        found = out["grid"].notna().to_numpy()
-        self.located += int(found.sum())
-        self.outside += int(((reasons == "") & ~found).sum())
+    def tally(self, out, reasons: np.ndarray) -> None:
+        located = len(out) - out.column("grid").null_count
+        self.located += located
+        self.outside += int((reasons == "").sum()) - located
 
 
 X_NAMES = ("lon", "lng", "longitude", "x")
@@ -80,8 +83,24 @@ class InputSpec:
     wkt_col: str | None = None            # ... or a WKT (or WKB) text column ...
     geom_col: str | None = None           # ... or the file's own geometry (GeoParquet, GPKG, GeoJSON)
     source_epsg: int | None = None        # a declared CRS we reproject from with PROJ (to EPSG:4490)
-    csv_dtypes: dict | None = None
-    csv_na: dict | None = None
+    csv_types: dict | None = None         # column -> int64/double/bool/string, coordinates as read
+
+    @property
+    def csv_dtypes(self) -> dict:
+        """The same column types for pandas (nullable, so a later blank stays null).
+
+        Coordinates are text there: the text route parses them itself and names a bad one.
+        """
+        return {c: str if t == "string" or c in self._coordinates else
+                {"int64": "Int64", "bool": "boolean", "double": "float64"}[t] for c, t in self.csv_types.items()}
+
+    @property
+    def csv_na(self) -> dict:
+        return {c: [""] for c, t in self.csv_types.items() if t != "string" and c not in self._coordinates}
+
+    @property
+    def _coordinates(self) -> tuple:
+        return (self.x_col, self.y_col, self.wkt_col)
 
     @property
     def out_geometry(self) -> str:
@@ -178,19 +197,13 @@ def inspect_input(path, crs=None, x_col=None, y_col=None, wkt_col=None) -> Input
     fmt = file_format(path)
     try:
         if fmt == "csv":
-            sample = pd.read_csv(path, nrows=CSV_SAMPLE_ROWS)
-            x, y, w = pick_columns(sample.columns, path.name, x_col, y_col, wkt_col)
+            sample = csv_sample_types(path, CSV_SAMPLE_ROWS)
+            x, y, w = pick_columns(sample, path.name, x_col, y_col, wkt_col)
             in_crs, src = _resolve_crs(None, crs, path.name)
-            dtypes, na = {}, {}
-            for c, t in sample.dtypes.items():
-                if t == object and _booleans(sample[c]):  # pandas infers bool only without blanks
-                    t = np.dtype(bool)
-                if c in (x, y, w) or t == object:
-                    dtypes[c] = str  # coordinates are parsed by us, so a bad one is a marked row, not a read error
-                    continue
-                dtypes[c] = {"i": "Int64", "b": "boolean"}.get(t.kind, t)  # nullable: a later blank stays null
-                na[c] = [""]
-            return InputSpec(fmt, in_crs, x, y, w, None, src, dtypes, na)
+            # coordinates are parsed as numbers by pyarrow; a value it cannot parse sends the
+            # job to the text reader, which names the row (a marked row, not a read error)
+            types = {c: "double" if c in (x, y) else "string" if c == w else t for c, t in sample.items()}
+            return InputSpec(fmt, in_crs, x, y, w, None, src, types)
         if fmt == "parquet":
             import pyarrow.parquet as pq
             schema = pq.read_schema(path)
@@ -222,14 +235,14 @@ def inspect_input(path, crs=None, x_col=None, y_col=None, wkt_col=None) -> Input
         raise InvalidInputError(f"cannot read {path.name} as {fmt}: {exc}") from exc
 
 
-def _booleans(s: pd.Series) -> bool:
-    v = s.dropna()
-    return len(v) > 0 and v.astype(str).str.lower().isin(["true", "false"]).all()
-
-
 def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS, spec: InputSpec | None = None
-                ) -> Iterator[tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (frame, x, y, reasons) per chunk; reasons explain unparsable rows."""
+                ) -> Iterator[tuple["pd.DataFrame", np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield pandas (frame, x, y, reasons) per chunk; reasons explain unparsable rows.
+
+    The text route: CSV files pyarrow cannot parse as typed, and GeoJSON/GeoPackage
+    (GeoParquet always takes :func:`arrow_chunks`).
+    """
+    import pandas as pd
     path = Path(path)
     spec = spec or inspect_input(path)
     fmt = spec.fmt
@@ -248,23 +261,6 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS, spec: InputSpec 
                         f"cannot read {path.name}: {exc}. Column types come from the first {CSV_SAMPLE_ROWS} "
                         f"rows ({typed}); a later value does not fit its column") from exc
                 yield (df, *parse_chunk(df, spec, path.name))
-        elif fmt == "parquet":
-            import pyarrow.parquet as pq
-            # pre_buffer=False: with it, iter_batches keeps ~20 MB per 1M rows read (RSS grew with the file)
-            pf = pq.ParquetFile(path, pre_buffer=False)
-            # iter_batches decodes one row group at a time: memory is bounded by the
-            # file's row-group size (GeoParquet writers default to <= 1M rows)
-            for batch in pf.iter_batches(batch_size=chunk_rows):
-                xy = wkb_points(batch.column(spec.geom_col)) if spec.geom_col else None
-                if xy is None:
-                    df = batch.to_pandas()
-                    yield (df, *parse_chunk(df, spec, path.name))
-                else:  # plain points: no Python bytes or shapely object per row
-                    df = batch.drop_columns([spec.geom_col]).to_pandas()
-                    x, y = xy
-                    if spec.source_epsg is not None:
-                        x, y = crs_mod._proj(x, y, spec.source_epsg, crs_mod.STORAGE_EPSG)
-                    yield df, x, y, np.full(len(df), "", dtype=object)
         else:
             import pyogrio
             df = pyogrio.read_dataframe(path, read_geometry=spec.geom_col is not None)
@@ -278,6 +274,69 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS, spec: InputSpec 
         raise
     except Exception as exc:  # pyogrio/pyarrow/pandas parse errors: the file is the problem
         raise InvalidInputError(f"cannot read {path.name} as {fmt}: {exc}") from exc
+
+
+class _TextRoute(Exception):
+    """A CSV value pyarrow cannot parse as its column's type: the job restarts on the text route."""
+
+
+def arrow_chunks(path: Path, chunk_rows: int, spec: InputSpec):
+    """Yield (Arrow table without the input geometry, x, y, reasons) per chunk of a CSV or GeoParquet file."""
+    import pyarrow as pa
+    if spec.fmt == "csv":
+        batches = csv_batches(path, spec.csv_types)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                raise _TextRoute(str(exc)) from exc
+            yield _arrow_xy(pa.Table.from_batches([batch]), spec, path.name)
+        return
+    import pyarrow.parquet as pq
+    # pre_buffer=False: with it, iter_batches keeps ~20 MB per 1M rows read (RSS grew with the file)
+    pf = pq.ParquetFile(path, pre_buffer=False)
+    # iter_batches decodes one row group at a time: memory is bounded by the
+    # file's row-group size (GeoParquet writers default to <= 1M rows)
+    for batch in pf.iter_batches(batch_size=chunk_rows):
+        yield _arrow_xy(pa.Table.from_batches([batch]), spec, path.name)
+
+
+def _arrow_xy(table, spec: InputSpec, name: str):
+    """(table, x, y, reasons) of one Arrow chunk: coordinates as float64, the input geometry dropped."""
+    import pyarrow as pa
+    n = len(table)
+    reasons = np.full(n, "", dtype=object)
+    if spec.geom_col is not None or spec.wkt_col is not None:
+        col = spec.geom_col or spec.wkt_col
+        xy = wkb_points(table.column(col).combine_chunks()) if spec.geom_col else None
+        if xy is None:  # not plain WKB points: shapely names each problem
+            x, y, reasons = _xy_from_geoms(table.column(col).to_numpy(zero_copy_only=False), spec.wkt_col)
+        else:
+            x, y = xy
+        if spec.geom_col is not None:
+            table = table.drop_columns([col])
+    else:
+        xc, yc = table.column(spec.x_col), table.column(spec.y_col)
+        if all(pa.types.is_integer(v.type) or pa.types.is_floating(v.type) for v in (xc, yc)):
+            (x, null_x), (y, null_y) = float_values(xc), float_values(yc)  # null -> NaN
+            if spec.fmt == "csv":  # a blank, named as the text route names it
+                if null_y is not None:
+                    reasons[null_y] = f"{spec.y_col} '' is not a number"
+                if null_x is not None:
+                    reasons[null_x] = f"{spec.x_col} '' is not a number"
+        else:  # text coordinates (GeoParquet): parsed and reasoned as the CSV text route does
+            import pandas as pd
+            xs, ys = (pd.Series(v.to_numpy(zero_copy_only=False), dtype=object) for v in (xc, yc))
+            x, y, reasons = _parse_numbers(xs, ys, spec.x_col, spec.y_col)
+        for c, v in ((spec.x_col, x), (spec.y_col, y)):  # a number column in the output, whatever came in
+            v = np.asarray(v, np.float64)
+            nan = np.isnan(v)  # null, as pandas writes NaN, so the text and Dask routes write the same
+            table = table.set_column(table.column_names.index(c), c, numeric_array(v, ~nan if nan.any() else None))
+    if spec.source_epsg is not None:  # a CRS we only know through PROJ: to storage here
+        x, y = crs_mod._proj(x, y, spec.source_epsg, crs_mod.STORAGE_EPSG)
+    return table, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), reasons
 
 
 def wkb_points(column) -> tuple[np.ndarray, np.ndarray] | None:
@@ -331,6 +390,7 @@ def _text_nan(s: pd.Series) -> np.ndarray:
 
 
 def _parse_numbers(xs: pd.Series, ys: pd.Series, xname="lon", yname="lat"):
+    import pandas as pd
     x = pd.to_numeric(xs, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     y = pd.to_numeric(ys, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad_x = np.isnan(x) & ~_text_nan(xs)
@@ -343,6 +403,7 @@ def _parse_numbers(xs: pd.Series, ys: pd.Series, xname="lon", yname="lat"):
 
 def _xy_from_geoms(raw: np.ndarray, wkt_col: str | None):
     """Point coordinates from shapely geometries, WKB bytes or WKT text (NaN + a reason otherwise)."""
+    import pandas as pd
     missing = pd.isna(raw) | (raw == "")
     geoms = raw
     present = raw[~missing]
@@ -365,81 +426,98 @@ def _xy_from_geoms(raw: np.ndarray, wkt_col: str | None):
     return x, y, reasons
 
 
-def locate_file(src, dst, locate: Callable[[np.ndarray, np.ndarray], pd.DataFrame], crs=None,
-                on_invalid: str = "fail", progress=None, chunk_rows: int = CHUNK_ROWS,
-                x_col: str | None = None, y_col: str | None = None, wkt_col: str | None = None) -> BatchResult:
+def locate_file(src, dst, locate: Callable, crs=None, on_invalid: str = "fail", progress=None,
+                chunk_rows: int = CHUNK_ROWS, x_col: str | None = None, y_col: str | None = None,
+                wkt_col: str | None = None) -> BatchResult:
     """Locate every point of ``src`` into ``dst`` (formats from the extensions).
 
-    ``locate(lon, lat)`` takes storage-CRS arrays and returns the code columns.
-    ``crs`` is the input CRS when the file declares none (default EPSG:4326), or
-    gcj02/bd09 for offset data in a file labelled WGS84. Output geometry is the
-    point in EPSG:4490, the CRS every geometry-carrying output declares.
-    With ``on_invalid='fail'`` any invalid row aborts the job (nothing written)
-    and raises :class:`InvalidCoordinatesError` naming the rows; with 'mark'
-    those rows are written with null codes and an ``error`` column.
+    ``locate(lon, lat)`` takes storage-CRS arrays and returns the code columns (the
+    frame of :meth:`Atlas.locate_many`, or the (indices, dictionary) pairs of
+    :meth:`CachedLocator.locate_arrow`). ``crs`` is the input CRS when the file
+    declares none (default EPSG:4326), or gcj02/bd09 for offset data in a file
+    labelled WGS84. Output geometry is the point in EPSG:4490, the CRS every
+    geometry-carrying output declares. With ``on_invalid='fail'`` any invalid row
+    aborts the job (nothing written) and raises :class:`InvalidCoordinatesError`
+    naming the rows; with 'mark' those rows are written with null codes and an
+    ``error`` column.
     """
     if on_invalid not in ("fail", "mark"):
         raise InvalidInputError("on_invalid must be 'fail' or 'mark'")
     spec = inspect_input(src, crs, x_col, y_col, wkt_col)
     dst = output_path(dst)
+    src = Path(src)
+    if spec.fmt in ("csv", "parquet"):
+        try:
+            return _run(arrow_chunks(src, chunk_rows, spec), src, dst, locate, spec, on_invalid, progress)
+        except _TextRoute:  # a CSV value pyarrow cannot type: the text reader names the row
+            if progress is not None:
+                progress.reset()
+    chunks = ((frame_table(df, spec), x, y, r) for df, x, y, r in read_chunks(src, chunk_rows, spec))
+    return _run(chunks, src, dst, locate, spec, on_invalid, progress)
+
+
+def _run(chunks, src: Path, dst: Path, locate, spec: InputSpec, on_invalid: str, progress) -> BatchResult:
     out_fmt = file_format(dst)
-    tmp = dst.with_name(f".{dst.name}.partial")
+    writer = TableWriter(dst.with_name(f".{dst.name}.partial"), out_fmt, spec.out_geometry, OUT_COLUMNS)
     result = BatchResult()
-    writer = _Writer(tmp, out_fmt, spec.out_geometry)
     try:
-        for df, x, y, reasons in read_chunks(src, chunk_rows, spec):
+        for table, x, y, reasons in chunks:
             reasons = check_chunk(x, y, reasons, spec.crs)
             result.count(reasons)
             if not (result.invalid and on_invalid == "fail"):  # once failing, only scan on
-                out = locate_chunk(df, x, y, reasons, locate, spec, mark=on_invalid == "mark",
+                out = locate_table(table, x, y, reasons, locate, spec, mark=on_invalid == "mark",
                                    geometry=out_fmt != "csv")
                 result.tally(out, reasons)
                 writer.write(out)
             if progress is not None:
-                progress.update(len(df))
+                progress.update(len(table))
         finish(result, on_invalid, src, writer, dst)
         return result
     finally:
         writer.abort()
 
 
+def frame_table(df: "pd.DataFrame", spec: InputSpec):
+    """A parsed pandas chunk as an Arrow table, without the input geometry (the text and Dask routes)."""
+    import pyarrow as pa
+    drop = [c for c in (spec.geom_col,) if c is not None and c in df.columns]
+    return pa.Table.from_pandas(df.drop(columns=drop), preserve_index=False).replace_schema_metadata(None)
+
+
 def check_chunk(x, y, reasons: np.ndarray, in_crs) -> np.ndarray:
     """Parse reasons completed with the coordinate checks ('' = valid row)."""
     check = crs_mod.check_coordinates(x, y, in_crs)
-    return np.where(reasons == "", check, reasons)
+    parsed = reasons != ""
+    if not parsed.any():
+        return check
+    return np.where(parsed, reasons, check)
 
 
-def locate_chunk(df: pd.DataFrame, x, y, reasons: np.ndarray, locate, spec: InputSpec, mark: bool,
-                 geometry: bool = True) -> pd.DataFrame:
+def locate_table(table, x, y, reasons: np.ndarray, locate, spec: InputSpec, mark: bool, geometry: bool = True):
     """The output rows of one chunk: its columns plus the codes (null outside and for invalid rows).
 
-    With ``geometry`` the input geometry is replaced by the point in EPSG:4490 (null for
-    invalid rows), so coordinates are never written under a CRS label they are not in.
+    With ``geometry`` the point in EPSG:4490 (null for invalid rows) is appended, so
+    coordinates are never written under a CRS label they are not in.
     """
     good = reasons == ""
-    lon, lat = crs_mod.to_storage(x[good], y[good], spec.crs)
-    # located even when empty, so every chunk's code columns have the same categories (one schema)
-    found = locate(np.atleast_1d(lon), np.atleast_1d(lat))
-    codes = {}
-    for c in OUT_COLUMNS:
-        cat = found[c].array
-        full = np.full(len(df), -1, dtype=cat.codes.dtype)
-        full[good] = cat.codes
-        codes[c] = pd.Categorical.from_codes(full, cat.categories, validate=False).remove_categories([""])
-    # the input geometry goes either way: replaced by the storage point, or (CSV) not written
-    drop = [c for c in (*OUT_COLUMNS, spec.geom_col) if c is not None and c in df.columns]
-    out = df.reset_index(drop=True).drop(columns=drop)
-    out = pd.concat([out, pd.DataFrame(codes)], axis=1)
+    if good.all():  # the usual chunk: no copies
+        lon, lat = crs_mod.to_storage(x, y, spec.crs)
+    else:
+        lon, lat = crs_mod.to_storage(x[good], y[good], spec.crs)
+    lon, lat = np.atleast_1d(lon), np.atleast_1d(lat)
+    # located even when empty, so every chunk's code columns have the same dictionaries (one schema)
+    codes = code_columns(locate(lon, lat), good, OUT_COLUMNS)
+    out = table.drop_columns([c for c in OUT_COLUMNS if c in table.column_names])
+    for name, column in codes.items():
+        out = out.append_column(name, column)
     if geometry:
-        pts = np.full(len(df), None, dtype=object)
-        pts[good] = shapely.points(lon, lat)
-        out[spec.out_geometry] = pts
+        out = out.append_column(spec.out_geometry, point_wkb(lon, lat, good))
     if mark:
-        out["error"] = reasons
+        out = out.append_column("error", string_array(reasons))
     return out
 
 
-def finish(result: BatchResult, on_invalid: str, src, writer: "_Writer", dst: Path) -> None:
+def finish(result: BatchResult, on_invalid: str, src, writer: TableWriter, dst: Path) -> None:
     """Raise for invalid rows in 'fail' mode, else publish the output in one rename."""
     if result.invalid and on_invalid == "fail":
         first = "; ".join(f"row {r['row']}: {r['reason']}" for r in result.invalid[:5])
@@ -448,64 +526,3 @@ def finish(result: BatchResult, on_invalid: str, src, writer: "_Writer", dst: Pa
             f"header excluded): {first}. Fix them or pass --on-invalid mark.", detail=result.invalid)
     writer.close()
     os.replace(writer.path, dst)
-
-
-class _Writer:
-    """Appends chunks to CSV/GeoParquet, or collects them for GeoJSON/GeoPackage.
-
-    Every geometry written is a storage point, so every output declares EPSG:4490.
-    """
-
-    def __init__(self, path: Path, fmt: str, geometry: str = "geometry"):
-        self.path, self.fmt, self.geometry = path, fmt, geometry
-        self._pq = None
-        self._frames: list[pd.DataFrame] = []
-        self._first = True
-        self.closed = False
-
-    def write(self, df: pd.DataFrame) -> None:
-        if self.fmt == "csv":
-            df.to_csv(self.path, mode="w" if self._first else "a", header=self._first, index=False)
-        elif self.fmt == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-            df = df.assign(**{self.geometry: shapely.to_wkb(df[self.geometry].to_numpy())})
-            table = pa.Table.from_pandas(df, preserve_index=False)
-            if self._pq is None:
-                meta = dict(table.schema.metadata or {})
-                meta[b"geo"] = json.dumps(_geo_metadata(self.geometry)).encode()
-                table = table.replace_schema_metadata(meta)
-                self._pq = pq.ParquetWriter(self.path, table.schema)
-            self._pq.write_table(table.replace_schema_metadata(self._pq.schema.metadata))
-        else:
-            self._frames.append(df)
-        self._first = False
-
-    def close(self) -> None:
-        if self.fmt == "parquet" and self._pq is not None:
-            self._pq.close()
-        elif self.fmt in ("geojson", "gpkg"):
-            import geopandas as gpd
-            df = pd.concat(self._frames, ignore_index=True) if self._frames else pd.DataFrame({self.geometry: []})
-            gdf = gpd.GeoDataFrame(df, geometry=self.geometry, crs=crs_mod.STORAGE_EPSG)
-            if self.fmt == "geojson":
-                gdf.to_file(self.path, driver="GeoJSON")
-            else:  # name the layer after the final file, not the temporary one
-                stem = Path(self.path.name.removeprefix(".").removesuffix(".partial")).stem
-                gdf.to_file(self.path, driver="GPKG", layer=re.sub(r"\W", "_", stem, flags=re.ASCII) or "points")
-        elif self._first and self.fmt == "csv":
-            pd.DataFrame(columns=list(OUT_COLUMNS)).to_csv(self.path, index=False)
-        self.closed = True
-
-    def abort(self) -> None:
-        if not self.closed:
-            if self._pq is not None:
-                self._pq.close()
-            self.path.unlink(missing_ok=True)
-
-
-def _geo_metadata(column: str = "geometry") -> dict:
-    from pyproj import CRS
-    return {"version": "1.0.0", "primary_column": column,
-            "columns": {column: {"encoding": "WKB", "geometry_types": ["Point"],
-                                 "crs": CRS.from_epsg(crs_mod.STORAGE_EPSG).to_json_dict()}}}

@@ -101,13 +101,13 @@ def cmd_locate(args) -> int:
     if not args.output:
         print("batch locate needs -o OUT", file=sys.stderr)
         return 2
-    from .atlas import Atlas
     url = store_url(args.db)
     cached = None
     if not args.dask and not is_database_url(url):  # the Dask path ships the atlas's tables to its workers
         from .locate_cache import locator
         cached = locator(url)
-    if cached is None:
+    if cached is None:  # the atlas imports pandas; a cached CSV/GeoParquet job never does
+        from .atlas import Atlas
         with open_store(url) as store:
             atlas = Atlas.for_location(store)  # no households: location never reads them
     from tqdm import tqdm
@@ -123,7 +123,7 @@ def cmd_locate(args) -> int:
                 close(client)
         else:
             from .batchio import locate_file
-            locate = cached.locate_many if cached is not None else atlas.locate_many
+            locate = cached.locate_arrow if cached is not None else atlas.locate_many
             res = locate_file(args.input, args.output, locate, crs=args.crs,
                               on_invalid=args.on_invalid, progress=bar, **columns)
     print(json.dumps({"rows": res.rows, "located": res.located, "outside": res.outside,

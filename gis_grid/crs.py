@@ -378,9 +378,13 @@ def check_coordinates(x, y, crs=None) -> np.ndarray:
     crs = parse_crs(crs)
     x, y = (a.ravel() for a in _xy(x, y))
     reasons = np.full(x.shape, "", dtype=object)
+    open_ = np.ones(x.shape, dtype=bool)  # no reason yet (a bool mask: comparing objects costs 10x)
     # each rule applies only where no earlier rule fired: the first reason wins
     for mask, reason in _rules(x, y, crs, np.isfinite(x) & np.isfinite(y)):
-        reasons[mask & (reasons == "")] = reason
+        hit = mask & open_
+        if hit.any():
+            reasons[hit] = reason
+            open_ &= ~hit
     return reasons
 
 

@@ -22,8 +22,9 @@ import shapely
 
 from . import crs as crs_mod
 from .atlas import Atlas
-from .batchio import (BatchResult, InputSpec, _Writer, check_chunk, file_format, finish, inspect_input,
-                      locate_chunk, parse_chunk, read_chunks)
+from .batch_arrow import TableWriter
+from .batchio import (OUT_COLUMNS, BatchResult, InputSpec, check_chunk, file_format, finish, frame_table,
+                      inspect_input, locate_table, parse_chunk, read_chunks)
 from .errors import InvalidInputError
 
 LOCAL = "local"
@@ -107,7 +108,7 @@ def _read_whole(src: str, spec: InputSpec):
 
 
 def _locate_partition(raw, spec: InputSpec, name, locator: Locator, on_invalid, geometry: bool):
-    """One partition: (output frame or None when it fails the job, reasons)."""
+    """One partition: (output Arrow table or None when it fails the job, reasons)."""
     if spec.fmt in ("csv", "parquet"):
         df, (x, y, reasons) = raw, parse_chunk(raw, spec, name)
     else:
@@ -115,8 +116,8 @@ def _locate_partition(raw, spec: InputSpec, name, locator: Locator, on_invalid, 
     reasons = check_chunk(x, y, reasons, spec.crs)
     if on_invalid == "fail" and (reasons != "").any():
         return None, reasons  # the job will fail: don't ship rows back
-    return locate_chunk(df, x, y, reasons, locator.ready().locate_many, spec, mark=on_invalid == "mark",
-                        geometry=geometry), reasons
+    return locate_table(frame_table(df, spec), x, y, reasons, locator.ready().locate_many, spec,
+                        mark=on_invalid == "mark", geometry=geometry), reasons
 
 
 def locate_file_dask(src, dst, atlas: Atlas, client, crs=None, on_invalid: str = "fail", progress=None,
@@ -134,7 +135,7 @@ def locate_file_dask(src, dst, atlas: Atlas, client, crs=None, on_invalid: str =
     # columns, types and CRS are settled here, before any work is sent, exactly as locate_file does
     spec = inspect_input(src, crs, x_col, y_col, wkt_col)
     out_fmt = file_format(dst)
-    writer = _Writer(dst.with_name(f".{dst.name}.partial"), out_fmt, spec.out_geometry)
+    writer = TableWriter(dst.with_name(f".{dst.name}.partial"), out_fmt, spec.out_geometry, OUT_COLUMNS)
     result = BatchResult()
     try:
         try:

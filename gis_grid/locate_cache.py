@@ -89,6 +89,7 @@ class _LazyGeoms:
     def __init__(self, blob: np.ndarray, offsets: np.ndarray):
         self._blob, self._offsets = blob, offsets
         self._done: dict = {}
+        self._all = None  # every polygon, decoded and prepared at once when a batch needs many
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -103,7 +104,15 @@ class _LazyGeoms:
     def __getitem__(self, index):
         if np.ndim(index) == 0:
             return self._one(int(index))
-        return np.array([self._one(int(i)) for i in np.asarray(index).ravel()], dtype=object)
+        index = np.asarray(index).ravel()
+        if self._all is None and len(index) > 64:  # a batch: one vectorised decode beats one call per polygon
+            import shapely
+            blob, off = bytes(self._blob), np.asarray(self._offsets).tolist()
+            self._all = shapely.from_wkb([blob[a:b] for a, b in zip(off[:-1], off[1:])])
+            shapely.prepare(self._all)
+        if self._all is not None:
+            return self._all[index]
+        return np.array([self._one(int(i)) for i in index], dtype=object)
 
 
 class CachedLocator:
@@ -159,6 +168,35 @@ class CachedLocator:
     def buildings_at(self, lon, lat):
         from .atlas import Atlas
         return Atlas.buildings_at(self, lon, lat)
+
+    def locate_arrow(self, lon, lat) -> dict:
+        """Per output column, (indices with -1 = none, Arrow dictionary): :meth:`locate_many` without pandas."""
+        from .batch_arrow import index_dtype
+        from .cellindex import take
+        g = self.grid_index.lookup(lon, lat)
+        out = {level: (take(idx, g), cats) for level, (idx, cats) in self._arrow_levels.items()}
+        ids = self._arrow_building_ids
+        if self.building_index is None:
+            b = np.full(len(g), -1)
+        else:
+            b = self.building_index.lookup(lon, lat)
+        out["building"] = (b.astype(index_dtype(len(ids))), ids)
+        return out
+
+    @cached_property
+    def _arrow_levels(self) -> dict:
+        from .batch_arrow import index_dtype, string_array
+        out = {}
+        for k, level in enumerate(LEVELS):
+            cats, inverse = np.unique(np.asarray(self._codes[:, k]), return_inverse=True)
+            out[level] = (np.append(inverse, -1).astype(index_dtype(len(cats))), string_array(cats))
+        return out
+
+    @cached_property
+    def _arrow_building_ids(self):
+        from .batch_arrow import string_array
+        ids = self.building_ids if self.building_index is not None else np.array([], dtype=np.int64)
+        return string_array(np.asarray(ids).tolist())
 
     @cached_property
     def level_codes(self) -> dict:
