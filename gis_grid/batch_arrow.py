@@ -55,11 +55,14 @@ def float_values(column) -> tuple[np.ndarray, np.ndarray | None]:
 
 def string_array(values) -> pa.Array:
     """An Arrow string array of Python/numpy strings."""
-    encoded = [str(v).encode() for v in values]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets),
-                                                             pa.py_buffer(b"".join(encoded))])
+    text = np.asarray(values).astype(str)
+    data = "".join(text.tolist()).encode()
+    lengths = np.char.str_len(text) if len(text) else np.zeros(0, dtype=np.int64)
+    if len(data) != int(lengths.sum()):  # not all ASCII: count bytes, not characters
+        lengths = np.array([len(v.encode()) for v in text.tolist()], dtype=np.int64)
+    offsets = np.zeros(len(text) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(text), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 # -- CSV ----------------------------------------------------------------------------------------
@@ -170,7 +173,7 @@ class TableWriter:
 
     def __init__(self, path: Path, fmt: str, geometry: str = "geometry", empty_columns=()):
         self.path, self.fmt, self.geometry = path, fmt, geometry
-        self.empty_columns = empty_columns  # the CSV header when no row was written
+        self.empty_columns = empty_columns  # the code columns: the CSV header when no row was written
         self._out = None
         self._tables: list[pa.Table] = []
         self.closed = False
@@ -185,7 +188,9 @@ class TableWriter:
             import pyarrow.parquet as pq
             if self._out is None:
                 meta = {b"geo": json.dumps(geo_metadata(self.geometry)).encode()}
-                self._out = pq.ParquetWriter(self.path, table.schema.with_metadata(meta))
+                # statistics for the input's columns; min/max of codes and WKB cost a third of the write
+                stats = [c for c in table.column_names if c not in self.empty_columns and c != self.geometry]
+                self._out = pq.ParquetWriter(self.path, table.schema.with_metadata(meta), write_statistics=stats)
             self._out.write_table(table.replace_schema_metadata(self._out.schema.metadata))
         else:
             self._tables.append(table)
