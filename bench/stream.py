@@ -131,8 +131,8 @@ def verify(dst: Path, n: int, atlas: Atlas, seed: int) -> dict:
             g = shapely.from_wkb(b["geometry"].to_numpy()[pick])
             lon.append(shapely.get_x(g))
             lat.append(shapely.get_y(g))
-        grid.append(b["grid"].fillna("").astype(str).to_numpy()[pick])
-        building.append(b["building"].fillna("").astype(str).to_numpy()[pick])
+        grid.append(b["grid"].astype(object).fillna("").astype(str).to_numpy()[pick])
+        building.append(b["building"].astype(object).fillna("").astype(str).to_numpy()[pick])
         rows += m
     lon, lat = np.concatenate(lon), np.concatenate(lat)
     ref = atlas.locate_many(lon, lat)

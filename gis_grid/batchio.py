@@ -287,12 +287,13 @@ def arrow_chunks(path: Path, chunk_rows: int, spec: InputSpec):
         batches = csv_batches(path, spec.csv_types)
         while True:
             try:
-                batch = next(batches)
+                block = next(batches)
             except StopIteration:
                 return
             except pa.ArrowInvalid as exc:
                 raise _TextRoute(str(exc)) from exc
-            yield _arrow_xy(pa.Table.from_batches([batch]), spec, path.name)
+            for start in range(0, len(block), chunk_rows):
+                yield _arrow_xy(block.slice(start, chunk_rows), spec, path.name)
         return
     import pyarrow.parquet as pq
     # pre_buffer=False: with it, iter_batches keeps ~20 MB per 1M rows read (RSS grew with the file)
@@ -481,7 +482,10 @@ def frame_table(df: "pd.DataFrame", spec: InputSpec):
     """A parsed pandas chunk as an Arrow table, without the input geometry (the text and Dask routes)."""
     import pyarrow as pa
     drop = [c for c in (spec.geom_col,) if c is not None and c in df.columns]
-    return pa.Table.from_pandas(df.drop(columns=drop), preserve_index=False).replace_schema_metadata(None)
+    table = pa.Table.from_pandas(df.drop(columns=drop), preserve_index=False).replace_schema_metadata(None)
+    # pandas 3 text is large_string; pyarrow's CSV reader gives string: one schema whichever route read it
+    return table.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
+                                 for f in table.schema]))
 
 
 def check_chunk(x, y, reasons: np.ndarray, in_crs) -> np.ndarray:

@@ -350,3 +350,96 @@ def test_geoparquet_with_a_bad_row_reads_alike_on_both_paths(atlas, tmp_path):
     assert (res.rows, res.located, len(res.invalid)) == (4, 2, 1)
     assert out["error"].tolist() == ["", "geometry is missing", "", ""]
     assert list(out.columns) == ["n", *OUT_COLUMNS, "geometry", "error"]  # the same columns from either path
+
+
+# -- the Arrow route -----------------------------------------------------------------------------
+TYPED_CSV = ("id,name,speed,ok,lon,lat\n"
+             "1,a,1.5,true,117.505,34.815\n2,,,false,117.6,34.9\n3,\"c, d\",2.0,,117.515,34.805\n"
+             "4,街,3.0,TRUE,117.5149,34.8151\n")
+
+
+def _text_route(monkeypatch):
+    import gis_grid.batchio as batchio
+
+    def refuse(*a, **k):
+        raise batchio._TextRoute("forced")
+        yield  # a generator, as arrow_chunks is
+
+    monkeypatch.setattr(batchio, "arrow_chunks", refuse)
+
+
+@pytest.mark.parametrize("out_ext", ["csv", "parquet"])
+def test_csv_read_by_pyarrow_equals_the_text_route(atlas, tmp_path, monkeypatch, out_ext):
+    import gis_grid.batchio as batchio
+    import pyarrow.parquet as pq
+    src = tmp_path / "in.csv"
+    src.write_text(TYPED_CSV, encoding="utf-8")
+    texts = []
+    monkeypatch.setattr(batchio, "read_chunks", lambda *a, **k: texts.append(1) or iter(()))
+    fast = locate_file(src, tmp_path / f"fast.{out_ext}", atlas.locate_many, chunk_rows=2)
+    assert texts == []  # pyarrow read it: the text route was never asked
+    monkeypatch.undo()
+    _text_route(monkeypatch)
+    slow = locate_file(src, tmp_path / f"slow.{out_ext}", atlas.locate_many, chunk_rows=2)
+    assert (fast.rows, fast.located, fast.outside) == (slow.rows, slow.located, slow.outside) == (4, 3, 1)
+    if out_ext == "csv":  # the same bytes: types, nulls, quoting and number formatting alike
+        assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "slow.csv").read_bytes()
+        out = pd.read_csv(tmp_path / "fast.csv", dtype=str, keep_default_na=False)
+        assert out["grid"].tolist() == [WN, "", ES, EN] and out["speed"].tolist()[1] == ""
+    else:
+        a, b = pq.read_table(tmp_path / "fast.parquet"), pq.read_table(tmp_path / "slow.parquet")
+        assert a.schema.remove_metadata() == b.schema.remove_metadata() and a.equals(b)
+        assert str(a.schema.field("id").type) == "int64" and str(a.schema.field("ok").type) == "bool"
+        assert a["ok"].to_pylist() == [True, False, None, True] and a["speed"].to_pylist()[1] is None
+        assert a["name"].to_pylist() == ["a", "", "c, d", "街"]  # text keeps '' (not null)
+
+
+@pytest.mark.filterwarnings("ignore:The filename extension should be:RuntimeWarning")
+def test_code_columns_are_dictionaries_that_pandas_and_gdal_read(atlas, tmp_path):
+    import pyarrow.parquet as pq
+    import pyogrio
+    src = tmp_path / "in.csv"
+    src.write_text(TYPED_CSV, encoding="utf-8")
+    locate_file(src, tmp_path / "out.parquet", atlas.locate_many)
+    locate_file(src, tmp_path / "out.gpkg", atlas.locate_many)
+    schema = pq.read_schema(tmp_path / "out.parquet")
+    for c in OUT_COLUMNS:
+        assert str(schema.field(c).type).startswith("dictionary<values=string"), c
+    df = pd.read_parquet(tmp_path / "out.parquet")
+    assert isinstance(df["grid"].dtype, pd.CategoricalDtype) and "" not in df["grid"].cat.categories
+    assert df["grid"].isna().tolist() == [False, True, False, False] and df["grid"][0] == WN
+    gdal = pyogrio.read_dataframe(tmp_path / "out.gpkg")  # GDAL: plain text fields, null outside
+    assert gdal["grid"].tolist()[0] == WN and gdal["grid"].isna().tolist() == [False, True, False, False]
+    assert gdal["id"].dtype.kind == "i" and gdal.crs.to_epsg() == 4490
+    assert gdal.geometry.iloc[2].equals(shapely.Point(117.515, 34.805))
+    if "Parquet" in pyogrio.list_drivers():
+        g = pyogrio.read_dataframe(tmp_path / "out.parquet")
+        assert g["grid"].astype(object).tolist()[:2] == [WN, None] and g.crs.to_epsg() == 4490
+
+
+def test_arrow_arrays_are_built_from_numpy_buffers():
+    import pyarrow as pa
+    from gis_grid.batch_arrow import float_values, point_wkb, string_array
+    good = np.array([True, False, True])
+    wkb = point_wkb(np.array([117.5, 117.6]), np.array([34.8, 34.9]), good)
+    assert wkb.to_pylist() == [shapely.to_wkb(shapely.Point(117.5, 34.8)), None,
+                               shapely.to_wkb(shapely.Point(117.6, 34.9))]
+    assert string_array(["a", "中文", ""]).to_pylist() == ["a", "中文", ""]
+    assert string_array(np.array([7, 42])).to_pylist() == ["7", "42"]
+    col = pa.chunked_array([pa.array([1.5, None]), pa.array([None, 3], pa.int64()).cast(pa.float64())]).slice(1)
+    values, null = float_values(col)
+    assert np.isnan(values[:2]).all() and values[2] == 3.0 and null.tolist() == [True, True, False]
+
+
+def test_csv_blocks_are_cut_between_records_only(tmp_path):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from gis_grid.batch_arrow import csv_batches
+    src = tmp_path / "q.csv"
+    rows = [f'{i},"note {i}, with ""quotes""\nand a newline",117.5{i}' for i in range(40)]
+    src.write_text("id,note,lon\n" + "\n".join(rows), encoding="utf-8")  # no newline at the end
+    types = {"id": "int64", "note": "string", "lon": "double"}
+    blocks = list(csv_batches(src, types, block_bytes=50))  # smaller than a record: blocks carry over
+    assert len(blocks) > 5
+    whole = pacsv.read_csv(src, convert_options=pacsv.ConvertOptions(column_types={"id": pa.int64()}))
+    assert pa.concat_tables(blocks).equals(whole)
