@@ -237,43 +237,32 @@ def inspect_input(path, crs=None, x_col=None, y_col=None, wkt_col=None) -> Input
 
 def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS, spec: InputSpec | None = None
                 ) -> Iterator[tuple["pd.DataFrame", np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield pandas (frame, x, y, reasons) per chunk; reasons explain unparsable rows.
+    """Yield pandas (frame, x, y, reasons) per chunk of a CSV file; reasons explain unparsable rows.
 
-    The text route: CSV files pyarrow cannot parse as typed, and GeoJSON/GeoPackage
-    (GeoParquet always takes :func:`arrow_chunks`).
+    The text route, for a CSV value pyarrow cannot parse as its column's type: pandas reads
+    the coordinates as text, so a bad one is a named row rather than a read error.
     """
     import pandas as pd
     path = Path(path)
     spec = spec or inspect_input(path)
-    fmt = spec.fmt
     try:
-        if fmt == "csv":
-            reader = pd.read_csv(path, chunksize=chunk_rows, dtype=spec.csv_dtypes, keep_default_na=False,
-                                 na_values=spec.csv_na)
-            while True:
-                try:
-                    df = next(reader)
-                except StopIteration:
-                    break
-                except ValueError as exc:  # a value that does not fit the type the sample gave its column
-                    typed = {c: str(t) for c, t in spec.csv_dtypes.items() if t is not str}
-                    raise InvalidInputError(
-                        f"cannot read {path.name}: {exc}. Column types come from the first {CSV_SAMPLE_ROWS} "
-                        f"rows ({typed}); a later value does not fit its column") from exc
-                yield (df, *parse_chunk(df, spec, path.name))
-        else:
-            import pyogrio
-            df = pyogrio.read_dataframe(path, read_geometry=spec.geom_col is not None)
-            if spec.geom_col is not None:
-                geoms = df.geometry.to_numpy()
-                df = pd.DataFrame(df.drop(columns=df.geometry.name)).assign(geometry=geoms)
-            else:
-                df = pd.DataFrame(df)
+        reader = pd.read_csv(path, chunksize=chunk_rows, dtype=spec.csv_dtypes, keep_default_na=False,
+                             na_values=spec.csv_na)
+        while True:
+            try:
+                df = next(reader)
+            except StopIteration:
+                break
+            except ValueError as exc:  # a value that does not fit the type the sample gave its column
+                typed = {c: str(t) for c, t in spec.csv_dtypes.items() if t is not str}
+                raise InvalidInputError(
+                    f"cannot read {path.name}: {exc}. Column types come from the first {CSV_SAMPLE_ROWS} "
+                    f"rows ({typed}); a later value does not fit its column") from exc
             yield (df, *parse_chunk(df, spec, path.name))
     except InvalidInputError:
         raise
-    except Exception as exc:  # pyogrio/pyarrow/pandas parse errors: the file is the problem
-        raise InvalidInputError(f"cannot read {path.name} as {fmt}: {exc}") from exc
+    except Exception as exc:  # pandas parse errors: the file is the problem
+        raise InvalidInputError(f"cannot read {path.name} as csv: {exc}") from exc
 
 
 class _TextRoute(Exception):
@@ -281,8 +270,22 @@ class _TextRoute(Exception):
 
 
 def arrow_chunks(path: Path, chunk_rows: int, spec: InputSpec):
-    """Yield (Arrow table without the input geometry, x, y, reasons) per chunk of a CSV or GeoParquet file."""
+    """Yield (Arrow table without the input geometry, x, y, reasons) per chunk of ``path``.
+
+    GeoJSON and GeoPackage come whole through pyogrio's Arrow reader (GDAL cannot split them).
+    """
     import pyarrow as pa
+    if spec.fmt in ("geojson", "gpkg"):
+        import pyogrio
+        try:
+            meta, table = pyogrio.read_arrow(path, read_geometry=spec.geom_col is not None)
+        except Exception as exc:  # GDAL's parse errors: the file is the problem
+            raise InvalidInputError(f"cannot read {path.name} as {spec.fmt}: {exc}") from exc
+        if spec.geom_col is not None:
+            name = meta.get("geometry_name") or "wkb_geometry"
+            table = table.rename_columns([spec.geom_col if c == name else c for c in table.column_names])
+        yield _arrow_xy(table, spec, path.name)
+        return
     if spec.fmt == "csv":
         batches = csv_batches(path, spec.csv_types)
         while True:
@@ -311,7 +314,7 @@ def _arrow_xy(table, spec: InputSpec, name: str):
     reasons = np.full(n, "", dtype=object)
     if spec.geom_col is not None or spec.wkt_col is not None:
         col = spec.geom_col or spec.wkt_col
-        xy = wkb_points(table.column(col).combine_chunks()) if spec.geom_col else None
+        xy = wkb_points(table.column(col).combine_chunks()) if spec.geom_col else None  # plain WKB points
         if xy is None:  # not plain WKB points: shapely names each problem
             x, y, reasons = _xy_from_geoms(table.column(col).to_numpy(zero_copy_only=False), spec.wkt_col)
         else:
@@ -447,12 +450,11 @@ def locate_file(src, dst, locate: Callable, crs=None, on_invalid: str = "fail", 
     spec = inspect_input(src, crs, x_col, y_col, wkt_col)
     dst = output_path(dst)
     src = Path(src)
-    if spec.fmt in ("csv", "parquet"):
-        try:
-            return _run(arrow_chunks(src, chunk_rows, spec), src, dst, locate, spec, on_invalid, progress)
-        except _TextRoute:  # a CSV value pyarrow cannot type: the text reader names the row
-            if progress is not None:
-                progress.reset()
+    try:
+        return _run(arrow_chunks(src, chunk_rows, spec), src, dst, locate, spec, on_invalid, progress)
+    except _TextRoute:  # a CSV value pyarrow cannot type: the text reader names the row
+        if progress is not None:
+            progress.reset()
     chunks = ((frame_table(df, spec), x, y, r) for df, x, y, r in read_chunks(src, chunk_rows, spec))
     return _run(chunks, src, dst, locate, spec, on_invalid, progress)
 

@@ -23,8 +23,8 @@ import shapely
 from . import crs as crs_mod
 from .atlas import Atlas
 from .batch_arrow import TableWriter
-from .batchio import (OUT_COLUMNS, BatchResult, InputSpec, check_chunk, file_format, finish, frame_table,
-                      inspect_input, locate_table, parse_chunk, read_chunks)
+from .batchio import (OUT_COLUMNS, BatchResult, InputSpec, arrow_chunks, check_chunk, file_format, finish,
+                      frame_table, inspect_input, locate_table, parse_chunk)
 from .errors import InvalidInputError
 
 LOCAL = "local"
@@ -103,20 +103,21 @@ def _partitions(src: Path, partition_bytes: int, spec: InputSpec | None = None):
 
 
 def _read_whole(src: str, spec: InputSpec):
-    (chunk,) = read_chunks(src, spec=spec)
+    (chunk,) = arrow_chunks(Path(src), 0, spec)
     return chunk
 
 
 def _locate_partition(raw, spec: InputSpec, name, locator: Locator, on_invalid, geometry: bool):
     """One partition: (output Arrow table or None when it fails the job, reasons)."""
     if spec.fmt in ("csv", "parquet"):
-        df, (x, y, reasons) = raw, parse_chunk(raw, spec, name)
-    else:
-        df, x, y, reasons = raw
+        x, y, reasons = parse_chunk(raw, spec, name)
+        table = frame_table(raw, spec)
+    else:  # read whole by the single-process reader itself
+        table, x, y, reasons = raw
     reasons = check_chunk(x, y, reasons, spec.crs)
     if on_invalid == "fail" and (reasons != "").any():
         return None, reasons  # the job will fail: don't ship rows back
-    return locate_table(frame_table(df, spec), x, y, reasons, locator.ready().locate_many, spec,
+    return locate_table(table, x, y, reasons, locator.ready().locate_many, spec,
                         mark=on_invalid == "mark", geometry=geometry), reasons
 
 
