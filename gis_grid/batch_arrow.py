@@ -193,6 +193,8 @@ class TableWriter:
     """Appends Arrow tables to CSV/GeoParquet, or collects them for GeoJSON/GeoPackage.
 
     Every geometry written is a storage point, so every output declares EPSG:4490.
+    CSV and GeoParquet chunks are written on a thread (pyarrow releases the GIL) while
+    the next chunk is read and located; one chunk at most waits, so memory stays flat.
     """
 
     def __init__(self, path: Path, fmt: str, geometry: str = "geometry", empty_columns=()):
@@ -200,9 +202,26 @@ class TableWriter:
         self.empty_columns = empty_columns  # the code columns: the CSV header when no row was written
         self._out = None
         self._tables: list[pa.Table] = []
+        self._pending = None
+        self._thread = None
         self.closed = False
 
     def write(self, table: pa.Table) -> None:
+        if self.fmt not in ("csv", "parquet"):
+            self._tables.append(table)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+        self._wait()
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="batch-write")
+        self._pending = self._thread.submit(self._append, table)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # a write error surfaces here, in the job's thread
+
+    def _append(self, table: pa.Table) -> None:
         if self.fmt == "csv":
             import pyarrow.csv as pacsv
             if self._out is None:
@@ -216,10 +235,17 @@ class TableWriter:
                 stats = [c for c in table.column_names if c not in self.empty_columns and c != self.geometry]
                 self._out = pq.ParquetWriter(self.path, table.schema.with_metadata(meta), write_statistics=stats)
             self._out.write_table(table.replace_schema_metadata(self._out.schema.metadata))
-        else:
-            self._tables.append(table)
+
+    def _stop(self) -> None:
+        try:
+            self._wait()
+        finally:
+            if self._thread is not None:
+                self._thread.shutdown()
+                self._thread = None
 
     def close(self) -> None:
+        self._stop()
         if self._out is not None:
             self._out.close()
         elif self.fmt in ("geojson", "gpkg"):
@@ -247,6 +273,10 @@ class TableWriter:
 
     def abort(self) -> None:
         if not self.closed:
+            try:
+                self._stop()
+            except Exception:  # noqa: BLE001 - the job is failing already; its own error is the one to report
+                pass
             if self._out is not None:
                 self._out.close()
             self.path.unlink(missing_ok=True)

@@ -89,7 +89,7 @@ class _LazyGeoms:
     def __init__(self, blob: np.ndarray, offsets: np.ndarray):
         self._blob, self._offsets = blob, offsets
         self._done: dict = {}
-        self._all = None  # every polygon, decoded and prepared at once when a batch needs many
+        self._batch = None  # polygons decoded for batches (None = not yet), filled as points need them
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -105,14 +105,21 @@ class _LazyGeoms:
         if np.ndim(index) == 0:
             return self._one(int(index))
         index = np.asarray(index).ravel()
-        if self._all is None and len(index) > 64:  # a batch: one vectorised decode beats one call per polygon
-            import shapely
-            blob, off = bytes(self._blob), np.asarray(self._offsets).tolist()
-            self._all = shapely.from_wkb([blob[a:b] for a, b in zip(off[:-1], off[1:])])
-            shapely.prepare(self._all)
-        if self._all is not None:
-            return self._all[index]
-        return np.array([self._one(int(i)) for i in index], dtype=object)
+        if len(index) <= 64:
+            return np.array([self._one(int(i)) for i in index], dtype=object)
+        # a batch: decode (and prepare) the polygons it needs that are not decoded yet, in one call
+        import shapely
+        if self._batch is None:
+            self._batch = np.full(len(self), None, dtype=object)
+        need = np.unique(index)
+        need = need[shapely.is_missing(self._batch[need])]
+        if len(need):
+            off = np.asarray(self._offsets)
+            blob = self._blob
+            geoms = shapely.from_wkb([blob[off[i]:off[i + 1]].tobytes() for i in need.tolist()])
+            shapely.prepare(geoms)
+            self._batch[need] = geoms
+        return self._batch[index]
 
 
 class CachedLocator:
