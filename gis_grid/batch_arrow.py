@@ -180,12 +180,25 @@ def point_wkb(lon: np.ndarray, lat: np.ndarray, good: np.ndarray) -> pa.BinaryAr
                                  null_count=n - k)
 
 
+# EPSG:4490 as PROJJSON (pyproj's CRS.from_epsg(4490).to_json_dict()), written out so a batch job
+# need not import pyproj to label its output; a test checks that pyproj reads it back as EPSG:4490
+EPSG4490_PROJJSON = {
+    "$schema": "https://proj.org/schemas/v0.7/projjson.schema.json", "type": "GeographicCRS",
+    "name": "China Geodetic Coordinate System 2000",
+    "datum": {"type": "GeodeticReferenceFrame", "name": "China 2000",
+              "ellipsoid": {"name": "CGCS2000", "semi_major_axis": 6378137, "inverse_flattening": 298.257222101}},
+    "coordinate_system": {"subtype": "ellipsoidal", "axis": [
+        {"name": "Geodetic latitude", "abbreviation": "Lat", "direction": "north", "unit": "degree"},
+        {"name": "Geodetic longitude", "abbreviation": "Lon", "direction": "east", "unit": "degree"}]},
+    "scope": "Horizontal component of 3D system.", "area": "China - onshore and offshore.",
+    "bbox": {"south_latitude": 16.7, "west_longitude": 73.62, "north_latitude": 53.56, "east_longitude": 134.77},
+    "id": {"authority": "EPSG", "code": STORAGE_EPSG}}
+
+
 def geo_metadata(column: str = "geometry") -> dict:
     """GeoParquet metadata of a WKB point column in EPSG:4490 (PROJJSON)."""
-    from pyproj import CRS
     return {"version": "1.0.0", "primary_column": column,
-            "columns": {column: {"encoding": "WKB", "geometry_types": ["Point"],
-                                 "crs": CRS.from_epsg(STORAGE_EPSG).to_json_dict()}}}
+            "columns": {column: {"encoding": "WKB", "geometry_types": ["Point"], "crs": EPSG4490_PROJJSON}}}
 
 
 # -- output -------------------------------------------------------------------------------------

@@ -443,3 +443,10 @@ def test_csv_blocks_are_cut_between_records_only(tmp_path):
     assert len(blocks) > 5
     whole = pacsv.read_csv(src, convert_options=pacsv.ConvertOptions(column_types={"id": pa.int64()}))
     assert pa.concat_tables(blocks).equals(whole)
+
+
+def test_the_written_crs_is_epsg4490_for_pyproj():
+    from pyproj import CRS
+    from gis_grid.batch_arrow import EPSG4490_PROJJSON
+    assert CRS.from_json_dict(EPSG4490_PROJJSON) == CRS.from_epsg(4490)
+    assert CRS.from_json_dict(EPSG4490_PROJJSON).to_epsg() == 4490
