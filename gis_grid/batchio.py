@@ -265,8 +265,11 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS, spec: InputSpec 
         raise InvalidInputError(f"cannot read {path.name} as csv: {exc}") from exc
 
 
-class _TextRoute(Exception):
-    """A CSV value pyarrow cannot parse as its column's type: the job restarts on the text route."""
+class _TextRoute(InvalidInputError):
+    """A CSV value pyarrow cannot parse as its column's type: the job restarts on the text route.
+
+    Caught by :func:`locate_file`; were it ever to escape, it says what is wrong with the file.
+    """
 
 
 def arrow_chunks(path: Path, chunk_rows: int, spec: InputSpec):
