@@ -115,7 +115,7 @@ class _LazyGeoms:
         need = need[shapely.is_missing(self._batch[need])]
         if len(need):
             off = np.asarray(self._offsets)
-            blob = self._blob
+            blob = np.asarray(self._blob)  # a plain view: slicing a memmap costs a finalize call per slice
             geoms = shapely.from_wkb([blob[off[i]:off[i + 1]].tobytes() for i in need.tolist()])
             shapely.prepare(geoms)
             self._batch[need] = geoms
