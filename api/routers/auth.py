@@ -1,7 +1,9 @@
 """Sign-in for the map viewer, the caller's identity, unmasked reads and the audit log."""
 from __future__ import annotations
 
+import ipaddress
 import secrets
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -28,9 +30,21 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/map"
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:   # a host name: not loopback
+        return False
+
+
 def _secure(request: Request) -> bool:
-    # cookies travel only over TLS when the service is published on https (behind its proxy)
-    return (request.app.state.settings.public_url or "").lower().startswith("https://")
+    """Cookies are Secure unless the service is served on loopback: the published address
+    (GIS_GRID_PUBLIC_URL) when set, else the address it binds; never the request's Host."""
+    settings = request.app.state.settings
+    host = urlsplit(settings.public_url).hostname if settings.public_url else settings.host
+    return not _is_loopback(host or "")
 
 
 def _set(resp, request: Request, name: str, value: str, *, httponly: bool) -> None:

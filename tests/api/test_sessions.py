@@ -122,3 +122,17 @@ def test_cookies_are_secure_on_an_https_public_url(tmp_path):
         r = sign_in(client, token)
         assert r.status_code == 303
         assert "secure" in cookie_header(r, "gg_session") and "secure" in cookie_header(r, "gg_csrf")
+
+
+@pytest.mark.parametrize("settings, secure", [
+    ({}, False),                                            # bound to 127.0.0.1 (make run)
+    ({"host": "0.0.0.0"}, True),                            # reachable from the network
+    ({"public_url": "http://grid.example.cn"}, True),       # published on another host: Secure even on http
+    ({"public_url": "http://[::1]:8000"}, False),
+    ({"host": "0.0.0.0", "public_url": "http://localhost:8000"}, False),
+])
+def test_cookies_are_secure_unless_served_on_loopback(tmp_path, settings, secure):
+    store = make_toy_store(tmp_path / "toy.gpkg")
+    app = create_app(Settings(db=store.url, **settings))
+    with TestClient(app) as client:
+        assert ("secure" in cookie_header(client.get("/login"), "gg_csrf")) is secure
