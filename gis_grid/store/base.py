@@ -18,6 +18,7 @@ import os
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from types import ModuleType
 
 import pandas as pd
 
@@ -281,3 +282,54 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+class SqlModulesStore(Store):
+    """A store whose key/audit SQL lives in a ``security`` module and whose plan SQL lives in a
+    ``plans`` module beside it: each backend names its two modules, these forward to them."""
+
+    _security_sql: ModuleType
+    _plans_sql: ModuleType
+
+    def insert_key(self, record: dict, audit: dict) -> None:
+        self._security_sql.insert_key(self, record, audit)
+
+    def key(self, key_id: str) -> dict:
+        return self._security_sql.key(self, key_id)
+
+    def keys(self) -> list[dict]:
+        return self._security_sql.keys(self)
+
+    def revoke_key(self, key_id: str, when: str) -> None:
+        self._security_sql.revoke_key(self, key_id, when)
+
+    def append_audit(self, record: dict) -> dict:
+        return self._security_sql.append_audit(self, record)
+
+    def audit_records(self) -> list[dict]:
+        return self._security_sql.audit_records(self)
+
+    def audit_head(self) -> str | None:
+        return self._security_sql.audit_head(self)
+
+    def save_plan(self, record: dict) -> int:
+        return self._plans_sql.save_plan(self, record)
+
+    def plans(self, scope: str | None = None) -> list[dict]:
+        return self._plans_sql.list_plans(self, scope)
+
+    def plan(self, plan_id: int) -> dict:
+        return self._plans_sql.get_plan(self, plan_id)
+
+    def delete_plan(self, plan_id: int) -> None:
+        self._plans_sql.delete_plan(self, plan_id)
+
+    def grid_codes_ever(self, prefix: str) -> list[str]:
+        return self._plans_sql.grid_codes_ever(self, prefix)
+
+    def apply_changeset(self, changeset, expected_version: int, audit: dict | None = None) -> int:
+        return self._plans_sql.apply_changeset(self, changeset, expected_version, audit)
+
+    def grid_changes(self, code: str | None = None) -> list[dict]:
+        return self._plans_sql.grid_changes(self, code)
+

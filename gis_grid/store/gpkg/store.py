@@ -14,11 +14,13 @@ import shapely
 from ...crs import STORAGE_EPSG
 from ...errors import ConflictError, NotFoundError, StoreError
 from ...incidents.model import event_log
-from ..base import INCIDENT_COLUMNS, RESIDENT_COLUMNS, SCHEMA_VERSION, Store, safe_columns, utc_stamp, with_reported_grid
+from ..base import INCIDENT_COLUMNS, RESIDENT_COLUMNS, SCHEMA_VERSION, SqlModulesStore, safe_columns, utc_stamp, with_reported_grid
 from . import format as gpkg
 from . import conformance, plans, rtree, schema, security
 
-class GeoPackageStore(Store):
+class GeoPackageStore(SqlModulesStore):
+    _security_sql, _plans_sql = security, plans
+
     def __init__(self, path: str | Path, *, create: bool = False):
         self.path = Path(path)
         self.url = str(self.path)
@@ -163,50 +165,6 @@ class GeoPackageStore(Store):
         if df.empty:
             raise NotFoundError(f"no division with code {code!r}")
         return df
-
-    # -- API keys and audit (SQL in security.py) ---------------------
-    def insert_key(self, record: dict, audit: dict) -> None:
-        security.insert_key(self, record, audit)
-
-    def key(self, key_id: str) -> dict:
-        return security.key(self, key_id)
-
-    def keys(self) -> list[dict]:
-        return security.keys(self)
-
-    def revoke_key(self, key_id: str, when: str) -> None:
-        security.revoke_key(self, key_id, when)
-
-    def append_audit(self, record: dict) -> dict:
-        return security.append_audit(self, record)
-
-    def audit_records(self) -> list[dict]:
-        return security.audit_records(self)
-
-    def audit_head(self) -> str | None:
-        return security.audit_head(self)
-
-    # -- boundary planning (SQL in plans.py) -------------------------
-    def save_plan(self, record: dict) -> int:
-        return plans.save_plan(self, record)
-
-    def plans(self, scope: str | None = None) -> list[dict]:
-        return plans.list_plans(self, scope)
-
-    def plan(self, plan_id: int) -> dict:
-        return plans.get_plan(self, plan_id)
-
-    def delete_plan(self, plan_id: int) -> None:
-        plans.delete_plan(self, plan_id)
-
-    def grid_codes_ever(self, prefix: str) -> list[str]:
-        return plans.grid_codes_ever(self, prefix)
-
-    def apply_changeset(self, changeset, expected_version: int, audit: dict | None = None) -> int:
-        return plans.apply_changeset(self, changeset, expected_version, audit)
-
-    def grid_changes(self, code: str | None = None) -> list[dict]:
-        return plans.grid_changes(self, code)
 
     def buildings(self) -> pd.DataFrame:
         return self._query("SELECT geom, id, kind, name, floors, units, grid_code FROM buildings ORDER BY id")

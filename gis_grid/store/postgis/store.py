@@ -20,7 +20,7 @@ from psycopg import errors as pgerr
 from ...errors import (ConflictError, GisGridError, InvalidInputError, NotFoundError, PermissionDeniedError,
                       StoreError)
 from ...hierarchy import level_of
-from ..base import INCIDENT_COLUMNS, RESIDENT_COLUMNS, SCHEMA_VERSION, SYSTEM_SCOPE, Store, safe_columns, utc_stamp
+from ..base import INCIDENT_COLUMNS, RESIDENT_COLUMNS, SCHEMA_VERSION, SYSTEM_SCOPE, SqlModulesStore, safe_columns, utc_stamp
 from . import database, incidents, migrate, plans, security
 from .frames import column_types, copy_frame, read_frame
 from .notify import watch
@@ -40,7 +40,9 @@ def _check_scope(scope: str) -> str:
     return scope
 
 
-class PostGISStore(Store):
+class PostGISStore(SqlModulesStore):
+    _security_sql, _plans_sql = security, plans
+
     def __init__(self, url: str, *, create: bool = False):
         self.url = database.normalise(url)
         self._shown = database.redact(self.url)
@@ -255,50 +257,6 @@ class PostGISStore(Store):
 
     def replace_incidents(self, df: pd.DataFrame) -> None:
         incidents.replace(self, df)
-
-    # -- boundary planning -----------------------------------------------------------------------
-    def save_plan(self, record: dict) -> int:
-        return plans.save_plan(self, record)
-
-    def plans(self, scope: str | None = None) -> list[dict]:
-        return plans.list_plans(self, scope)
-
-    def plan(self, plan_id: int) -> dict:
-        return plans.get_plan(self, plan_id)
-
-    def delete_plan(self, plan_id: int) -> None:
-        plans.delete_plan(self, plan_id)
-
-    def grid_codes_ever(self, prefix: str) -> list[str]:
-        return plans.grid_codes_ever(self, prefix)
-
-    def apply_changeset(self, changeset, expected_version: int, audit: dict | None = None) -> int:
-        return plans.apply_changeset(self, changeset, expected_version, audit)
-
-    def grid_changes(self, code: str | None = None) -> list[dict]:
-        return plans.grid_changes(self, code)
-
-    # -- API keys and audit -----------------------------------------------------------------------
-    def insert_key(self, record: dict, audit: dict) -> None:
-        security.insert_key(self, record, audit)
-
-    def key(self, key_id: str) -> dict:
-        return security.key(self, key_id)
-
-    def keys(self) -> list[dict]:
-        return security.keys(self)
-
-    def revoke_key(self, key_id: str, when: str) -> None:
-        security.revoke_key(self, key_id, when)
-
-    def append_audit(self, record: dict) -> dict:
-        return security.append_audit(self, record)
-
-    def audit_records(self) -> list[dict]:
-        return security.audit_records(self)
-
-    def audit_head(self) -> str | None:
-        return security.audit_head(self)
 
     # -- replicas --------------------------------------------------------------------------------
     def watch_atlas_version(self, callback):
