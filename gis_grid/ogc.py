@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from . import crs as crs_mod
 from . import features as feat
-from . import stats, tiles
+from . import gml_schema, stats, tiles
 from .atlas import Atlas
 from .errors import InvalidInputError, PermissionDeniedError
 from .incidents import aggregate
@@ -144,7 +144,10 @@ def collection_doc(base: str, c: feat.Collection) -> dict:
             {"href": f"{cb}/tiles", "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
              "type": "application/json", "title": "the vector tilesets (OGC API - Tiles)"},
             {"href": f"{cb}/tiles/WebMercatorQuad/tilejson.json", "rel": "describedby",
-             "type": "application/json", "title": "TileJSON of the vector tiles"}],
+             "type": "application/json", "title": "TileJSON of the vector tiles"},
+            # GDAL looks for exactly this spelling (relation names are case-insensitive, RFC 8288)
+            {"href": f"{cb}/schema.xsd", "rel": "describedBy", "type": gml_schema.MEDIA_TYPE,
+             "title": "GML application schema of the features (the fields GDAL's tile and items readers use)"}],
         "extent": {"spatial": {"bbox": [c.extent_crs84()], "crs": crs_mod.crs_uri("CRS84")}},
         "crs": feat.crs_uris(),
         "storageCrs": STORAGE_CRS_URI,
@@ -230,6 +233,12 @@ def properties_schema(base: str, cid: str, which: str, params: Params, *, atlas:
         names = feat.queryables(cid) if which == "queryables" else feat.properties_of(cid)
         doc = _schema_doc(base, cid, which, names, feat.PROPERTY_SCHEMA, c.title)
     return Answer(doc, SCHEMA_JSON)
+
+
+def xml_schema(base: str, cid: str, params: Params) -> Answer:
+    """``/collections/{cid}/schema.xsd``: the features as a GML application schema (see gis_grid.gml_schema)."""
+    check_params(params, set())
+    return Answer(gml_schema.gml_schema(base, cid), gml_schema.MEDIA_TYPE)
 
 
 def api_definition(openapi: dict, base: str, params: Params) -> Answer:

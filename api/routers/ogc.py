@@ -84,6 +84,12 @@ def queryables(request: Request, collectionId: str, f: str | None = Query(None, 
     return _send(ogc.properties_schema(_base(request), collectionId, "queryables", f=f, **_context(request)))
 
 
+@router.get("/collections/{collectionId}/schema.xsd", summary="The features as a GML application schema (XSD)",
+            response_class=Response, responses={200: {"content": {"text/xml": {}}}})
+def xml_schema(request: Request, collectionId: str):
+    return _send(ogc.xml_schema(_base(request), collectionId, _query(request)["params"]))
+
+
 @router.get("/collections/{collectionId}/schema", summary="The feature properties, as JSON Schema",
             response_class=Response, responses=_SCHEMA)
 def schema(request: Request, collectionId: str, f: str | None = Query(None, description="json")):

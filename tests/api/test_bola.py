@@ -123,6 +123,7 @@ OPEN_ROUTES = {
     ("GET", "/ogc/api"): "the OGC part of the OpenAPI document: no data",
     ("GET", "/ogc/collections/{collectionId}/queryables"): "a collection's property schema: no data",
     ("GET", "/ogc/collections/{collectionId}/schema"): "a collection's property schema: no data",
+    ("GET", "/ogc/collections/{collectionId}/schema.xsd"): "a collection's property schema: no data",
     ("GET", "/ogc/tileMatrixSets"): "tile grid definitions: no data",
     ("GET", "/ogc/tileMatrixSets/{tileMatrixSetId}"): "tile grid definitions: no data",
     ("GET", "/ogc/collections/{collectionId}/tiles/{tileMatrixSetId}"): "a tileset's metadata: public map data",

@@ -327,9 +327,9 @@ def test_gdal_opens_the_collection_tiles_with_api_tiles(server, auth, demo_atlas
     # the features of the z12 tile matrix, read through the MVT tiles
     res = _gdal(auth, exe, "-ro", "-al", "-oo", "API=TILES", base, layer.group(1))
     assert res.returncode == 0, res.stderr[-3000:]
-    # the features' ids are the grid codes; z12's first tile is empty, so GDAL lists no properties there
+    # the fields come from the collection's GML schema, so every z12 feature carries its grid's code
     # (see test_pyogrio_gdal_opens_the_collection_tiles_with_api_tiles, which runs GDAL 3.12)
-    codes = set(re.findall(r"^\s*mvt_id \(Integer64\) = (\d{15})$", res.stdout, flags=re.M))
+    codes = set(re.findall(r"^\s*code \(String\) = (\d{15})$", res.stdout, flags=re.M))
     assert codes == set(demo_atlas.grid_codes)
 
 
@@ -338,13 +338,16 @@ import json, sys
 import pyogrio
 base, token = sys.argv[1], sys.argv[2]
 pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": token, "GDAL_HTTP_TIMEOUT": "60"})
-info = pyogrio.read_info(base, layer="Zoom level 0", API="TILES")
+info = pyogrio.read_info(base, layer="Zoom level 12", API="TILES")
 z0 = pyogrio.read_dataframe(base, layer="Zoom level 0", API="TILES")
 z12 = pyogrio.read_dataframe(base, layer="Zoom level 12", API="TILES")
 print(json.dumps({"driver": info["driver"], "crs": info["crs"], "fields": list(info["fields"]),
+                  "geometry_type": info["geometry_type"],
                   "z0": z0.drop(columns="geometry").astype(str).to_dict("records"),
-                  "z12_ids": z12["mvt_id"].astype(str).tolist(), "z12_wkb": z12.geometry.to_wkb(hex=True).tolist(),
-                  "gdal": pyogrio.__gdal_version_string__}))
+                  "z12": z12.drop(columns="geometry").astype(object).where(z12.notna(), None)
+                            .drop(columns="geometry", errors="ignore").to_dict("records"),
+                  "z12_wkb": z12.geometry.to_wkb(hex=True).tolist(),
+                  "gdal": pyogrio.__gdal_version_string__}, default=str))
 """
 
 
@@ -352,9 +355,9 @@ def test_pyogrio_gdal_opens_the_collection_tiles_with_api_tiles(server, demo_hea
     """OGC API - Tiles through GDAL 3.12 (the one pyogrio bundles): API=TILES, the MVT tiles of a zoom level.
 
     In its own process, as a GIS client is (GDAL blocks while it fetches from this server).
-    GDAL takes a zoom level's fields from the first tile it reads, from the top-left of the
-    tileset's limits: at z12 that tile is off the district, so there the features come with
-    their ids (the grid codes, see gis_grid.tiles) and no properties.
+    GDAL takes a zoom level's fields from the collection's GML application schema
+    (``describedBy``, ``/schema.xsd``), not from its first tile, which at z12 is off the
+    district and holds no attributes: every z12 feature comes with its grid's attributes.
     """
     import sys
     token = demo_headers["Authorization"].split(" ", 1)[1]
@@ -364,17 +367,50 @@ def test_pyogrio_gdal_opens_the_collection_tiles_with_api_tiles(server, demo_hea
     out = json.loads(res.stdout)
     assert out["driver"] == "OGCAPI" and tuple(int(v) for v in out["gdal"].split(".")[:2]) >= (3, 7)
     assert "CRS84" in out["crs"]  # GDAL's choice among our tile matrix sets: WorldCRS84Quad
-    assert {"code", "name", "level", "parent_code", "kind"} <= set(out["fields"])
+    assert out["geometry_type"] == "MultiPolygon"  # from the schema, as are the fields
+    tile_props = ["code", "name", "level", "parent_code", "kind"]  # what a tile carries (gis_grid.tiles)
+    assert out["fields"][:5] == tile_props and "area_m2" in out["fields"]
+    grids = demo_atlas.divisions.set_index("code", drop=False)
     codes = set(demo_atlas.grid_codes)
-    assert out["z0"] and all(f["code"] in codes and f["code"] == f["mvt_id"] and f["level"] == "grid"
-                             for f in out["z0"])
-    # z12: every grid of the district, each piece inside its own grid
-    assert set(out["z12_ids"]) == codes
-    grids = demo_atlas.divisions.set_index("code")["geometry"]
+    assert out["z0"] and all(f["code"] in codes and f["level"] == "grid" for f in out["z0"])
+    # z12: every grid of the district, each piece with its grid's attributes and inside its grid
+    assert {f["code"] for f in out["z12"]} == codes
+    for f in out["z12"]:
+        g = grids.loc[f["code"]]
+        assert [f[k] for k in tile_props] == [None if pd.isna(g[k]) else str(g[k]) for k in tile_props], f
     pieces = shapely.from_wkb(out["z12_wkb"])
     assert all(shapely.is_valid(pieces))
-    inside = [grids[c].buffer(2e-4).contains(p) for c, p in zip(out["z12_ids"], pieces)]
+    inside = [grids["geometry"][f["code"]].buffer(2e-4).contains(p) for f, p in zip(out["z12"], pieces)]
     assert np.mean(inside) > 0.99, f"{len(inside) - sum(inside)} tile pieces outside their grid"
+
+
+@pytest.mark.parametrize("cid", ["grids", "buildings"])
+def test_gml_schema_declares_the_json_schema_properties(http, cid, tmp_path):
+    """``/schema.xsd`` (the collection's ``describedBy`` text/xml link) read by GDAL's own GML schema parser:
+    one feature type with a polygon geometry and the properties and types of ``/schema``."""
+    coll = http.get(f"/ogc/collections/{cid}").json()
+    link = next(l for l in coll["links"] if l["rel"] == "describedBy" and l["type"] == "text/xml")
+    r = http.get(link["href"])
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/xml")
+    (tmp_path / "f.xsd").write_text(r.text)
+    ns = re.search(r'targetNamespace="([^"]+)"', r.text).group(1)
+    # an empty GML collection pointing at the schema: GDAL's GML driver takes its layer from the XSD
+    (tmp_path / "f.gml").write_text(
+        f'<?xml version="1.0"?><gml:FeatureCollection xmlns:gml="http://www.opengis.net/gml/3.2" xmlns:app="{ns}" '
+        f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="{ns} f.xsd" gml:id="c">'
+        f'<gml:featureMember><app:{cid} gml:id="a"/></gml:featureMember></gml:FeatureCollection>')
+    info = pyogrio.read_info(tmp_path / "f.gml")
+    props = http.get(f"/ogc/collections/{cid}/schema").json()["properties"]
+    props.pop("geometry")
+    assert info["layer_name"] == cid and info["geometry_type"] == "MultiPolygon"
+    fields = dict(zip(info["fields"], info["ogr_types"]))
+    fields.pop("gml_id")
+    want = {"string": "OFTString", "integer": "OFTInteger64", "number": "OFTReal"}
+    assert fields == {k: "OFTDateTime" if p.get("format") == "date-time" else want[p["type"]]
+                      for k, p in props.items()}
+    assert http.get("/ogc/collections/nowhere/schema.xsd").status_code == 404
+    bad = http.get(f"/ogc/collections/{cid}/schema.xsd", params={"f": "json"})
+    assert bad.status_code == 400 and "unknown query parameter(s): f" in bad.text
 
 
 def test_polygons_stay_valid_after_quantisation(http, demo_atlas):
