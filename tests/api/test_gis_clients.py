@@ -384,6 +384,56 @@ def test_pyogrio_gdal_opens_the_collection_tiles_with_api_tiles(server, demo_hea
     assert np.mean(inside) > 0.99, f"{len(inside) - sum(inside)} tile pieces outside their grid"
 
 
+_PYOGRIO_WEBMERCATOR = """
+import json, sys
+import pyogrio
+base, token, extent = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": token, "GDAL_HTTP_TIMEOUT": "60"})
+oo = {"API": "TILES", "TILEMATRIXSET": "WebMercatorQuad", **extent}
+def levels():
+    found = []
+    for z in range(23):
+        try:
+            pyogrio.read_info(base, layer=f"Zoom level {z}", **oo)
+            found.append(z)
+        except Exception:
+            pass
+    return found
+out = {"levels": levels()}
+if 12 in out["levels"]:
+    z12 = pyogrio.read_dataframe(base, layer="Zoom level 12", **oo)
+    out.update(crs=pyogrio.read_info(base, layer="Zoom level 12", **oo)["crs"], codes=z12["code"].tolist(),
+               kinds=z12["kind"].notna().tolist())
+print(json.dumps(out))
+"""
+
+
+def test_pyogrio_gdal_reads_the_webmercatorquad_tileset(server, demo_headers, demo_atlas):
+    """WebMercatorQuad through GDAL 3.12: its tile matrix set limits are right in its own tile indices.
+
+    GDAL's vector tiles reader computes a tileset's tile range from the collection's extent
+    without reprojecting it (CRS84 degrees against a matrix in metres), so by default it keeps
+    only z0-z1; given the extent in EPSG:3857 (the MINX..MAXY open options) it opens every zoom
+    level our limits declare and reads every grid, with its attributes, at z12.
+    """
+    import sys
+    from pyproj import Transformer
+    token = demo_headers["Authorization"].split(" ", 1)[1]
+    w, s, e, n = demo_atlas.divisions["geometry"].iloc[0].bounds
+    to3857 = Transformer.from_crs("OGC:CRS84", "EPSG:3857", always_xy=True)
+    (x0, x1), (y0, y1) = to3857.transform([w, e], [s, n])
+    runs = {}
+    for name, extent in (("crs84", {}), ("3857", {"MINX": x0, "MINY": y0, "MAXX": x1, "MAXY": y1})):
+        res = subprocess.run([sys.executable, "-c", _PYOGRIO_WEBMERCATOR, f"OGCAPI:{server}/ogc/collections/grids",
+                              token, json.dumps(extent)], capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        runs[name] = json.loads(res.stdout)
+    assert runs["crs84"]["levels"] == [0, 1]  # GDAL's limitation, not ours (see gis_grid.tiles.CRS84_TMS_ID)
+    got = runs["3857"]
+    assert got["levels"] == list(range(23)) and got["crs"] == "EPSG:3857"
+    assert set(got["codes"]) == set(demo_atlas.grid_codes) and all(got["kinds"])
+
+
 @pytest.mark.parametrize("cid", ["grids", "buildings"])
 def test_gml_schema_declares_the_json_schema_properties(http, cid, tmp_path):
     """``/schema.xsd`` (the collection's ``describedBy`` text/xml link) read by GDAL's own GML schema parser:
