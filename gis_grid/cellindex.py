@@ -102,17 +102,19 @@ class CellIndex:
         c0 = np.clip(np.ceil((start - self.x0) * self.inv - 0.5), 0, self.nx).astype(np.int64)
         c1 = np.clip(np.ceil((stop - self.x0) * self.inv - 0.5), 0, self.nx).astype(np.int64)
         m = np.maximum(c1 - c0, 0)
-        flat = np.repeat(prow * self.nx + c0, m) + _ranges_offset(m)
-        label[flat] = np.repeat(ppoly, m)
+        first = prow * self.nx + c0
+        # in chunks of ~4M cells: a province's ~100M filled cells as int64 temporaries would take gigabytes
+        for i, j in _chunk_bounds(m, 1 << 22):
+            flat = np.repeat(first[i:j], m[i:j]) + _ranges_offset(m[i:j])
+            label[flat] = np.repeat(ppoly[i:j], m[i:j])
 
     def _mark_boundaries(self, label):
         """Find cells whose closed box meets an edge; keep their candidates in CSR form."""
         a, b, owner = self._edges()
         # chunks of edges bound the memory of the 3x3 candidate pairs
-        bounds = np.searchsorted(np.cumsum(np.hypot(*(b - a).T) * self.inv + 2), np.arange(0, 1e12, 400_000))
-        bounds = np.unique(np.concatenate([[0], bounds[bounds < len(a)], [len(a)]]))
-        hits = [self._edge_cells(a[i:j], b[i:j]) for i, j in zip(bounds[:-1], bounds[1:])]
-        e = np.concatenate([h[0] + i for h, i in zip(hits, bounds[:-1])])
+        chunks = _chunk_bounds(np.hypot(*(b - a).T) * self.inv + 2, 400_000)
+        hits = [self._edge_cells(a[i:j], b[i:j]) for i, j in chunks]
+        e = np.concatenate([h[0] + i for h, (i, _) in zip(hits, chunks)])
         cell = np.concatenate([h[1] for h in hits])
         bcells = _unique(cell)
         # candidates: owners of the edges in the cell plus the polygon holding its
@@ -138,11 +140,16 @@ class CellIndex:
         order = np.argsort(cell, kind="stable")
         e, cell = e[order], cell[order]
         fwd = (a[e, 0] < b[e, 0]) | ((a[e, 0] == b[e, 0]) & (a[e, 1] < b[e, 1]))
-        seg = np.where(fwd[:, None], np.hstack([a[e], b[e]]), np.hstack([b[e], a[e]]))
         starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
         same = np.ones(len(starts), dtype=bool)
+        first = np.empty((len(starts), 4))
+        # one coordinate column at a time: the (edge, cell) pairs' 4-column segments of a
+        # province (tens of millions) would need gigabytes at once
         for k in range(4):
-            same &= np.minimum.reduceat(seg[:, k], starts) == np.maximum.reduceat(seg[:, k], starts)
+            ends = (a, b) if k < 2 else (b, a)
+            col = np.where(fwd, ends[0][e, k % 2], ends[1][e, k % 2])
+            same &= np.minimum.reduceat(col, starts) == np.maximum.reduceat(col, starts)
+            first[:, k] = col[starts]
         left = np.maximum.reduceat(np.where(fwd, owner[e], -1), starts)
         right = np.maximum.reduceat(np.where(fwd, -1, owner[e]), starts)
         n_left = np.add.reduceat(fwd.astype(np.int32), starts)
@@ -150,7 +157,7 @@ class CellIndex:
         ok = same & (n_left <= 1) & (n_right <= 1)
         # the polygon holding the centre must be one of the two sides (else overlap: no shortcut)
         ok &= (centre < 0) | (centre == left) | (centre == right)
-        self.seg = np.where(ok[:, None], seg[starts], np.nan)
+        self.seg = np.where(ok[:, None], first, np.nan)
         self.side = np.column_stack([left, right]).astype(np.int32)
 
     def _edge_cells(self, a, b):
@@ -411,6 +418,14 @@ def _ranges_owner(n: np.ndarray) -> np.ndarray:
 def _ranges_offset(n: np.ndarray) -> np.ndarray:
     """For runs of lengths ``n``: each element's position within its run."""
     return np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+
+
+def _chunk_bounds(weights: np.ndarray, size: float) -> list[tuple[int, int]]:
+    """(start, stop) slices of ``weights`` in order, each of total weight about ``size`` (at least one item)."""
+    cum = np.cumsum(weights)
+    cuts = np.searchsorted(cum, np.arange(size, cum[-1] if len(cum) else 0, size))
+    bounds = np.unique(np.concatenate([[0], cuts, [len(weights)]])).tolist()
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _unique(a: np.ndarray) -> np.ndarray:
