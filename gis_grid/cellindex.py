@@ -114,33 +114,41 @@ class CellIndex:
         # chunks of edges bound the memory of the 3x3 candidate pairs
         chunks = _chunk_bounds(np.hypot(*(b - a).T) * self.inv + 2, 400_000)
         hits = [self._edge_cells(a[i:j], b[i:j]) for i, j in chunks]
-        e = np.concatenate([h[0] + i for h, (i, _) in zip(hits, chunks)])
-        cell = np.concatenate([h[1] for h in hits])
-        bcells = _unique(cell)
+        # one sort of (cell, edge) keys groups the pairs by cell for everything below
+        # (a province has tens of millions of pairs: every copy of them is hundreds of MB)
+        key = np.concatenate([h[1] * len(a) + (h[0] + i) for h, (i, _) in zip(hits, chunks)])
+        del hits
+        key.sort()
+        cell, e = np.divmod(key, len(a))
+        del key
+        starts = np.flatnonzero(np.diff(cell, prepend=-1))  # cells are >= 0
+        bcells = cell[starts]
         # candidates: owners of the edges in the cell plus the polygon holding its
         # centre (which would contain the whole cell if no edge of its own passed)
         centre = label[bcells].astype(np.int64)
         pairs = np.concatenate([cell * len(self.geoms) + owner[e],
                                 (bcells * len(self.geoms) + centre)[centre >= 0]])
+        del cell
         cell_of, poly = np.divmod(_unique(pairs), len(self.geoms))
+        del pairs
         self.bcells = bcells
         self.indptr = np.concatenate([[0], np.cumsum(np.bincount(np.searchsorted(bcells, cell_of),
                                                                  minlength=len(bcells)))])
+        del cell_of
         self.indices = poly.astype(np.int32)
-        self._single_segments(a, b, owner, e, cell, centre)
+        del poly
+        self._single_segments(a, b, owner, e, starts, centre)
         label[bcells] = BOUNDARY
 
-    def _single_segments(self, a, b, owner, e, cell, centre):
+    def _single_segments(self, a, b, owner, e, starts, centre):
         """For boundary cells that one segment crosses, keep it and the polygons on each side.
 
         Most boundary cells are crossed by a single shared edge: a point there is
         answered by the sign of one cross product, and only points within rounding
         distance of the segment still need the exact test.
         """
-        order = np.argsort(cell, kind="stable")
-        e, cell = e[order], cell[order]
+        # e: the edges meeting boundary cells, grouped by cell; starts: where each cell's group begins
         fwd = (a[e, 0] < b[e, 0]) | ((a[e, 0] == b[e, 0]) & (a[e, 1] < b[e, 1]))
-        starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
         same = np.ones(len(starts), dtype=bool)
         first = np.empty((len(starts), 4))
         # one coordinate column at a time: the (edge, cell) pairs' 4-column segments of a
