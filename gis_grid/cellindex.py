@@ -147,19 +147,21 @@ class CellIndex:
         answered by the sign of one cross product, and only points within rounding
         distance of the segment still need the exact test.
         """
-        # e: the edges meeting boundary cells, grouped by cell; starts: where each cell's group begins
-        fwd = (a[e, 0] < b[e, 0]) | ((a[e, 0] == b[e, 0]) & (a[e, 1] < b[e, 1]))
+        # e: the edges meeting boundary cells, grouped by cell; starts: where each cell's group begins.
+        # Everything per edge is decided once per edge, then gathered: a province has tens of
+        # millions of (edge, cell) pairs, and each temporary over them is hundreds of MB
+        fwd_edge = (a[:, 0] < b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] < b[:, 1]))
+        ordered = np.where(fwd_edge[:, None], np.hstack([a, b]), np.hstack([b, a]))
         same = np.ones(len(starts), dtype=bool)
         first = np.empty((len(starts), 4))
-        # one coordinate column at a time: the (edge, cell) pairs' 4-column segments of a
-        # province (tens of millions) would need gigabytes at once
-        for k in range(4):
-            ends = (a, b) if k < 2 else (b, a)
-            col = np.where(fwd, ends[0][e, k % 2], ends[1][e, k % 2])
+        for k in range(4):  # one coordinate column at a time
+            col = ordered[:, k][e]
             same &= np.minimum.reduceat(col, starts) == np.maximum.reduceat(col, starts)
             first[:, k] = col[starts]
-        left = np.maximum.reduceat(np.where(fwd, owner[e], -1), starts)
-        right = np.maximum.reduceat(np.where(fwd, -1, owner[e]), starts)
+        del col
+        fwd = fwd_edge[e]
+        left = np.maximum.reduceat(np.where(fwd_edge, owner, -1)[e], starts)
+        right = np.maximum.reduceat(np.where(fwd_edge, -1, owner)[e], starts)
         n_left = np.add.reduceat(fwd.astype(np.int32), starts)
         n_right = np.add.reduceat((~fwd).astype(np.int32), starts)
         ok = same & (n_left <= 1) & (n_right <= 1)
