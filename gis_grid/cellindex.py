@@ -113,7 +113,9 @@ class CellIndex:
         a, b, owner = self._edges()
         # chunks of edges bound the memory of the 3x3 candidate pairs
         chunks = _chunk_bounds(np.hypot(*(b - a).T) * self.inv + 2, 400_000)
-        hits = [self._edge_cells(a[i:j], b[i:j]) for i, j in chunks]
+        # chunks on both cores: numpy's sorts and ufunc loops release the GIL
+        with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:
+            hits = list(pool.map(lambda ij: self._edge_cells(a[ij[0]:ij[1]], b[ij[0]:ij[1]]), chunks))
         # one sort of (cell, edge) keys groups the pairs by cell for everything below
         # (a province has tens of millions of pairs: every copy of them is hundreds of MB)
         key = np.concatenate([h[1] * len(a) + (h[0] + i) for h, (i, _) in zip(hits, chunks)])
