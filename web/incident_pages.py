@@ -176,7 +176,8 @@ function legend(entries, titleHtml) {
   for (const e of entries) { const d = document.createElement('div');
     d.innerHTML = '<i style="background:' + e.colour + '"></i><span></span>';
     const n = e.count !== undefined ? ' (' + e.count + ')' : '', span = d.querySelector('span');
-    if (LEGEND_ZH[e.label]) span.innerHTML = bi(LEGEND_ZH[e.label] + n, e.label + n); else span.textContent = e.label + n;
+    const zh = e.label_zh || LEGEND_ZH[e.label];
+    if (zh) span.innerHTML = bi(zh + n, e.label + n); else span.textContent = e.label + n;
     el.appendChild(d); }
 }
 function show() {

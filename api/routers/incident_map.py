@@ -79,12 +79,16 @@ def incident_map(request: Request, layer: str = Query("all", description="heatma
 
 
 @router.get("/map/incidents/heat.json",
-            summary="Viewer layer: cases per 150 m bin and month (sparse), for the density heatmap")
+            summary="Viewer layer: cases (or a rate) per 150 m bin and month (sparse), for the density heatmap")
 def heat(request: Request,
          category: list[str] | None = Query(None, description="one or more categories (default all)"),
          start: str | None = Query(None, alias="from"), end: str | None = Query(None, alias="to"),
+         rate: str = Query("count", description="what a bin's value counts: count (cases), per_100hh (each "
+                                                 "case weighted by 100 / households of its grid; grids without "
+                                                 "households add nothing) or per_km2 (cases per km²)"),
          h: AtlasHolder = Depends(holder), who: Principal = Depends(_who)) -> Response:
     aggregate.time_range(start, end)
+    rate = incident_layers.heat_rate(rate)
     cats = _categories(category)
     basemap = display_basemap(request)
     atlas = h.atlas
@@ -93,14 +97,14 @@ def heat(request: Request,
 
     def build() -> bytes:
         m = aggregate._mask(t, start, end, cats)
-        bins = incident_layers.heat_bins(t, m)
+        bins = incident_layers.heat_bins(t, m, rate=rate, atlas=atlas)
         if bins["centres"] and basemap in layers.GCJ02_BASEMAPS:  # the basemap is GCJ-02: shift the bin centres
             c = np.asarray(bins["centres"])
             x, y = layers.to_display(c[:, 1], c[:, 0], basemap)
             bins["centres"] = np.round(np.column_stack([y, x]), 5).tolist()
         return _dumps({"cases": int(m.sum()), "category": cats, "from": start, "to": end, **bins})
 
-    return _json(_cached((t.version, scope, "heat", tuple(cats or ()), start, end, basemap), build))
+    return _json(_cached((t.version, scope, "heat", tuple(cats or ()), start, end, basemap, rate), build))
 
 
 @router.get("/map/incidents/choropleth/{level}.json",

@@ -4,7 +4,8 @@ Nothing raw is shipped: cases are binned on the server. The pages that draw thes
 (the /map viewer's overlays, the standalone incident page) are in ``web``.
 
 - **Density**: cases counted per 150 m square bin (EPSG:4548) and per month (China
-  Standard Time): the bin centres once and, per month, the sparse (bin, count) pairs.
+  Standard Time): the bin centres once and, per month, the sparse (bin, count) pairs; or, as
+  an option, a rate per bin: cases per 100 households of their grid, or cases per km².
 - **Response choropleths** per base grid and per community: closure rate,
   on-time rate, median handling time, satisfaction and open red / yellow
   cases, classified with mapclassify, the scheme chosen per indicator (see
@@ -62,38 +63,95 @@ NO_DATA = "#d9d9d9"
 
 #: Leaflet.heat colour ramp (position in [0, 1] -> colour); blue to red, none of it is a choropleth class
 HEAT_GRADIENT = [(0.2, "#2c7bb6"), (0.4, "#00a6ca"), (0.6, "#90eb9d"), (0.8, "#f9d057"), (1.0, "#d7191c")]
-#: the scale's top is this percentile of all bin counts, so one freak bin does not fade every other
+#: the scale's top is this percentile of all bin values, so one freak bin does not fade every other
 HEAT_SCALE_PERCENTILE = 99.5
+#: what a heat bin's value counts: rate -> (Chinese unit, English unit). Raw counts map where people live;
+#: per 100 households weighs each case by 100 / the households of its grid (a busy city bin and a village
+#: on one footing); per km² divides by the bin's area, so the value is a density whatever the bin size.
+HEAT_RATES = {"count": ("件", "cases"),
+              "per_100hh": ("每百户件数", "cases per 100 households"),
+              "per_km2": ("件/平方公里", "cases per km²")}
 
 
-def heat_scale(counts: np.ndarray) -> int:
-    """The count that reaches the top colour, fixed for every frame drawn with it."""
-    counts = np.asarray(counts, dtype=float)
-    return max(1, int(np.ceil(np.percentile(counts, HEAT_SCALE_PERCENTILE)))) if len(counts) else 1
+def heat_rate(rate: str | None) -> str:
+    """``rate`` checked against :data:`HEAT_RATES` (None: raw counts)."""
+    rate = rate or "count"
+    if rate not in HEAT_RATES:
+        raise InvalidInputError(f"unknown heat rate {rate!r}; use one of {', '.join(HEAT_RATES)}")
+    return rate
 
 
-def heat_legend(top: int) -> list[dict]:
-    """Legend entries for a heat scale: a bin drawn alone takes colour at sqrt(count / top)."""
+def _nice_ceil(x: float) -> float:
+    """``x`` rounded up to two significant digits (a legend's top reads 4.5, not 4.4731)."""
+    e = 10.0 ** (np.floor(np.log10(x)) - 1)
+    return float(np.round(np.ceil(x / e - 1e-9) * e, 10))
+
+
+def heat_scale(values: np.ndarray, integer: bool = True) -> float:
+    """The bin value that reaches the top colour, fixed for every frame drawn with it."""
+    values = np.asarray(values, dtype=float)
+    top = float(np.percentile(values, HEAT_SCALE_PERCENTILE)) if len(values) else 0.0
+    if integer:
+        return max(1, int(np.ceil(top)))
+    return _nice_ceil(top) if top > 0 else 1.0
+
+
+def heat_legend(top: float) -> list[dict]:
+    """Legend entries for a heat scale: a bin drawn alone takes colour at sqrt(value / top)."""
     entries = []
     for pos, colour in HEAT_GRADIENT:
         n = pos * pos * top
-        label = f"≥ {top}" if pos >= 1.0 else f"{n:.1f}" if n < 10 else f"{n:.0f}"
-        entries.append({"label": label, "colour": colour, "value": round(n, 2)})
+        label = f"≥ {top:g}" if pos >= 1.0 else f"{n:.2g}" if n < 1 else f"{n:.1f}" if n < 10 else f"{n:.0f}"
+        entries.append({"label": label, "colour": colour, "value": round(n, 4)})
     return entries
 
 
-def heat_bins(t: aggregate.CaseTable, mask: np.ndarray, bin_m: float = BIN_M) -> dict:
-    """Sparse per-month counts on square metric bins (bin centres in lat, lon), with fixed scales.
+def case_weights(t: aggregate.CaseTable, idx: np.ndarray, rate: str, atlas: Atlas | None = None,
+                 bin_m: float = BIN_M) -> np.ndarray:
+    """What each case ``idx`` adds to its bin in ``rate``'s unit (0: it counts for nothing there).
 
-    ``scale.month`` (one month shown) and ``scale.all`` (all months summed) are the counts that
-    reach the top colour: the same for every month, so months compare. ``legend`` holds the
-    stops of each scale, ``gradient`` the colour ramp the map draws with.
+    per_100hh: 100 / households of the case's grid; a case outside every grid, or in a grid with no
+    households, weighs 0 (there is no rate to add to). per_km2: 1 / the bin's area in km².
     """
+    rate = heat_rate(rate)
+    if rate == "count":
+        return np.ones(len(idx))
+    if rate == "per_km2":
+        return np.full(len(idx), 1e6 / (bin_m * bin_m))
+    if atlas is None:
+        raise InvalidInputError("rate per_100hh needs the atlas (households per grid)")
+    hh = denominators(atlas, "grid")["households"].reindex(
+        pd.Index(atlas.grid_codes).astype(str), fill_value=0).to_numpy(dtype=float)
+    g = t.grid[idx]
+    h = np.where(g >= 0, hh[np.clip(g, 0, None)], 0.0) if len(hh) else np.zeros(len(idx))
+    with np.errstate(divide="ignore"):
+        return np.where(h > 0, 100.0 / h, 0.0)
+
+
+def heat_bins(t: aggregate.CaseTable, mask: np.ndarray, bin_m: float = BIN_M, rate: str = "count",
+              atlas: Atlas | None = None) -> dict:
+    """Sparse per-month bin values (bin centres in lat, lon) in ``rate``'s unit, with fixed scales.
+
+    ``counts`` holds per month the (bins, values) pairs: cases, or with a rate the summed
+    :func:`case_weights`. ``month_cases`` counts the cases per month whatever the rate, ``unweighted``
+    the cases a rate leaves out (per_100hh: grids without households). ``scale.month`` (one month
+    shown) and ``scale.all`` (all months summed) are the values that reach the top colour: the same
+    for every month, so months compare. ``legend`` holds the stops of each scale, ``unit`` what they
+    count, ``gradient`` the colour ramp the map draws with.
+    """
+    rate = heat_rate(rate)
     idx = np.flatnonzero(mask)
-    fixed = {"gradient": [list(g) for g in HEAT_GRADIENT]}
+    integer = rate == "count"
+    fixed = {"gradient": [list(g) for g in HEAT_GRADIENT], "rate": rate,
+             "unit": {"zh": HEAT_RATES[rate][0], "en": HEAT_RATES[rate][1]}}
+    w = case_weights(t, idx, rate, atlas, bin_m)
+    unweighted = int((w == 0).sum())
+    idx, w = idx[w > 0], w[w > 0]
     if not len(idx):
-        return {"bin_m": bin_m, "centres": [], "months": [], "counts": [], **fixed,
-                "scale": {"month": 1, "all": 1}, "legend": {"month": heat_legend(1), "all": heat_legend(1)}}
+        one = heat_scale([], integer)
+        return {"bin_m": bin_m, "centres": [], "months": [], "counts": [], "month_cases": [],
+                "unweighted": unweighted, **fixed,
+                "scale": {"month": one, "all": one}, "legend": {"month": heat_legend(one), "all": heat_legend(one)}}
     x, y = crs_mod.to_metric(t.lon[idx], t.lat[idx])
     ix, iy = np.floor(np.asarray(x) / bin_m).astype(np.int64), np.floor(np.asarray(y) / bin_m).astype(np.int64)
     key = ix * 1_000_003 + iy
@@ -103,15 +161,18 @@ def heat_bins(t: aggregate.CaseTable, mask: np.ndarray, bin_m: float = BIN_M) ->
     local = (t.created[idx] + 8 * 3600).astype("datetime64[s]").astype("datetime64[M]")
     months, m = np.unique(local, return_inverse=True)
     pair = m.astype(np.int64) * len(ukey) + b
-    up, n = np.unique(pair, return_counts=True)
+    up, inv = np.unique(pair, return_inverse=True)
+    n = np.bincount(inv, weights=w)
+    n = n.round().astype(np.int64) if integer else np.round(n, 4)
     mm, bb = up // len(ukey), up % len(ukey)
     counts = []
     for k in range(len(months)):
         s = mm == k
         counts.append([bb[s].tolist(), n[s].tolist()])
-    scale = {"month": heat_scale(n), "all": heat_scale(np.bincount(b))}
+    scale = {"month": heat_scale(n, integer), "all": heat_scale(np.bincount(b, weights=w), integer)}
     return {"bin_m": bin_m, "centres": np.round(np.column_stack([lat, lon]), 5).tolist(),
-            "months": [str(v) for v in months], "counts": counts, **fixed,
+            "months": [str(v) for v in months], "counts": counts,
+            "month_cases": np.bincount(m, minlength=len(months)).tolist(), "unweighted": unweighted, **fixed,
             "scale": scale, "legend": {k: heat_legend(v) for k, v in scale.items()}}
 
 
@@ -169,7 +230,8 @@ def classify(values: np.ndarray, higher_is_better: bool, k: int = 5, scheme: str
     """Class index per value (-1: no data) and legend entries, classified by mapclassify ``scheme``.
 
     At most ``k`` classes (head/tail breaks decide their own number), fewer when there are fewer
-    distinct values; ``integer`` labels classes of counts by the whole numbers they hold.
+    distinct values; ``integer`` labels classes of counts by the whole numbers they hold. All values
+    equal: one class in the lightest colour, labelled "no variation" (``label_zh`` in Chinese).
     """
     v = np.asarray(values, dtype=float)
     ok = np.isfinite(v)
@@ -179,12 +241,17 @@ def classify(values: np.ndarray, higher_is_better: bool, k: int = 5, scheme: str
     uniq = np.unique(v[ok])
     kk = int(min(k, len(uniq)))
     if kk <= 1:
+        # every division alike (say no open yellow cases anywhere): nothing stands out, so nothing
+        # is drawn in the bad end's colour; one lightest class that says so
         cls[ok] = 0
-        bins = [float(uniq[0])]
-    else:
-        c = _scheme(v[ok], scheme, kk)
-        cls[ok] = c.yb
-        bins = [float(b) for b in c.bins]
+        legend = [{"label": f"no variation: all {uniq[0]:g}", "label_zh": f"无差异：全部为 {uniq[0]:g}",
+                   "colour": PALETTE[0], "count": int(ok.sum())}]
+        if (~ok).any():
+            legend.append({"label": "no cases", "colour": NO_DATA, "count": int((~ok).sum())})
+        return cls, legend
+    c = _scheme(v[ok], scheme, kk)
+    cls[ok] = c.yb
+    bins = [float(b) for b in c.bins]
     if len(bins) > len(PALETTE):  # head/tail breaks on a very long tail: merge the top classes
         cls[cls >= len(PALETTE)] = len(PALETTE) - 1
         bins = bins[:len(PALETTE) - 1] + [bins[-1]]

@@ -396,6 +396,31 @@ def test_viewer_incident_layers(demo):
         assert r.status_code == 400 and word in r.json()["detail"], (url, r.text)
 
 
+def test_heat_rates(demo):
+    """The heat layer as a rate: per km² is the count over the bin's area; per 100 households weighs
+    each case by its grid's households, its legend in that unit; an unknown rate is a 400 naming the known."""
+    q = {"category": "sanitation", "from": "2016-01-01", "to": "2016-06-30"}
+    count = demo.get("/map/incidents/heat.json", params=q).json()
+    km2 = demo.get("/map/incidents/heat.json", params={**q, "rate": "per_km2"}).json()
+    hh = demo.get("/map/incidents/heat.json", params={**q, "rate": "per_100hh"}).json()
+    assert (count["rate"], km2["rate"], hh["rate"]) == ("count", "per_km2", "per_100hh")
+    assert km2["unit"]["en"] == "cases per km²" and hh["unit"]["en"] == "cases per 100 households"
+    per_bin_km2 = (km2["bin_m"] / 1000) ** 2
+    for c, k in zip(count["counts"], km2["counts"]):
+        assert c[0] == k[0] and k[1] == pytest.approx([n / per_bin_km2 for n in c[1]], abs=1e-3)
+    assert km2["month_cases"] == count["month_cases"] == [sum(n) for _, n in count["counts"]]
+    # the fixed scale and legend are in the rate's unit (for per km² about the count scale over the bin area)
+    assert km2["scale"]["all"] == pytest.approx(count["scale"]["all"] / per_bin_km2, rel=0.15)
+    assert km2["legend"]["all"][-1]["label"] == f"≥ {km2['scale']['all']:g}"
+    # per household: every case of the window is weighed or counted as left out (grids without households)
+    assert sum(hh["month_cases"]) + hh["unweighted"] == hh["cases"] == count["cases"] > 0
+    grid = demo.get("/map/incidents/choropleth/grid.json", params=q).json()["values"]
+    per_grid = sum(v["cases_per_100hh"] or 0 for v in grid.values())
+    assert sum(sum(n) for _, n in hh["counts"]) == pytest.approx(per_grid, rel=1e-3)
+    r = demo.get("/map/incidents/heat.json", params={**q, "rate": "per_person"})
+    assert r.status_code == 400 and "per_100hh" in r.json()["detail"]
+
+
 def test_statistics_follow_writes(toy_env):
     toy, keys = toy_env
     assert toy.get("/stats/summary").json()["cases"] == 0

@@ -10,6 +10,7 @@ import mapclassify
 import numpy as np
 import pytest
 
+from gis_grid.errors import InvalidInputError
 from gis_grid.incidents import layers
 
 
@@ -128,3 +129,99 @@ def test_rates_per_household_and_per_km2(demo_store_path, tmp_path_factory):
             top = max((e for e in legend["entries"] if e["label"] != "no cases"),
                       key=lambda e: float(e["label"].split("–")[-1]))
             assert top["colour"] == layers.PALETTE[-1]
+
+
+@pytest.mark.store_free
+def test_all_equal_values_draw_light_with_no_variation():
+    """A metric with one value everywhere (no open yellow case anywhere) has nothing to rank: the lightest
+    class, never the dark red end, and a legend that says there is no variation."""
+    for values, good_high, integer in (([0, 0, 0, 0], False, True), ([3.0, 3.0], False, False),
+                                       ([100.0, 100.0, 100.0], True, False)):
+        for scheme in layers.SCHEME_NAMES:
+            cls, legend = layers.classify(np.array(values, dtype=float), good_high, scheme=scheme, integer=integer)
+            assert cls.tolist() == [0] * len(values)
+            assert legend == [{"label": f"no variation: all {values[0]:g}",
+                               "label_zh": f"无差异：全部为 {values[0]:g}",
+                               "colour": layers.PALETTE[0], "count": len(values)}], (values, scheme, legend)
+    cls, legend = layers.classify(np.array([0.0, np.nan, 0.0]), False, scheme="head_tail", integer=True)
+    assert cls.tolist() == [0, -1, 0]
+    assert [(e["label"], e["colour"], e["count"]) for e in legend] == \
+        [("no variation: all 0", layers.PALETTE[0], 2), ("no cases", layers.NO_DATA, 1)]
+    # two distinct values still use the scale's dark end for the worse one
+    cls, legend = layers.classify(np.array([0.0, 0.0, 2.0]), False, scheme="head_tail", integer=True)
+    assert legend[cls[2]]["colour"] == layers.PALETTE[-1] != legend[cls[0]]["colour"]
+
+
+def _toy_cases():
+    """Cases at one point inside each toy grid: 3 + 1 in March 2015 (G1, G2), 1 + 2 in April (G3, G4)."""
+    import pandas as pd
+    where = {"370402001001001": (117.505, 34.815), "370402001001002": (117.505, 34.805),
+             "370402002001001": (117.515, 34.815), "370402002001002": (117.515, 34.805)}
+    plan = [("370402001001001", "2015-03-02"), ("370402001001001", "2015-03-05"), ("370402001001001", "2015-03-09"),
+            ("370402001001002", "2015-03-03"), ("370402002001001", "2015-04-01"),
+            ("370402002001002", "2015-04-02"), ("370402002001002", "2015-04-03")]
+    rows = [dict(id=f"E{i}", category="sanitation", department="sanitation", priority="routine", status="closed",
+                 grid_code=g, lon=where[g][0], lat=where[g][1], created=f"{day}T02:00:00Z",
+                 dispatched=f"{day}T03:00:00Z", closed=f"{day}T09:00:00Z", deadline=f"{day}T23:00:00Z",
+                 cancelled=None, satisfaction=5, rework_count=0) for i, (g, day) in enumerate(plan)]
+    return pd.DataFrame(rows), where
+
+
+def test_heat_rates_on_the_toy_district(store_backend, tmp_path_factory):
+    """Heat bins per 100 households and per km², against weights worked out here from the toy's tables:
+    grid 4's only household is removed, so its two cases add nothing to the per-household heat."""
+    from common import make_toy_store, toy_people
+    from gis_grid.atlas import Atlas
+    from gis_grid.incidents import aggregate
+    hh, res = toy_people()
+    hh, res = hh[hh["grid_code"] != "370402002001002"], res[res["household_id"].isin(hh["id"])]
+    store = make_toy_store(tmp_path_factory.mktemp("heat") / "toy.gpkg", households=hh, residents=res)
+    try:
+        atlas = Atlas.from_store(store)
+        frame, where = _toy_cases()
+        t = aggregate.CaseTable.from_frame(frame, atlas)
+        mask = np.ones(len(t), dtype=bool)
+        households = hh["grid_code"].value_counts().to_dict()        # G1: 2, G2: 1, G3: 1, G4: none
+        # expected (month, grid) -> value, each case weighted by hand
+        want = {"count": {}, "per_100hh": {}, "per_km2": {}}
+        for _, c in frame.iterrows():
+            key = (c["created"][:7], c["grid_code"])
+            want["count"][key] = want["count"].get(key, 0) + 1
+            want["per_km2"][key] = want["per_km2"].get(key, 0) + 1 / (0.150 * 0.150)   # a 150 m bin in km²
+            if households.get(c["grid_code"]):
+                want["per_100hh"][key] = want["per_100hh"].get(key, 0) + 100 / households[c["grid_code"]]
+        assert want["per_100hh"] == {("2015-03", "370402001001001"): 150.0, ("2015-03", "370402001001002"): 100.0,
+                                     ("2015-04", "370402002001001"): 100.0}
+        for rate, expected in want.items():
+            b = layers.heat_bins(t, mask, rate=rate, atlas=atlas)
+            assert b["rate"] == rate and b["unit"]["en"] == layers.HEAT_RATES[rate][1]
+            got = {}
+            for k, (bins, values) in enumerate(b["counts"]):
+                for i, v in zip(bins, values):
+                    lat, lon = b["centres"][i]
+                    # the grid whose point lies in this bin (points are ~1 km apart, bins 150 m)
+                    g = min(where, key=lambda c: (where[c][0] - lon) ** 2 + (where[c][1] - lat) ** 2)
+                    assert abs(where[g][0] - lon) < 0.002 and abs(where[g][1] - lat) < 0.002
+                    got[(b["months"][k], g)] = v
+            assert got.keys() == expected.keys(), rate
+            for key, v in expected.items():
+                assert got[key] == pytest.approx(v, abs=1e-3), (rate, key)
+            left_out = 2 if rate == "per_100hh" else 0
+            assert b["unweighted"] == left_out
+            assert sum(b["month_cases"]) == len(frame) - left_out
+            # a fixed scale in the rate's unit: the top is at least the 99.5th percentile of the month values
+            month_values = [v for _, vals in b["counts"] for v in vals]
+            assert b["scale"]["month"] >= np.percentile(month_values, 99.5)
+            assert b["legend"]["month"][-1]["label"] == f"≥ {b['scale']['month']:g}"
+        # the per-household heat of a grid adds up to that grid's choropleth rate
+        cv = layers.choropleth_values(t, atlas, "grid")
+        for g, rate in ((g, cv["values"][g]["cases_per_100hh"]) for g in where):
+            total = sum(v for (_, gg), v in want["per_100hh"].items() if gg == g)
+            assert (rate is None and total == 0) or rate == pytest.approx(total, abs=0.01), (g, rate, total)
+        # no open case anywhere: the open-yellow choropleth is all one light class that says so
+        assert {cv["values"][g]["c_open_yellow"] for g in where} == {layers.PALETTE[0]}
+        assert cv["legends"]["open_yellow"]["entries"][0]["label"] == "no variation: all 0"
+        with pytest.raises(InvalidInputError, match="unknown heat rate"):
+            layers.heat_bins(t, mask, rate="per_person", atlas=atlas)
+    finally:
+        store.close()
