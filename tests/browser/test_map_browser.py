@@ -278,6 +278,38 @@ def _check_warnings_controls(page, store_path, artifacts_dir):
                            "document.body.dataset.ggIncWarnings === 'ready'", timeout=60_000)
 
 
+def _check_heat_rates(page, legend, stops, artifacts_dir):
+    """The heat as a rate (per km², per 100 households): reloaded from the server, drawn on its fixed scale
+    in that unit, the legend naming the unit (and, per household, what it leaves out), Chinese first."""
+    heat = "GisGridViewer.incident.data.heat"
+    for rate, unit in (("per_km2", "cases per km²"), ("per_100hh", "cases per 100 households")):
+        page.select_option("#gg-inc-rate", rate)
+        page.wait_for_function(f"() => {heat}.rate === '{rate}' && !{heat}.category && "
+                               "document.body.dataset.ggIncHeat === 'ready'", timeout=60_000)
+        text = legend.inner_text()
+        assert unit in text and "per month" in text and "fixed scale" in text, text
+        cases = page.evaluate(f"{heat}.month_cases[30]")
+        assert f"{cases} of {page.evaluate(f'{heat}.cases')} cases" in text
+        top = page.evaluate(f"{heat}.scale.month")
+        assert stops.all_inner_texts()[-1] == f"≥ {top:g}"
+        busiest = page.evaluate(f"Math.max(...{heat}.counts[30][1])")
+        weights = page.evaluate("GisGridViewer.incident.layers.heat._latlngs.map(p => p[2])")
+        assert max(weights) == pytest.approx(min(1.0, (busiest / top) ** 0.5))
+        if rate == "per_100hh":
+            left = page.evaluate(f"{heat}.unweighted")
+            assert f"grids without households add nothing ({left} cases)" in text
+        page.screenshot(path=str(artifacts_dir / f"map_incident_heat_{rate}.png"))
+    page.click("#gg-lang")      # Chinese: the control and the legend's unit
+    assert page.evaluate("document.querySelector('#gg-inc-rate option:checked').textContent") == "每百户案件（按网格户数）"
+    assert "每百户件数" in legend.inner_text() and "无户数网格不计入" in legend.inner_text()
+    page.screenshot(path=str(artifacts_dir / "map_incident_heat_per_100hh_zh.png"))
+    page.click("#gg-lang")
+    page.select_option("#gg-inc-rate", "count")
+    page.wait_for_function(f"() => {heat}.rate === 'count' && document.body.dataset.ggIncHeat === 'ready'",
+                           timeout=60_000)
+    assert "cases per 150 m bin" in legend.inner_text()
+
+
 def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artifacts_dir):
     """Heatmap, response choropleths and warnings as layers of /map: toggled, legended, drawn from binned data."""
     from gis_grid.store import open_store
@@ -355,6 +387,7 @@ def test_incident_layers_in_the_viewer(page, live_server, demo_store_path, artif
     assert 0 < sanitation < cases and f" of {sanitation} cases" in legend.inner_text()
     page.screenshot(path=str(artifacts_dir / "map_incident_heat.png"))
     page.select_option("#gg-inc-category", "")
+    _check_heat_rates(page, legend, stops, artifacts_dir)
     _toggle_overlay(page, "Incident density", on=False)
     assert page.evaluate("GisGridViewer.incident.counts().heat") == 0
     assert page.locator('#gg-inc-legend [data-layer="heat"]').count() == 0

@@ -434,6 +434,11 @@
     var sel = el("gg-inc-category"), cat = sel ? sel.value : "";
     return cat ? "?category=" + encodeURIComponent(cat) : "";
   }
+  /** the heat layer's query: category and, unless raw counts, the rate the bins are weighted by */
+  function heatQuery() {
+    var q = incCategoryQuery(), rate = el("gg-inc-rate").value;
+    return rate && rate !== "count" ? q + (q ? "&" : "?") + "rate=" + encodeURIComponent(rate) : q;
+  }
 
   function buildIncidentPanel() {
     var ic = V.cfg.incidents;
@@ -445,7 +450,11 @@
       '<label class="gg-inc-row">' + bi("类别", "Category") + ' <select id="gg-inc-category">' +
       option("", "全部", "all") + ic.categories.map(function (c) { return option(c[0], c[1], c[2] || c[0]); }).join("") +
       "</select></label>" +
-      '<div id="gg-inc-heat-controls" hidden><label><input type="checkbox" id="gg-inc-all-months" checked> ' +
+      '<div id="gg-inc-heat-controls" hidden><label class="gg-inc-row">' + bi("热力值", "Heat shows") +
+      ' <select id="gg-inc-rate">' + option("count", "案件数", "case count") +
+      option("per_100hh", "每百户案件（按网格户数）", "cases per 100 households (of the grid)") +
+      option("per_km2", "每平方公里案件", "cases per km²") + "</select></label>" +
+      '<label><input type="checkbox" id="gg-inc-all-months" checked> ' +
       bi("全部月份", "all months") + '</label> <b id="gg-inc-month-label"></b>' +
       '<div class="gg-inc-row"><button type="button" id="gg-inc-play" aria-label="play months">' + playLabel(false) +
       '</button><input type="range" id="gg-inc-month" min="0" max="0" value="0" aria-label="month"></div></div>' +
@@ -469,6 +478,7 @@
       ["grid", "community"].forEach(function (k) { if (INC.on[k] && INC.data[k]) { drawChoropleth(k); } });
       renderIncidentLegend();
     });
+    el("gg-inc-rate").addEventListener("change", function () { if (INC.on.heat) { loadIncident("heat"); } });
     el("gg-inc-month").addEventListener("input", function () { el("gg-inc-all-months").checked = false; drawHeat(); });
     el("gg-inc-all-months").addEventListener("change", drawHeat);
     el("gg-inc-play").addEventListener("click", togglePlay);
@@ -513,7 +523,7 @@
 
   function loadIncident(key) {
     var ic = V.cfg.incidents, url;
-    if (key === "heat") { url = ic.heatUrl + incCategoryQuery(); }
+    if (key === "heat") { url = ic.heatUrl + heatQuery(); }
     else if (key === "warnings") {
       var day = el("gg-inc-date").value, cq = incCategoryQuery();
       url = ic.warningsUrl + cq + (day ? (cq ? "&" : "?") + "at=" + encodeURIComponent(day) : "");
@@ -551,9 +561,10 @@
     // one fixed top per view (a month, or all months summed), never this frame's own maximum
     var top = all ? h.scale.all : h.scale.month, pts = [], shown = 0;
     for (var j = 0; j < w.length; j++) {
-      shown += w[j];
       if (w[j] > 0) { pts.push([h.centres[j][0], h.centres[j][1], Math.min(1, Math.sqrt(w[j] / top))]); }
     }
+    // cases drawn (whatever the rate weighs them by)
+    months.forEach(function (mi) { shown += (h.month_cases || [])[mi] || 0; });
     INC.heatShown = shown;
     INC.heatScale = all ? "all" : "month";
     if (all) { el("gg-inc-month-label").innerHTML = bi("全部", "all"); } else { el("gg-inc-month-label").textContent = h.months[k] || ""; }
@@ -649,7 +660,7 @@
   function legendBlock(key, titleHtml, entries) {
     return '<div class="gg-inc-legend-block" data-layer="' + key + '"><b>' + titleHtml + "</b>" +
       entries.map(function (e) {
-        var label = LEGEND_ZH[e.label] ? bi(LEGEND_ZH[e.label], e.label) : esc(e.label);
+        var zh = e.label_zh || LEGEND_ZH[e.label], label = zh ? bi(zh, e.label) : esc(e.label);
         return '<div class="gg-inc-entry"><i style="background:' + esc(e.colour) + '"></i><span>' + label +
           (e.count !== undefined ? " (" + esc(e.count) + ")" : "") + "</span></div>";
       }).join("") + "</div>";
@@ -664,11 +675,17 @@
       var d = INC.data[key];
       if (!INC.on[key] || !d) { return; }
       if (key === "heat") {
-        var all = INC.heatScale !== "month", shown = INC.heatShown || 0;
-        html.push(legendBlock(key, bi("事件密度 每 " + d.bin_m + " 米格 · " + (all ? "全部月份" : "每月") +
-          "（固定色标）· 显示 " + shown + " / 共 " + d.cases + " 件",
-          "cases per " + d.bin_m + " m bin, " + (all ? "all months" : "per month") + " (fixed scale) · " +
-          shown + " of " + d.cases + " cases"), d.legend[INC.heatScale || "all"]));
+        var all = INC.heatScale !== "month", shown = INC.heatShown || 0, u = d.unit || { zh: "件", en: "cases" };
+        var per = d.rate && d.rate !== "count";
+        // rates: the value's unit, then the bin it is measured on; per 100 households says what it leaves out
+        var zh = per ? "事件密度 " + u.zh + "（" + d.bin_m + " 米格）" : "事件密度 每 " + d.bin_m + " 米格";
+        var en = per ? u.en + " (" + d.bin_m + " m bins)" : "cases per " + d.bin_m + " m bin";
+        var left = d.rate === "per_100hh" ? [" · 无户数网格不计入（" + d.unweighted + " 件）",
+          " · grids without households add nothing (" + d.unweighted + " cases)"] : ["", ""];
+        html.push(legendBlock(key, bi(zh + " · " + (all ? "全部月份" : "每月") +
+          "（固定色标）· 显示 " + shown + " / 共 " + d.cases + " 件" + left[0],
+          en + ", " + (all ? "all months" : "per month") + " (fixed scale) · " +
+          shown + " of " + d.cases + " cases" + left[1]), d.legend[INC.heatScale || "all"]));
       } else if (key === "warnings") {
         var cat = d.category && d.category.length ? " · " + d.category.join(", ") : "";
         html.push(legendBlock(key, bi("超前预警 " + d.at + cat + "（相对自身基线，FDR 5%）",
