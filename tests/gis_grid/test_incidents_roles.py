@@ -28,6 +28,11 @@ def test_every_workflow_role_is_held_by_some_key_role():
 @pytest.mark.parametrize("role", ["hotline", "department", "supervisor"])
 def test_district_offices_are_scoped_to_a_district(role):
     assert SCOPE_LEVEL[role] == 6 and ROLES[role].subtree_only
+    if role == "department":   # a department key is also tied to its department (issue 13)
+        assert check_scope(role, "370402:justice") == "370402:justice"
+        with pytest.raises(Exception, match="tied to its department"):
+            check_scope(role, "370402")
+        return
     assert check_scope(role, "370402") == "370402"
     with pytest.raises(Exception, match="6 digits"):
         check_scope(role, "370402001")
