@@ -121,6 +121,10 @@ def check(env, method, url, params, body, status, words, head="centre"):
 @pytest.mark.parametrize("endpoint", ["search", "plan"])
 def test_polygon_catalogue(env, endpoint, name):
     g, status, words = POLYGONS[name]
+    if endpoint == "plan" and name == "spike":
+        # a plan's zero-width spike is within the snapping tolerance: it is repaired (the planner
+        # tools' own rule) and the plan is refused for what is really wrong with it, a gap
+        words = ["gap"]
     make = search_request if endpoint == "search" else plan_request
     method, url, params, body = make(_text(g))
     check(env, method, url, params, body, status, words, "centre" if endpoint == "search" else "planner")
