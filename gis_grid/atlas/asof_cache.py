@@ -44,15 +44,16 @@ def nbytes(obj, _seen: set | None = None, _depth: int = 0) -> int:
             values = col.to_numpy() if col.dtype == object or str(col.dtype) == "geometry" else None
             total += nbytes(values, seen, _depth + 1) if values is not None else int(col.memory_usage(index=False))
         return total + int(obj.index.memory_usage())
+    # memos fill from other threads while this walks: copy a container in one C call first
     if isinstance(obj, dict):
         return sys.getsizeof(obj) + sum(nbytes(k, seen, _depth + 1) + nbytes(v, seen, _depth + 1)
-                                        for k, v in obj.items())
+                                        for k, v in tuple(obj.items()))
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return sys.getsizeof(obj) + sum(nbytes(x, seen, _depth + 1) for x in obj)
+        return sys.getsizeof(obj) + sum(nbytes(x, seen, _depth + 1) for x in tuple(obj))
     if isinstance(obj, shapely.STRtree):
         return len(obj) * 64
     if hasattr(obj, "__dict__") and not isinstance(obj, type):
-        return sys.getsizeof(obj) + sum(nbytes(v, seen, _depth + 1) for v in vars(obj).values())
+        return sys.getsizeof(obj) + sum(nbytes(v, seen, _depth + 1) for v in tuple(vars(obj).values()))
     if hasattr(obj, "__slots__"):
         return sys.getsizeof(obj) + sum(nbytes(getattr(obj, s, None), seen, _depth + 1) for s in obj.__slots__)
     return sys.getsizeof(obj)
